@@ -1,0 +1,48 @@
+# Shutterline developer entry points. Every target creates the environment it needs.
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/shutterline
+UV_VERSION := 0.13.8
+UV := $(CACHE)/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_CACHE_DIR := $(CACHE)/uv-cache
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: env demo test lint typecheck unit bench testbed-up testbed-down clean
+
+$(UV):
+	python3 -m venv $(CACHE)/uv
+	$(CACHE)/uv/bin/pip install -q uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python 3.11
+	touch $@
+
+env: $(VENV)/.synced
+
+demo: env
+	$(PY) -m shutterline.cli.main demo --workdir .demo
+
+lint: env
+	$(VENV)/bin/ruff check pipeline-image operator tests
+	$(VENV)/bin/ruff format --check pipeline-image operator tests
+
+typecheck: env
+	$(VENV)/bin/mypy pipeline-image/shutterline operator/shutterline_operator
+
+unit: env
+	$(PY) -m pytest -q
+
+test: lint typecheck unit
+
+bench: env
+	$(PY) tests/benchmarks/run_all.py
+
+testbed-up: env
+	$(PY) -m tests.testbed up
+
+testbed-down: env
+	$(PY) -m tests.testbed down
+
+clean:
+	rm -rf $(VENV) .demo .testbed .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""Entry point: ``shutterline <subcommand> ...``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+
+from shutterline import exceptions
+
+__all__ = ["build_parser", "main"]
+
+# Subcommand modules, in the order ``--help`` lists them.
+_COMMANDS = ("simulate", "ingest", "calibs", "templates", "precache", "run", "demo", "sidecar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="shutterline", description="Prompt processing for a wide-field survey telescope."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMANDS:
+        module_name = f"shutterline.cli.{name}"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; map Shutterline errors to their exit codes with a one-line reason."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except exceptions.ShutterlineError as exc:
+        print(f"shutterline {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

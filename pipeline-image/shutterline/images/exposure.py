@@ -1,0 +1,111 @@
+"""``Exposure``: image, mask and variance planes with a WCS, a PSF and metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from shutterline.images.mask import MaskBit
+
+__all__ = ["Exposure", "read_exposure", "write_exposure"]
+
+
+@dataclasses.dataclass
+class Exposure:
+    """A calibrated or intermediate image.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        ``(ny, nx)`` float32. Units are in ``metadata['BUNIT']`` (``'electron'`` after
+        instrument signature removal, ``'nJy'`` for coadds and calibrated images).
+    mask : numpy.ndarray
+        ``(ny, nx)`` int32 bit plane, bits from `MaskBit`.
+    variance : numpy.ndarray
+        ``(ny, nx)`` float32, in units of ``image`` squared.
+    wcs : astropy.wcs.WCS or None
+        Celestial WCS of this pixel grid (origin 0 in astropy calls).
+    psf : numpy.ndarray or None
+        ``(k, k)`` float32 PSF image at the centre, odd ``k``, sums to 1.
+    metadata : dict
+        FITS-compatible keys: ``VISIT``, ``DETECTOR``, ``BAND``, ``MJD``, ``EXPTIME``,
+        ``BUNIT``, ``NJY_PER_UNIT`` (photometric calibration), ``PSF_FWHM`` (pixels), ...
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    variance: np.ndarray
+    wcs: WCS | None = None
+    psf: np.ndarray | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(ny, nx)``."""
+        return (int(self.image.shape[0]), int(self.image.shape[1]))
+
+    @classmethod
+    def blank(cls, shape: tuple[int, int], wcs: WCS | None = None) -> Exposure:
+        """An all-zero exposure of ``shape`` with every pixel flagged ``NO_DATA``."""
+        return cls(
+            image=np.zeros(shape, np.float32),
+            mask=np.full(shape, int(MaskBit.NO_DATA), np.int32),
+            variance=np.zeros(shape, np.float32),
+            wcs=wcs,
+        )
+
+
+def _header(exposure: Exposure) -> fits.Header:
+    header = exposure.wcs.to_header(relax=True) if exposure.wcs is not None else fits.Header()
+    for key, value in exposure.metadata.items():
+        header[key[:8].upper()] = value
+    return header
+
+
+def write_exposure(exposure: Exposure, path: str | os.PathLike[str]) -> None:
+    """Write ``exposure`` as multi-extension FITS: IMAGE, MASK, VARIANCE, [PSF]."""
+    header = _header(exposure)
+    hdus: list[Any] = [fits.PrimaryHDU(header=fits.Header(header))]
+    hdus.append(fits.ImageHDU(exposure.image.astype(np.float32), header, name="IMAGE"))
+    mask_header = fits.Header(header)
+    for bit in MaskBit:
+        mask_header[f"MP_{bit.name}"[:8]] = (bit.bit_length() - 1, f"mask plane {bit.name}")
+    hdus.append(fits.ImageHDU(exposure.mask.astype(np.int32), mask_header, name="MASK"))
+    hdus.append(fits.ImageHDU(exposure.variance.astype(np.float32), header, name="VARIANCE"))
+    if exposure.psf is not None:
+        hdus.append(fits.ImageHDU(exposure.psf.astype(np.float32), name="PSF"))
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+
+
+_WCS_PREFIXES = ("CRPIX", "CRVAL", "CTYPE", "CUNIT", "CD1_", "CD2_", "PC1_", "PC2_", "CDELT")
+_STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "EXTNAME", "PCOUNT"}
+
+
+def _metadata(header: fits.Header) -> dict[str, Any]:
+    skip = _STRUCTURAL | {"GCOUNT", "XTENSION", "WCSAXES", "RADESYS", "EQUINOX", "LONPOLE"}
+    return {
+        k: header[k]
+        for k in header
+        if k and k not in skip and not k.startswith(_WCS_PREFIXES) and k not in ("COMMENT", "HISTORY")
+    }
+
+
+def read_exposure(path: str | os.PathLike[str]) -> Exposure:
+    """Read a file written by `write_exposure`."""
+    with fits.open(path, memmap=False) as hdul:
+        header = hdul["IMAGE"].header
+        wcs = WCS(header) if "CTYPE1" in header else None
+        psf = np.asarray(hdul["PSF"].data, np.float32) if "PSF" in hdul else None
+        return Exposure(
+            image=np.asarray(hdul["IMAGE"].data, np.float32),
+            mask=np.asarray(hdul["MASK"].data, np.int32),
+            variance=np.asarray(hdul["VARIANCE"].data, np.float32),
+            wcs=wcs,
+            psf=psf,
+            metadata=_metadata(header),
+        )
