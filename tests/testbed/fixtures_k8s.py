@@ -1,0 +1,1 @@
+"""Session-scoped pytest fixtures for the Kubernetes control plane and node agent."""
