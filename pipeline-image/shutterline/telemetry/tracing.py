@@ -1,0 +1,110 @@
+"""Tracer provider set-up and W3C trace-context hand-over between processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = ["JsonLinesSpanExporter", "configure", "context_from_traceparent", "current_traceparent"]
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends each finished span as one JSON line; safe across threads and processes
+    (one ``write`` per line on a file opened in append mode)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(_span_dict(s)) + "\n" for s in spans)
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write(lines)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def _span_dict(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    parent = span.parent
+    return {
+        "name": span.name,
+        "trace_id": f"{ctx.trace_id:032x}" if ctx else None,
+        "span_id": f"{ctx.span_id:016x}" if ctx else None,
+        "parent_span_id": f"{parent.span_id:016x}" if parent else None,
+        "start_time_unix_nano": span.start_time,
+        "end_time_unix_nano": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": dict(span.attributes or {}),
+        "service_name": span.resource.attributes.get("service.name"),
+    }
+
+
+def configure(
+    service_name: str,
+    otlp_endpoint: str | None = None,
+    json_path: Path | None = None,
+    attributes: dict[str, str] | None = None,
+) -> TracerProvider:
+    """Install a tracer provider for this process.
+
+    Parameters
+    ----------
+    service_name
+        ``service.name`` of every span from this process.
+    otlp_endpoint
+        Base URL of an OTLP/HTTP receiver (``http://host:4318``); spans are batched to it.
+    json_path
+        A JSON-lines file that receives every span as well (the embedded run's record).
+    """
+    resource = Resource.create({"service.name": service_name, **(attributes or {})})
+    provider = TracerProvider(resource=resource)
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url = otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    if json_path is not None:
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(json_path)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def context_from_traceparent(traceparent: str | None) -> otel_context.Context | None:
+    """The parent context carried by a W3C ``traceparent`` string (``TRACEPARENT`` in pods)."""
+    if not traceparent:
+        return None
+    return _PROPAGATOR.extract({"traceparent": traceparent})
+
+
+def current_traceparent() -> str | None:
+    """The ``traceparent`` of the current span, to hand to a child process."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def traceparent_from_env() -> str | None:
+    """``TRACEPARENT`` as the operator sets it on worker pods."""
+    return os.environ.get("TRACEPARENT") or None
