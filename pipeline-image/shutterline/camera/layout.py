@@ -19,7 +19,7 @@ class DetectorSpec:
     """One detector: its number, name and where its centre sits on the focal plane.
 
     ``offset_x``/``offset_y`` are in pixels of the focal-plane grid, relative to the
-    boresight, +x along increasing column index.
+    boresight. CCDs lie with their long (row, y) axis along focal-plane x, as on DECam.
     """
 
     ccdnum: int
