@@ -63,7 +63,9 @@ class Exposure:
 def _header(exposure: Exposure) -> fits.Header:
     header = exposure.wcs.to_header(relax=True) if exposure.wcs is not None else fits.Header()
     for key, value in exposure.metadata.items():
-        header[key[:8].upper()] = value
+        # Long keys (NJY_PER_UNIT) use HIERARCH cards so they survive a round trip whole.
+        name = key.upper()
+        header[name if len(name) <= 8 and "-" not in name else f"HIERARCH {name}"] = value
     return header
 
 
