@@ -90,11 +90,8 @@ _STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "EXTNA
 
 def _metadata(header: fits.Header) -> dict[str, Any]:
     skip = _STRUCTURAL | {"GCOUNT", "XTENSION", "WCSAXES", "RADESYS", "EQUINOX", "LONPOLE"}
-    return {
-        k: header[k]
-        for k in header
-        if k and k not in skip and not k.startswith(_WCS_PREFIXES) and k not in ("COMMENT", "HISTORY")
-    }
+    skip |= {"COMMENT", "HISTORY"}
+    return {k: header[k] for k in header if k and k not in skip and not k.startswith(_WCS_PREFIXES)}
 
 
 def read_exposure(path: str | os.PathLike[str]) -> Exposure:
