@@ -20,6 +20,7 @@ __all__ = [
     "free_port",
     "tail",
     "wait_for_port",
+    "wait_process_ready",
     "wait_until",
 ]
 
@@ -123,3 +124,28 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
+
+
+def wait_process_ready(
+    process: ManagedProcess, condition: Callable[[], bool], timeout: float, what: str
+) -> None:
+    """Poll ``condition`` until true, failing at once (with the log tail) if ``process`` dies.
+
+    On failure the process is stopped before `ComponentError` is raised.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            process.check_alive()
+            with contextlib.suppress(Exception):
+                if condition():
+                    return
+            if time.monotonic() > deadline:
+                raise ComponentError(
+                    f"{what} not ready after {timeout:.0f} s\n"
+                    f"--- tail of {process.log} ---\n{tail(process.log)}"
+                )
+            time.sleep(0.1)
+    except ComponentError:
+        process.stop()
+        raise
