@@ -1,0 +1,408 @@
+"""``shutterline templates build``: template coadds from earlier science visits.
+
+For every selected science exposure and detector: instrument signature removal with the
+certified calibrations, characterization (background, PSF, sources), calibration against the
+reference catalog (WCS, nJy), warping onto every overlapping sky-map patch; then, per patch and
+band, a coadd (`shutterline.templates.coadd`) stored as ``template_coadd``. Detectors run in
+worker processes up to ``jobs``; each returns its warps cropped to where they have data.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from astropy.table import Table, vstack
+from astropy.time import Time
+from lsst.daf.butler import Butler, DatasetRef, DimensionRecord, Timespan
+from lsst.sphgeom import LonLat
+from tqdm import tqdm
+
+from shutterline import exceptions
+from shutterline.butler import certify, names, refcat, repo, selection, skymaps
+from shutterline.camera import rawformat
+from shutterline.differencing import warp as warp_mod
+from shutterline.images import exposure as exposure_mod
+from shutterline.images import mask as mask_mod
+from shutterline.isr import isr as isr_mod
+from shutterline.processing import calibrate, characterize
+from shutterline.skymap import rings
+from shutterline.templates import coadd
+
+__all__ = ["TemplateBuildResult", "build_templates", "process_detector", "template_exposures"]
+
+_LOG = logging.getLogger(__name__)
+PatchKey = tuple[int, int, str]  # tract, patch, band
+
+
+@dataclasses.dataclass
+class TemplateBuildResult:
+    """What a build stored, and what it had to skip (``(exposure, detector, reason)``)."""
+
+    templates: dict[PatchKey, DatasetRef] = dataclasses.field(default_factory=dict)
+    inputs: dict[PatchKey, list[int]] = dataclasses.field(default_factory=dict)
+    skipped: list[tuple[int, int, str]] = dataclasses.field(default_factory=list)
+
+
+def template_exposures(
+    butler: Butler,
+    exposures: Sequence[int] | None = None,
+    before_mjd: float | None = None,
+    bands: Sequence[str] | None = None,
+) -> list[DimensionRecord]:
+    """Science exposure records to build templates from.
+
+    The ``exposures`` named; else every science exposure starting before ``before_mjd``;
+    else every science exposure of an earlier observing day than the latest one (the night
+    being processed is never its own template). Restricted to ``bands`` if given.
+    """
+    where = "instrument = inst AND exposure.observation_type = ot"
+    bind: dict[str, Any] = {"inst": names.INSTRUMENT, "ot": rawformat.OBSTYPE_SCIENCE}
+    records = butler.query_dimension_records(
+        "exposure", where=where, bind=bind, limit=None, explain=False
+    )
+    if exposures:
+        wanted = set(exposures)
+        records = [r for r in records if int(r.id) in wanted]
+        missing = sorted(wanted - {int(r.id) for r in records})
+        if missing:
+            raise exceptions.MissingInputError(
+                names.RAW, {"exposure": missing}, "not registered science exposures"
+            )
+    elif before_mjd is not None:
+        records = [r for r in records if r.timespan.begin.tai.mjd < before_mjd]
+    elif records:
+        last_day = max(int(r.day_obs) for r in records)
+        records = [r for r in records if int(r.day_obs) < last_day]
+    if bands:
+        records = [r for r in records if str(r.physical_filter) in bands]
+    return sorted(records, key=lambda r: int(r.id))
+
+
+def _calib(butler: Butler, name: str, data_id: dict[str, Any], mjd: float) -> exposure_mod.Exposure:
+    when = Timespan.fromInstant(Time(mjd, format="mjd", scale="tai"))
+    full = {"instrument": names.INSTRUMENT, **data_id}
+    ref = butler.find_dataset(name, full, collections=names.CALIB_COLLECTION, timespan=when)
+    if ref is None:
+        raise exceptions.MissingInputError(name, full, f"none certified at MJD {mjd:.5f}")
+    calib: exposure_mod.Exposure = butler.get(ref)
+    return calib
+
+
+def _refcat(butler: Butler, corners: np.ndarray, padding_arcsec: float) -> Table:
+    padded = selection.padded_corners(corners, padding_arcsec)
+    pixels = refcat.shards_for_region(skymaps.polygon(padded))
+    refs = butler.query_datasets(
+        names.REFCAT,
+        collections=names.REFCAT_COLLECTION,
+        where=f"{names.REFCAT_PIXELIZATION} IN (pixels)",
+        bind={"pixels": pixels},
+        limit=None,
+        explain=False,
+    )
+    if not refs:
+        raise exceptions.MissingInputError(
+            names.REFCAT, {"pixels": len(pixels)}, "no shard overlaps"
+        )
+    tables = [butler.get(ref) for ref in refs]
+    return tables[0] if len(tables) == 1 else vstack(tables, join_type="exact")
+
+
+def _cropped(warped: exposure_mod.Exposure) -> coadd.Warp | None:
+    has_data = (warped.mask & int(mask_mod.MaskBit.NO_DATA)) == 0
+    rows, cols = np.flatnonzero(has_data.any(axis=1)), np.flatnonzero(has_data.any(axis=0))
+    if rows.size == 0:
+        return None
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    sub = exposure_mod.Exposure(
+        warped.image[box].copy(),
+        warped.mask[box].copy(),
+        warped.variance[box].copy(),
+        psf=warped.psf,
+        metadata=warped.metadata,
+    )
+    return coadd.Warp(coadd.to_njy(sub), int(rows[0]), int(cols[0]))
+
+
+def _footprint(exposure: exposure_mod.Exposure) -> np.ndarray:
+    if exposure.wcs is None:
+        raise exceptions.PermanentError(f"{exposure.metadata.get('VISIT')}: exposure has no WCS")
+    ny, nx = exposure.shape
+    corners: np.ndarray = exposure.wcs.calc_footprint(axes=(nx, ny))
+    return corners
+
+
+def process_detector(
+    butler: Butler,
+    exposure: int,
+    detector: int,
+    skymap: rings.RingsSkyMap = rings.SKYMAP,
+    padding_arcsec: float = 60.0,
+) -> dict[PatchKey, coadd.Warp]:
+    """ISR, characterize, calibrate and warp one detector of one exposure onto its patches.
+
+    Returns
+    -------
+    dict
+        ``(tract, patch, band) -> Warp`` in nJy, cropped to where the warp has data.
+    """
+    data_id = {"instrument": names.INSTRUMENT, "detector": detector, "exposure": exposure}
+    hdul = butler.get(names.RAW, data_id, collections=names.RAW_COLLECTION)
+    try:
+        mjd = float(hdul[0].header["MJD-OBS"])
+        band = str(hdul[0].header["FILTER"]).strip()
+        bias = _calib(butler, names.BIAS, {"detector": detector}, mjd)
+        flat = _calib(butler, names.FLAT, {"detector": detector, "physical_filter": band}, mjd)
+        exp = isr_mod.run_isr(hdul, bias, flat)
+    finally:
+        hdul.close()
+    del bias, flat
+    char = characterize.characterize(exp, in_place=True)
+    corners = _footprint(exp)
+    cal = calibrate.calibrate(
+        char.exposure, char.sources, _refcat(butler, corners, padding_arcsec), band
+    )
+    corners = _footprint(cal.exposure)
+    warps: dict[PatchKey, coadd.Warp] = {}
+    for info in skymap.patches_overlapping(corners[:, 0], corners[:, 1]):
+        cropped = _cropped(warp_mod.warp_exposure(cal.exposure, info.wcs, info.shape))
+        if cropped is not None:
+            warps[(info.tract, info.patch, band)] = cropped
+    return warps
+
+
+_WORKER_BUTLER: Butler | None = None
+
+
+def _init_worker(repo_uri: str) -> None:
+    global _WORKER_BUTLER
+    _WORKER_BUTLER = repo.open_repo(repo_uri)
+
+
+def _attempt(
+    butler: Butler, exposure: int, detector: int, skymap: rings.RingsSkyMap
+) -> tuple[int, int, dict[PatchKey, coadd.Warp] | None, str]:
+    # A detector that cannot be processed (too few stars, no calibration) is skipped with
+    # its reason; the other inputs still make templates.
+    try:
+        return exposure, detector, process_detector(butler, exposure, detector, skymap), ""
+    except exceptions.ShutterlineError as exc:
+        return exposure, detector, None, str(exc)
+
+
+def _worker(
+    item: tuple[int, int, rings.RingsSkyMap],
+) -> tuple[int, int, dict[PatchKey, coadd.Warp] | None, str]:
+    assert _WORKER_BUTLER is not None, "worker not initialised"
+    return _attempt(_WORKER_BUTLER, *item)
+
+
+def _work_items(
+    butler: Butler, records: Sequence[DimensionRecord], detectors: Sequence[int] | None
+) -> list[tuple[int, int]]:
+    refs = butler.query_datasets(
+        names.RAW,
+        collections=names.RAW_COLLECTION,
+        where="instrument = inst AND exposure IN (ids)",
+        bind={"inst": names.INSTRUMENT, "ids": [int(r.id) for r in records]},
+        limit=None,
+        explain=False,
+    )
+    items = {(int(r.dataId["exposure"]), int(r.dataId["detector"])) for r in refs}
+    return sorted(i for i in items if detectors is None or i[1] in detectors)
+
+
+def _results(
+    butler: Butler,
+    items: list[tuple[int, int]],
+    skymap: rings.RingsSkyMap,
+    jobs: int,
+    repo_uri: str | None,
+) -> Any:
+    if jobs <= 1 or repo_uri is None or len(items) <= 1:
+        return (_attempt(butler, e, d, skymap) for e, d in items)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, initializer=_init_worker, initargs=(repo_uri,)
+    )
+
+    def generate() -> Any:
+        with pool:
+            yield from pool.map(_worker, [(e, d, skymap) for e, d in items])
+
+    return generate()
+
+
+def _store(
+    butler: Butler,
+    key: PatchKey,
+    inputs: list[tuple[int, float, coadd.Warp]],
+    skymap: rings.RingsSkyMap,
+    config: coadd.CoaddConfig | None,
+) -> DatasetRef:
+    tract, patch, band = key
+    info = skymap.patch(tract, patch)
+    out = coadd.coadd([w for _, _, w in inputs], info.shape, config)
+    out.wcs = info.wcs
+    visits = sorted({e for e, _, _ in inputs})
+    out.metadata.update(
+        {
+            "BAND": band,
+            "TRACT": tract,
+            "PATCH": patch,
+            "MJD": float(np.mean([m for _, m, _ in inputs])),
+            "INPUTS": ",".join(map(str, visits))[:68],
+            "NVISIT": len(visits),
+        }
+    )
+    return certify.put_template(butler, out, tract, patch, band, skymap)
+
+
+def _planned_keys(
+    butler: Butler,
+    records: Sequence[DimensionRecord],
+    detectors: Sequence[int] | None,
+    skymap: rings.RingsSkyMap,
+) -> list[PatchKey]:
+    # The patches the raw WCSs (within 2 arcsec of the truth) say the inputs will cover:
+    # enough to find existing templates before hours of processing, not to build with.
+    regions = butler.query_dimension_records(
+        "visit_detector_region",
+        where="instrument = inst AND visit IN (ids)",
+        bind={"inst": names.INSTRUMENT, "ids": [int(r.id) for r in records]},
+        limit=None,
+        explain=False,
+    )
+    bands = {int(r.id): str(r.physical_filter) for r in records}
+    keys: set[PatchKey] = set()
+    for region in regions:
+        if detectors is not None and int(region.detector) not in detectors:
+            continue
+        points = [LonLat(v) for v in region.region.getVertices()]
+        ra = np.array([p.getLon().asDegrees() for p in points])
+        dec = np.array([p.getLat().asDegrees() for p in points])
+        band = bands[int(region.visit)]
+        keys.update((p.tract, p.patch, band) for p in skymap.patches_overlapping(ra, dec, 10.0))
+    return sorted(keys)
+
+
+def _clear_existing(
+    butler: Butler, keys: list[PatchKey], skymap: rings.RingsSkyMap, replace: bool
+) -> None:
+    tracts = _registered_tracts(butler, skymap)
+    existing = []
+    for tract, patch, band in keys:
+        if tract not in tracts:
+            continue  # nothing can exist on a tract not registered yet
+        data_id = {"skymap": skymap.name, "tract": tract, "patch": patch, "band": band}
+        existing += butler.query_datasets(
+            names.TEMPLATE,
+            collections=names.TEMPLATE_COLLECTION,
+            data_id=data_id,
+            explain=False,
+        )
+    if existing and not replace:
+        ids = ", ".join(
+            f"{r.dataId['tract']}/{r.dataId['patch']}/{r.dataId['band']}" for r in existing[:5]
+        )
+        raise exceptions.PermanentError(
+            f"{len(existing)} template patches already exist in {names.TEMPLATE_COLLECTION} "
+            f"(tract/patch/band {ids}); pass replace (--replace) to rebuild them"
+        )
+    if existing:
+        butler.pruneDatasets(existing, disassociate=True, unstore=True, purge=True)
+        _LOG.info("removed %d existing template patches", len(existing))
+
+
+def _registered_tracts(butler: Butler, skymap: rings.RingsSkyMap) -> set[int]:
+    # Querying a data id whose tract record does not exist yet is an error, not "none".
+    records = butler.query_dimension_records(
+        "tract", where="skymap = sm", bind={"sm": skymap.name}, limit=None, explain=False
+    )
+    return {int(r.id) for r in records}
+
+
+Collected = dict[PatchKey, list[tuple[int, float, coadd.Warp]]]  # exposure, MJD, warp
+
+
+def _collect(
+    results: Any, total: int, mjds: dict[int, float], result: TemplateBuildResult, progress: bool
+) -> Collected:
+    collected: Collected = collections.defaultdict(list)
+    for exposure, detector, warps, reason in tqdm(
+        results, total=total, desc="template inputs", unit="detector", disable=not progress
+    ):
+        if warps is None:
+            _LOG.warning("template input %d/%d skipped: %s", exposure, detector, reason)
+            result.skipped.append((exposure, detector, reason))
+            continue
+        for key, warp in warps.items():
+            collected[key].append((exposure, mjds[exposure], warp))
+    return collected
+
+
+def build_templates(
+    butler: Butler,
+    exposures: Sequence[int] | None = None,
+    before_mjd: float | None = None,
+    bands: Sequence[str] | None = None,
+    detectors: Sequence[int] | None = None,
+    jobs: int = 1,
+    repo_uri: str | None = None,
+    config: coadd.CoaddConfig | None = None,
+    skymap: rings.RingsSkyMap = rings.SKYMAP,
+    progress: bool = True,
+    replace: bool = False,
+) -> TemplateBuildResult:
+    """Build and store template coadds for every patch and band the selected visits cover.
+
+    Parameters
+    ----------
+    butler : lsst.daf.butler.Butler
+        Writeable; raws, certified calibrations and the reference catalog present.
+    exposures, before_mjd, bands :
+        Which science exposures (see `template_exposures`).
+    detectors : sequence of int, optional
+        Restrict to these detectors.
+    jobs : int
+        Worker processes for the per-detector work (needs ``repo_uri``, the same repository
+        the workers open read-only).
+    replace : bool
+        Remove existing templates of the same patch and band first; otherwise their
+        presence is an error (raised before anything is written).
+
+    Raises
+    ------
+    MissingInputError
+        No science exposure selected.
+    PermanentError
+        No selected detector could be processed (the reasons are in the message), or a
+        template of the same patch and band exists and ``replace`` is false.
+    """
+    records = template_exposures(butler, exposures, before_mjd, bands)
+    if not records:
+        raise exceptions.MissingInputError(
+            names.RAW,
+            {"observation_type": rawformat.OBSTYPE_SCIENCE, "before_mjd": before_mjd},
+            "no science exposures selected for templates (name them, or give --before)",
+        )
+    if not replace:  # fail before the work, not after it
+        _clear_existing(butler, _planned_keys(butler, records, detectors, skymap), skymap, False)
+    mjds = {int(r.id): float(r.timespan.begin.tai.mjd) for r in records}
+    items = _work_items(butler, records, detectors)
+    result = TemplateBuildResult()
+    results = _results(butler, items, skymap, jobs, repo_uri)
+    collected = _collect(results, len(items), mjds, result, progress)
+    if not collected:
+        reasons = "; ".join(f"{e}/{d}: {r}" for e, d, r in result.skipped[:3])
+        raise exceptions.PermanentError(f"no template input could be processed ({reasons})")
+    _clear_existing(butler, sorted(collected), skymap, replace)
+    for key in tqdm(sorted(collected), desc="coadding patches", unit="patch", disable=not progress):
+        inputs = collected.pop(key)  # free each patch's warps once coadded
+        result.inputs[key] = sorted({e for e, _, _ in inputs})
+        result.templates[key] = _store(butler, key, inputs, skymap, config)
+    return result
