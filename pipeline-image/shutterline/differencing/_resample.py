@@ -1,0 +1,222 @@
+"""Compiled resampling kernel behind `shutterline.differencing.warp` (numba, one core).
+
+Why compiled: a Lanczos-3 warp reads 36 source pixels per output pixel. In numpy that is 36
+gathers of the whole image (about 1 s per plane for 2048 x 4096 here); as one loop image,
+variance and mask share the position, the weights and the reads.
+
+Variance: ``sum(w**2 var)`` is approximated by the bilinear interpolation of the variance
+times ``sum(w_y**2) sum(w_x**2)`` (tabulated with the weights): exact where the variance is
+constant over the 6 x 6 taps, and it saves 36 multiply-adds per pixel.
+
+Pixel convention: ``(y, x)``, centre of the first pixel at 0.0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["BLOCK", "KERNELS", "dirty_blocks", "resample_into", "weight_table"]
+
+#: Kernel name -> half-width in pixels (number of taps per axis is twice that).
+KERNELS: dict[str, int] = {"lanczos3": 3, "lanczos2": 2, "bilinear": 1}
+
+#: Quality of an output pixel: 0 no data, 1 some taps missing (coverage edge), 2 all taps.
+NO_TAPS, SOME_TAPS, ALL_TAPS = 0, 1, 2
+
+
+def weight_table(half: int, bins: int = 4096) -> np.ndarray:
+    """Normalised 1-D kernel weights tabulated at ``bins + 1`` sub-pixel fractions.
+
+    Row ``i`` holds the weights of the taps ``floor + 1 - half ... floor + half`` for the
+    fraction ``i / bins``, then the sum of their squares. Looking weights up (the nearest row:
+    at most 1/8192 pixel off) instead of evaluating sines keeps the inner loop to
+    multiplications: twelve sines per pixel cost more than the whole resampling.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(bins + 1, 2 * half + 1)`` float64; the weights of every row sum to 1.
+    """
+    frac = np.linspace(0.0, 1.0, bins + 1)[:, None]
+    d = frac - (np.arange(2 * half)[None, :] + 1 - half)
+    w = np.clip(1.0 - np.abs(d), 0.0, None) if half == 1 else np.sinc(d) * np.sinc(d / half)
+    w = w / w.sum(axis=1, keepdims=True)
+    return np.concatenate([w, (w**2).sum(axis=1, keepdims=True)], axis=1)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _lookup(table: np.ndarray, frac: float, out: np.ndarray) -> None:
+    i = int(frac * (table.shape[0] - 1) + 0.5)
+    for k in range(table.shape[1]):
+        out[k] = table[i, k]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _grid_row(grid: np.ndarray, gy: float, out: np.ndarray) -> None:
+    """Interpolate the coarse grid to one output row (linear in y)."""
+    j = min(int(gy), grid.shape[0] - 2)
+    f = gy - j
+    for i in range(grid.shape[1]):
+        out[i] = grid[j, i] * (1.0 - f) + grid[j + 1, i] * f
+
+
+BLOCK = 16
+
+
+def dirty_blocks(src_mask: np.ndarray, no_data: int) -> np.ndarray:
+    """``(ceil(sny / BLOCK), ceil(snx / BLOCK))`` bool: the block holds a no-data pixel.
+
+    Lets the kernel skip the per-tap no-data test for windows in clean blocks (most of them).
+    """
+    sny, snx = src_mask.shape
+    by, bx = -(-sny // BLOCK), -(-snx // BLOCK)
+    flagged = np.zeros((by * BLOCK, bx * BLOCK), bool)
+    flagged[:sny, :snx] = (src_mask & no_data) != 0
+    return np.asarray(flagged.reshape(by, BLOCK, bx, BLOCK).any(axis=(1, 3)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_clean(
+    dirty: np.ndarray, block: int, r0: int, c0: int, n: int, sny: int, snx: int
+) -> bool:
+    """The ``n x n`` window at ``(r0, c0)`` lies inside the source and holds no no-data pixel."""
+    if r0 < 0 or c0 < 0 or r0 + n > sny or c0 + n > snx:
+        return False
+    for br in range(r0 // block, (r0 + n - 1) // block + 1):
+        for bc in range(c0 // block, (c0 + n - 1) // block + 1):
+            if dirty[br, bc]:
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _taps(
+    src_image: np.ndarray,
+    src_mask: np.ndarray,
+    r0: int,
+    c0: int,
+    wy: np.ndarray,
+    wx: np.ndarray,
+    no_data: int,
+    checked: bool,
+) -> tuple[float, float, bool]:
+    """Weighted sum over the tap window at ``(r0, c0)``: value, weight, complete."""
+    sny, snx = src_image.shape
+    n = wy.shape[0] - 1
+    acc = 0.0
+    wsum = 0.0
+    complete = True
+    for a in range(n):
+        r = r0 + a
+        if checked and (r < 0 or r >= sny):
+            complete = False
+            continue
+        row = 0.0
+        rsum = 0.0
+        for b in range(n):
+            c = c0 + b
+            if checked and (c < 0 or c >= snx or src_mask[r, c] & no_data):
+                complete = False
+                continue
+            row += wx[b] * src_image[r, c]
+            rsum += wx[b]
+        acc += wy[a] * row
+        wsum += wy[a] * rsum
+    return acc, wsum, complete
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _bilinear_variance(src_variance: np.ndarray, iu: int, iv: int, fu: float, fv: float) -> float:
+    top = src_variance[iu, iv] * (1.0 - fv) + src_variance[iu, iv + 1] * fv
+    bottom = src_variance[iu + 1, iv] * (1.0 - fv) + src_variance[iu + 1, iv + 1] * fv
+    return top * (1.0 - fu) + bottom * fu
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def resample_into(
+    image: np.ndarray,
+    variance: np.ndarray,
+    mask: np.ndarray,
+    quality: np.ndarray,
+    src_image: np.ndarray,
+    src_variance: np.ndarray,
+    src_mask: np.ndarray,
+    dirty: np.ndarray,
+    grid_u: np.ndarray,
+    grid_v: np.ndarray,
+    origin: tuple[int, int, int, int, int],
+    scale: tuple[float, float],
+    table: np.ndarray,
+    no_data: int,
+) -> None:
+    """Resample a source exposure into a region of the output planes, in place.
+
+    Parameters
+    ----------
+    image, variance, mask, quality : numpy.ndarray
+        ``(ny, nx)`` output planes; a pixel is written only where this source gives a better
+        ``quality`` than what is there (so the first patch with full support wins).
+    src_image, src_variance, src_mask : numpy.ndarray
+        ``(sny, snx)`` source planes.
+    dirty : numpy.ndarray
+        `dirty_blocks` of the source mask.
+    grid_u, grid_v : numpy.ndarray
+        ``(gny, gnx)`` source row / column of the output pixels on the coarse grid whose
+        node ``(j, i)`` is output pixel ``(y0 + j * step, x0 + i * step)``.
+    origin : tuple
+        ``(y0, x0, y1, x1, step)``: the output region ``[y0, y1) x [x0, x1)`` and grid step.
+    scale : tuple
+        ``(flux, variance)`` factors: the Jacobian (output pixel area over source pixel
+        area) and its square, so a sum over pixels keeps the source's flux.
+    table : numpy.ndarray
+        ``(bins + 1, 2 * half + 1)`` weights from `weight_table`.
+    no_data : int
+        The ``NO_DATA`` mask bit; source pixels with it are left out of the sums.
+    """
+    y0, x0, y1, x1, step = origin
+    sny, snx = src_image.shape
+    n = table.shape[1] - 1
+    half = n // 2
+    block = BLOCK
+    inv_step = 1.0 / step
+    wy = np.empty(n + 1)
+    wx = np.empty(n + 1)
+    row_u = np.empty(grid_u.shape[1])
+    row_v = np.empty(grid_v.shape[1])
+    for y in range(y0, y1):
+        _grid_row(grid_u, (y - y0) / step, row_u)
+        _grid_row(grid_v, (y - y0) / step, row_v)
+        for x in range(x0, x1):
+            if quality[y, x] == ALL_TAPS:
+                continue
+            gx = (x - x0) * inv_step
+            cell = int(gx)
+            f = gx - cell
+            u = row_u[cell] * (1.0 - f) + row_u[cell + 1] * f
+            v = row_v[cell] * (1.0 - f) + row_v[cell + 1] * f
+            iu = math.floor(u)
+            iv = math.floor(v)
+            if iu < 0 or iv < 0 or iu + 1 >= sny or iv + 1 >= snx:
+                continue
+            # The pixels bracketing the position decide the mask and whether there is data.
+            m = src_mask[iu, iv] | src_mask[iu + 1, iv] | src_mask[iu, iv + 1]
+            m |= src_mask[iu + 1, iv + 1]
+            if m & no_data:
+                continue
+            _lookup(table, u - iu, wy)
+            _lookup(table, v - iv, wx)
+            r0 = iu + 1 - half
+            c0 = iv + 1 - half
+            clean = _window_clean(dirty, block, r0, c0, n, sny, snx)
+            acc, wsum, complete = _taps(src_image, src_mask, r0, c0, wy, wx, no_data, not clean)
+            q = ALL_TAPS if complete else SOME_TAPS
+            if q <= quality[y, x] or wsum < 0.5:
+                continue
+            var = _bilinear_variance(src_variance, iu, iv, u - iu, v - iv) * wy[n] * wx[n]
+            image[y, x] = acc / wsum * scale[0]
+            variance[y, x] = var / (wsum * wsum) * scale[1]
+            mask[y, x] = m
+            quality[y, x] = q

@@ -1,0 +1,295 @@
+"""DIA sources: detect on the difference image, measure there and on science and template.
+
+The entry point of stage 5, `detect_and_measure`, returns an astropy Table, one row per DIA
+source, sorted by ``y`` then ``x``, no ids (the driver assigns them). Columns (fluxes in nJy,
+positions in pixels ``(x, y)`` with the first pixel centre at 0.0, sky in degrees, moments in
+arcsec**2):
+
+``x, y, x_err, y_err, ra, dec, ra_err, dec_err, ra_dec_cov`` - centroid;
+``psf_flux, psf_flux_err, psf_ndata`` - PSF fit at the centroid; ``ap_flux, ap_flux_err``
+- circular aperture of radius ``AP_RADIUS_FWHM`` PSF widths (table meta ``ap_radius_px``);
+``snr`` = psf_flux / psf_flux_err; ``peak_snr`` - matched-filter detection significance;
+``is_negative, is_dipole``; ``ixx, iyy, ixy`` and ``ixx_psf, iyy_psf, ixy_psf``;
+``extendedness`` (0 PSF-like .. 1 clearly larger than the PSF); ``reliability`` (see
+`reliability`); ``sci_flux(_err)`` and ``template_flux(_err)`` - forced PSF flux at the
+centroid on the science and (warped) template images; flags ``trail_flag, shape_flag,
+centroid_flag, psf_flux_flag, psf_flux_flag_edge, psf_flux_flag_no_good_pixels``;
+``pixel_flags_{bad,cr,sat,edge,interpolated,suspect,nodata}`` over the footprint and
+``pixel_flags_{cr,sat,interpolated,suspect,nodata}_center`` over the 3 x 3 centre;
+``bbox_size`` - the larger side of the footprint's bounding box.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from shutterline.differencing import detection, measurement, psfmatch, reliability
+from shutterline.images import exposure as exposure_mod
+from shutterline.images import mask as mask_mod
+
+__all__ = ["AP_RADIUS_FWHM", "COLUMNS", "NEAR_SATURATION_FWHM", "detect_and_measure"]
+
+AP_RADIUS_FWHM = 1.5
+#: Saturated pixels within this many PSF widths lower the reliability (see `reliability`).
+NEAR_SATURATION_FWHM = 5.0
+_Bit = mask_mod.MaskBit
+_FLAG_BITS = {
+    "bad": int(_Bit.BAD),
+    "cr": int(_Bit.CR),
+    "sat": int(_Bit.SAT),
+    "edge": int(_Bit.EDGE),
+    "interpolated": int(_Bit.INTRP),
+    "suspect": int(_Bit.SUSPECT),
+    "nodata": int(_Bit.NO_DATA),
+}
+_CENTER_FLAGS = ("cr", "sat", "interpolated", "suspect", "nodata")
+_HARD = int(_Bit.BAD | _Bit.CR | _Bit.SAT | _Bit.EDGE | _Bit.NO_DATA)
+_REPAIRED = int(_Bit.INTRP | _Bit.SUSPECT)
+
+_FLOAT = [
+    "x", "y", "x_err", "y_err", "ra", "dec", "ra_err", "dec_err", "ra_dec_cov",
+    "psf_flux", "psf_flux_err", "ap_flux", "ap_flux_err", "snr", "peak_snr",
+    "ixx", "iyy", "ixy", "ixx_psf", "iyy_psf", "ixy_psf", "extendedness", "reliability",
+    "sci_flux", "sci_flux_err", "template_flux", "template_flux_err",
+]  # fmt: skip
+_BOOL = [
+    "is_negative", "is_dipole", "trail_flag", "shape_flag", "centroid_flag", "psf_flux_flag",
+    "psf_flux_flag_edge", "psf_flux_flag_no_good_pixels",
+    *(f"pixel_flags_{k}" for k in _FLAG_BITS), *(f"pixel_flags_{k}_center" for k in _CENTER_FLAGS),
+]  # fmt: skip
+_INT = ["psf_ndata", "bbox_size"]
+#: Every column of the output table, in order.
+COLUMNS = _FLOAT + _BOOL + _INT
+
+
+def _njy_cutter(exp: exposure_mod.Exposure) -> measurement.Cutter:
+    scale = float(exp.metadata.get("NJY_PER_UNIT", 1.0))
+    return measurement.Cutter(exp.image, exp.variance, exp.mask, scale)
+
+
+def _crop(psf: np.ndarray, fwhm: float) -> np.ndarray:
+    """The PSF image cut to about two FWHM radius (enough for fits, and cheaper)."""
+    half = min(psf.shape[0] // 2, max(int(np.ceil(2.0 * fwhm)), 4))
+    c = psf.shape[0] // 2
+    return psf[c - half : c + half + 1, c - half : c + half + 1].astype(np.float64)
+
+
+def _subpixel(snr: np.ndarray, y: int, x: int) -> tuple[float, float]:
+    """Quadratic interpolation of the matched-filter peak (a start for the centroid fit)."""
+    ny, nx = snr.shape
+    if not (0 < y < ny - 1 and 0 < x < nx - 1):
+        return float(y), float(x)
+    s = np.abs(snr[y - 1 : y + 2, x - 1 : x + 2].astype(np.float64))
+    dy_den = s[0, 1] - 2 * s[1, 1] + s[2, 1]
+    dx_den = s[1, 0] - 2 * s[1, 1] + s[1, 2]
+    dy = 0.5 * (s[0, 1] - s[2, 1]) / dy_den if dy_den < 0 else 0.0
+    dx = 0.5 * (s[1, 0] - s[1, 2]) / dx_den if dx_den < 0 else 0.0
+    return y + float(np.clip(dy, -0.5, 0.5)), x + float(np.clip(dx, -0.5, 0.5))
+
+
+def _near_saturation(mask: np.ndarray, y: int, x: int, radius: int) -> bool:
+    """Saturated pixels within ``radius`` pixels (a box): the wings of a saturated star."""
+    win = mask[max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1]
+    return bool((win & int(_Bit.SAT)).any())
+
+
+def _flags(mask: np.ndarray, box: np.ndarray, y: int, x: int) -> dict[str, bool]:
+    foot = mask[box[0] : box[2], box[1] : box[3]]
+    centre = mask[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
+    any_bits = int(np.bitwise_or.reduce(foot, axis=None)) if foot.size else 0
+    centre_bits = int(np.bitwise_or.reduce(centre, axis=None)) if centre.size else 0
+    out = {f"pixel_flags_{k}": bool(any_bits & b) for k, b in _FLAG_BITS.items()}
+    out.update(
+        {f"pixel_flags_{k}_center": bool(centre_bits & _FLAG_BITS[k]) for k in _CENTER_FLAGS}
+    )
+    out["_center_hard"] = bool(centre_bits & _HARD)
+    out["_any_hard"] = bool(any_bits & _HARD)
+    out["_repaired"] = bool(any_bits & _REPAIRED)
+    return out
+
+
+class _Context:
+    """What every source's measurement needs, prepared once per image."""
+
+    def __init__(
+        self,
+        difference: exposure_mod.Exposure,
+        science: exposure_mod.Exposure,
+        template: exposure_mod.Exposure,
+    ) -> None:
+        if difference.psf is None or science.psf is None:
+            raise ValueError("difference and science exposures need PSF images")
+        self.fwhm = psfmatch.psf_sigma(difference.psf) * 2.3548200450309493
+        self.psf = _crop(difference.psf, self.fwhm)
+        self.sci_psf = _crop(science.psf, self.fwhm)
+        tpl_psf = template.psf if template.psf is not None else difference.psf
+        self.tpl_psf = _crop(tpl_psf, self.fwhm)
+        self.diff = _njy_cutter(difference)
+        self.sci = _njy_cutter(science)
+        self.tpl = _njy_cutter(template)
+        self.mask = difference.mask
+        self.sigma_w = psfmatch.psf_sigma(self.psf)
+        c = self.psf.shape[0] // 2
+        self.psf_moments = measurement.moments(self.psf, c, c, self.sigma_w)
+        self.ap_radius = AP_RADIUS_FWHM * self.fwhm
+
+
+def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, Any]:
+    y0, x0 = int(det.y[i]), int(det.x[i])
+    sy, sx = _subpixel(det.snr, y0, x0)
+    fit = measurement.fit_psf(ctx.diff, ctx.psf, sy, sx, recentre=True)
+    centroid_flag = not (np.isfinite(fit.y) and abs(fit.y - y0) <= 2 and abs(fit.x - x0) <= 2)
+    if centroid_flag:
+        fit = measurement.fit_psf(ctx.diff, ctx.psf, sy, sx, recentre=False)
+    ap, ap_err = measurement.aperture_flux(ctx.diff, fit.y, fit.x, ctx.ap_radius)
+    sci = measurement.fit_psf(ctx.sci, ctx.sci_psf, fit.y, fit.x, recentre=False)
+    tpl = measurement.fit_psf(ctx.tpl, ctx.tpl_psf, fit.y, fit.x, recentre=False)
+    sign = 1.0 if det.peak_snr[i] > 0 else -1.0
+    half = ctx.psf.shape[0] // 2
+    img, _, _, inner = ctx.diff.cut(round(fit.y), round(fit.x), half)
+    stamp = np.zeros(ctx.psf.shape)
+    stamp[inner] = img * sign
+    mom = measurement.moments(
+        stamp, fit.y - round(fit.y) + half, fit.x - round(fit.x) + half, ctx.sigma_w
+    )
+    row: dict[str, Any] = {
+        "x": fit.x, "y": fit.y, "x_err": fit.x_err, "y_err": fit.y_err,
+        "psf_flux": fit.flux, "psf_flux_err": fit.flux_err, "psf_ndata": fit.ndata,
+        "ap_flux": ap, "ap_flux_err": ap_err, "peak_snr": float(det.peak_snr[i]),
+        "is_negative": sign < 0, "is_dipole": bool(det.is_dipole[i]),
+        "ixx": mom[0], "iyy": mom[1], "ixy": mom[2],
+        "sci_flux": sci.flux, "sci_flux_err": sci.flux_err,
+        "template_flux": tpl.flux, "template_flux_err": tpl.flux_err,
+        "centroid_flag": centroid_flag, "psf_flux_flag": fit.ndata == 0,
+        "psf_flux_flag_edge": fit.coverage < 0.9,
+        "psf_flux_flag_no_good_pixels": fit.ndata == 0,
+        "bbox_size": int(max(det.bbox[i, 2] - det.bbox[i, 0], det.bbox[i, 3] - det.bbox[i, 1])),
+        "_chi2": fit.chi2_z,
+    }  # fmt: skip
+    row.update(_flags(ctx.mask, det.bbox[i], y0, x0))
+    row["_near_sat"] = _near_saturation(ctx.mask, y0, x0, round(NEAR_SATURATION_FWHM * ctx.fwhm))
+    return row
+
+
+def detect_and_measure(
+    difference: exposure_mod.Exposure,
+    science: exposure_mod.Exposure,
+    template: exposure_mod.Exposure,
+    *,
+    threshold: float = 5.0,
+) -> Table:
+    """Detect and measure DIA sources (see the module docstring for the columns).
+
+    Parameters
+    ----------
+    difference : Exposure
+        ``(ny, nx)`` difference image in nJy (``NJY_PER_UNIT`` honoured) with PSF and WCS.
+    science, template : Exposure
+        The calexp (with ``NJY_PER_UNIT``) and the template warped to the same grid, for
+        forced PSF fluxes.
+    threshold : float
+        Detection threshold in matched-filter sigma (positive and negative).
+    """
+    det = detection.detect(difference, threshold)
+    ctx = _Context(difference, science, template)
+    rows = [_measure_one(ctx, det, i) for i in range(len(det))]
+    cols: dict[str, np.ndarray] = {}
+    for name in {k for r in rows for k in r} if rows else []:
+        cols[name] = np.array([r[name] for r in rows])
+    table = _table(cols, len(rows), ctx, det.noise_scale, difference)
+    table.meta.update(
+        {"threshold": threshold, "noise_scale": det.noise_scale, "ap_radius_px": ctx.ap_radius}
+    )
+    order = np.lexsort((np.asarray(table["x"]), np.asarray(table["y"])))
+    return table[order]
+
+
+def _table(
+    cols: dict[str, np.ndarray],
+    n: int,
+    ctx: _Context,
+    scale: float,
+    difference: exposure_mod.Exposure,
+) -> Table:
+    """Derived columns (errors scaled, sky, shape, reliability) and the typed table."""
+    out: dict[str, np.ndarray] = {c: np.full(n, np.nan) for c in _FLOAT}
+    out.update({c: np.zeros(n, bool) for c in _BOOL})
+    out.update({c: np.zeros(n, np.int32) for c in _INT})
+    if n:
+        for name in cols:
+            if name in out:
+                out[name] = cols[name].astype(out[name].dtype)
+        for name in (
+            "psf_flux_err",
+            "ap_flux_err",
+            "sci_flux_err",
+            "template_flux_err",
+            "x_err",
+            "y_err",
+        ):
+            out[name] = out[name] * scale
+        out["snr"] = out["psf_flux"] / out["psf_flux_err"]
+        _sky(out, difference)
+        _shape(out, ctx)
+        out["reliability"] = reliability.score(
+            chi2_z=cols["_chi2"], is_dipole=out["is_dipole"],
+            center_masked=cols["_center_hard"], any_masked=cols["_any_hard"],
+            repaired=cols["_repaired"], near_saturation=cols["_near_sat"],
+            size_ratio=out["_size_ratio"], snr=out["snr"],
+            trail=out["trail_flag"], flux=out["psf_flux"], template_flux=out["template_flux"],
+        )  # fmt: skip
+    out.pop("_size_ratio", None)
+    table = Table({c: out[c] for c in COLUMNS})
+    for c in _FLOAT:
+        if c not in ("x", "y", "ra", "dec"):
+            table[c] = table[c].astype(np.float32) if c != "ra_dec_cov" else table[c]
+    return table
+
+
+def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
+    """``ra, dec`` and their errors through the local Jacobian of the WCS."""
+    wcs = difference.wcs
+    if wcs is None:
+        return
+    x, y = out["x"], out["y"]
+    ra, dec = (np.asarray(a) for a in wcs.all_pix2world(x, y, 0))
+    ra_x, dec_x = (np.asarray(a) for a in wcs.all_pix2world(x + 1, y, 0))
+    ra_y, dec_y = (np.asarray(a) for a in wcs.all_pix2world(x, y + 1, 0))
+    jac = np.array(
+        [[(ra_x - ra + 180) % 360 - 180, (ra_y - ra + 180) % 360 - 180], [dec_x - dec, dec_y - dec]]
+    )
+    vx, vy = out["x_err"] ** 2, out["y_err"] ** 2
+    out["ra"], out["dec"] = ra, dec
+    out["ra_err"] = np.sqrt(jac[0, 0] ** 2 * vx + jac[0, 1] ** 2 * vy)
+    out["dec_err"] = np.sqrt(jac[1, 0] ** 2 * vx + jac[1, 1] ** 2 * vy)
+    out["ra_dec_cov"] = jac[0, 0] * jac[1, 0] * vx + jac[0, 1] * jac[1, 1] * vy
+    scale2 = (
+        np.abs(jac[0, 0] * jac[1, 1] - jac[0, 1] * jac[1, 0]) * np.cos(np.radians(dec)) * 3600.0**2
+    )
+    out["_pix_area"] = scale2
+
+
+def _shape(out: dict[str, np.ndarray], ctx: _Context) -> None:
+    """Moments to arcsec**2, size ratio to the PSF, extendedness and the trail flag."""
+    pxx, pyy, pxy = ctx.psf_moments
+    t_psf = pxx + pyy
+    t_src = out["ixx"] + out["iyy"]
+    out["shape_flag"] = ~np.isfinite(t_src)
+    size = t_src / t_psf
+    out["_size_ratio"] = size
+    noise = 2.5 / np.maximum(np.abs(out["snr"]), 1e-3)
+    out["extendedness"] = np.where(
+        np.isfinite(size), np.clip((size - 1 - 2 * noise) / 0.3, 0, 1), np.nan
+    )
+    disc = np.sqrt(((out["ixx"] - out["iyy"]) / 2) ** 2 + out["ixy"] ** 2)
+    half_t = t_src / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        elong = np.sqrt((half_t + disc) / (half_t - disc))
+    out["trail_flag"] = np.isfinite(elong) & (elong > 1.6) & (np.abs(out["snr"]) > 25)
+    area = out.pop("_pix_area", np.ones_like(t_src))
+    for name, psf_value in (("ixx", pxx), ("iyy", pyy), ("ixy", pxy)):
+        out[name] = out[name] * area
+        out[f"{name}_psf"] = psf_value * area

@@ -1,0 +1,141 @@
+"""Warping: flux and position kept, variance propagated, masks OR-ed, patches stitched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shutterline.differencing import warp
+from shutterline.images import Exposure, MaskBit
+from tests.unit.differencing import synth
+
+SHAPE = (300, 200)
+
+
+def _source(rng: np.random.Generator, n: int = 40) -> tuple[Exposure, np.ndarray, np.ndarray]:
+    """A 0.2 arcsec/pixel exposure with isolated stars; returns it and their (ra, dec)."""
+    shape = (460, 320)
+    wcs = synth.tan_wcs(150.0, 2.0, shape, synth.TPL_SCALE)
+    gx, gy = np.meshgrid(np.linspace(40, shape[1] - 40, 5), np.linspace(40, shape[0] - 40, 8))
+    x = gx.ravel() + rng.uniform(-0.5, 0.5, gx.size)
+    y = gy.ravel() + rng.uniform(-0.5, 0.5, gy.size)
+    image = synth.render(shape, x, y, np.full(x.size, 1e4), 4.0)
+    exp = Exposure(
+        image=image,
+        mask=np.zeros(shape, np.int32),
+        variance=np.ones(shape, np.float32),
+        wcs=wcs,
+        psf=synth.gaussian_psf(4.0),
+        metadata={"PSF_FWHM": 4.0},
+    )
+    ra, dec = wcs.all_pix2world(x, y, 0)
+    return exp, np.asarray(ra), np.asarray(dec)
+
+
+def _dst_wcs(rot: float = 0.7):  # type: ignore[no-untyped-def]
+    return synth.tan_wcs(150.0003, 2.0002, SHAPE, synth.SCI_SCALE, rot)
+
+
+@pytest.mark.parametrize("kernel", ["lanczos3", "bilinear"])
+def test_flux_and_position_are_kept(kernel: str) -> None:
+    src, ra, dec = _source(np.random.default_rng(1))
+    before = src.image.copy()
+    dst = _dst_wcs()
+    out = warp.warp_exposure(src, dst, SHAPE, kernel=kernel)
+    np.testing.assert_array_equal(src.image, before)
+    x, y = dst.all_world2pix(ra, dec, 0)
+    # The source pixels integrate the profile over 0.2 arcsec boxes, the rendering over
+    # 0.263 arcsec ones: a box adds width**2 / 12 to the variance, so compensate.
+    sigma2 = (4.0 * synth.FWHM_TO_SIGMA * synth.TPL_SCALE) ** 2
+    sigma2 += (synth.TPL_SCALE**2 - synth.SCI_SCALE**2) / 12
+    fwhm = np.sqrt(sigma2) / synth.FWHM_TO_SIGMA / synth.SCI_SCALE
+    truth = synth.render(SHAPE, x, y, np.full(x.size, 1e4), fwhm)
+    inside = (x > 12) & (x < SHAPE[1] - 12) & (y > 12) & (y < SHAPE[0] - 12)
+    assert inside.sum() > 10
+    for xi, yi in zip(x[inside], y[inside], strict=True):
+        cy, cx = round(yi), round(xi)
+        got = out.image[cy - 8 : cy + 9, cx - 8 : cx + 9]
+        want = truth[cy - 8 : cy + 9, cx - 8 : cx + 9]
+        # Bilinear interpolation of a coarser resampling does not keep the sum exactly.
+        assert got.sum() == pytest.approx(1e4, rel=2e-3 if kernel == "lanczos3" else 0.02)
+        # Lanczos keeps the profile to a fraction of a percent of the peak; bilinear smooths.
+        tol = 0.01 if kernel == "lanczos3" else 0.08
+        assert np.abs(got - want).max() < tol * want.max()
+        yy, xx = np.mgrid[cy - 8 : cy + 9, cx - 8 : cx + 9]
+        pos_tol = 0.01 if kernel == "lanczos3" else 0.03
+        assert (got * xx).sum() / got.sum() == pytest.approx(xi, abs=pos_tol)
+        assert (got * yy).sum() / got.sum() == pytest.approx(yi, abs=pos_tol)
+
+
+def test_variance_matches_noise_of_warped_noise() -> None:
+    rng = np.random.default_rng(2)
+    shape = (460, 320)
+    src = Exposure(
+        image=rng.normal(size=shape).astype(np.float32) * 3.0,
+        mask=np.zeros(shape, np.int32),
+        variance=np.full(shape, 9.0, np.float32),
+        wcs=synth.tan_wcs(150.0, 2.0, shape, synth.TPL_SCALE),
+    )
+    out = warp.warp_exposure(src, _dst_wcs(), SHAPE)
+    good = out.mask == 0
+    pull = out.image[good] / np.sqrt(out.variance[good])
+    assert good.sum() > 0.8 * good.size
+    assert np.std(pull) == pytest.approx(1.0, abs=0.03)
+
+
+def test_mask_or_and_no_data_outside() -> None:
+    src, _, _ = _source(np.random.default_rng(3))
+    src.mask[200, 160] = int(MaskBit.CR)
+    src.mask[:, 300:] |= int(MaskBit.NO_DATA)
+    big = (400, 260)  # larger than the source footprint
+    dst = synth.tan_wcs(150.0, 2.0, big, synth.SCI_SCALE)
+    out = warp.warp_exposure(src, dst, big)
+    ra, dec = src.wcs.all_pix2world([160.0], [200.0], 0)  # type: ignore[union-attr]
+    x, y = dst.all_world2pix(ra, dec, 0)
+    near = out.mask[int(y[0]) - 1 : int(y[0]) + 2, int(x[0]) - 1 : int(x[0]) + 2]
+    assert (near & int(MaskBit.CR)).any()
+    assert ((out.mask & int(MaskBit.CR)) != 0).sum() <= 4
+    no_data = (out.mask & int(MaskBit.NO_DATA)) != 0
+    assert no_data[0, :].all() and no_data[-1, :].all()
+    assert not no_data[150, 100]
+    assert np.all(out.image[no_data] == 0)
+
+
+def test_patches_stitch_without_seam() -> None:
+    rng = np.random.default_rng(4)
+    field = synth.make_field(rng, SHAPE, n_stars=60)
+    patches = synth.make_template_patches(rng, field, 1.0, n_patches=3, overlap=30)
+    whole = synth.make_template_patches(np.random.default_rng(5), field, 1.0, n_patches=1)
+    # Same sky and noise-free comparison: give the single patch the stitched patches' pixels.
+    out = warp.warp_patches(patches, field.wcs, SHAPE)
+    ref = warp.warp_exposure(whole[0], field.wcs, SHAPE)
+    good = (out.mask == 0) & (ref.mask == 0)
+    assert good.mean() > 0.9
+    resid = (out.image - ref.image)[good] / np.sqrt(out.variance[good] + ref.variance[good])
+    # Independent noise realisations: the difference is pure noise, no seam excess.
+    assert np.std(resid) == pytest.approx(1.0, abs=0.1)
+    assert np.abs(resid).max() < 6
+
+
+def test_psf_is_resampled_to_output_scale() -> None:
+    src, _, _ = _source(np.random.default_rng(6))
+    out = warp.warp_exposure(src, _dst_wcs(), SHAPE)
+    assert out.psf is not None
+    assert out.psf.sum() == pytest.approx(1.0, abs=1e-5)
+    k = out.psf.shape[0]
+    yy, xx = np.mgrid[:k, :k] - k // 2
+    sigma = np.sqrt((out.psf * (xx**2 + yy**2)).sum() / 2)
+    want = 4.0 * synth.FWHM_TO_SIGMA * synth.TPL_SCALE / synth.SCI_SCALE
+    assert sigma == pytest.approx(want, rel=0.03)
+    assert out.metadata["PSF_FWHM"] == pytest.approx(4.0 * synth.TPL_SCALE / synth.SCI_SCALE)
+
+
+def test_errors_name_the_problem() -> None:
+    src, _, _ = _source(np.random.default_rng(7))
+    with pytest.raises(ValueError, match="unknown warp kernel 'cubic'"):
+        warp.warp_exposure(src, _dst_wcs(), SHAPE, kernel="cubic")
+    src.wcs = None
+    with pytest.raises(ValueError, match="without a WCS"):
+        warp.warp_exposure(src, _dst_wcs(), SHAPE)
+    with pytest.raises(ValueError, match="no patches"):
+        warp.warp_patches([], _dst_wcs(), SHAPE)
