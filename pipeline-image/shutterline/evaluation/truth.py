@@ -1,0 +1,152 @@
+"""Match DIA sources and calibrated source catalogs to the truth table of a simulated night."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "ChangeTruth",
+    "DetectorScore",
+    "astrometric_residuals",
+    "load_truth",
+    "score_detector",
+]
+
+CHANGING = ("variable", "transient", "asteroid")
+
+
+@dataclass(frozen=True)
+class ChangeTruth:
+    """Truth rows of one night, with the flux each changing source shows in a difference image.
+
+    ``table`` has the simulator's columns plus ``diff_flux_nJy``: the visit's flux minus the
+    mean flux over the template-building visits (zero for a transient or asteroid there).
+    """
+
+    table: Table
+
+    def rows(self, visit: int, detector: int) -> Table:
+        """Rows of one visit and detector."""
+        t = self.table
+        return t[(t["visit"] == visit) & (t["detector"] == detector)]
+
+
+def load_truth(night_dir: Path, template_visits: set[int]) -> ChangeTruth:
+    """Read ``truth/sources.csv`` and add the expected difference flux of every row."""
+    table = Table.read(night_dir / "truth" / "sources.csv", format="ascii.csv")
+    in_template = np.isin(table["visit"], sorted(template_visits))
+    values: dict[tuple[int, str], list[float]] = {}
+    for row in table[in_template & (table["kind"] == "variable")]:
+        values.setdefault((int(row["id"]), str(row["band"])), []).append(float(row["flux_nJy"]))
+    mean_template = {key: float(np.mean(v)) for key, v in values.items()}
+    diff = np.array(
+        [
+            float(r["flux_nJy"]) - mean_template.get((int(r["id"]), str(r["band"])), 0.0)
+            if r["kind"] == "variable"
+            else float(r["flux_nJy"])
+            for r in table
+        ]
+    )
+    table["diff_flux_nJy"] = diff
+    return ChangeTruth(table)
+
+
+@dataclass(frozen=True)
+class DetectorScore:
+    """How one detector's DIA sources compare with the truth."""
+
+    n_dia: int
+    n_true_changing: int
+    n_expected: int  # changing sources with expected difference SNR >= the threshold
+    n_found: int  # of those, matched by a DIA source
+    n_false: int  # DIA sources within the radius of no changing source
+    n_asteroids_detected: int
+    n_asteroids_correct: int
+    completeness_by_kind: dict[str, tuple[int, int]]  # kind -> (found, expected)
+
+
+def _separation_match(
+    ra1: np.ndarray, dec1: np.ndarray, ra2: np.ndarray, dec2: np.ndarray, radius_arcsec: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each point of set 1, the index of the nearest point of set 2 and its distance (")."""
+    if len(ra2) == 0 or len(ra1) == 0:
+        return np.full(len(ra1), -1), np.full(len(ra1), np.inf)
+    ra0, dec0 = float(np.mean(ra2)), float(np.mean(dec2))
+    cosd = np.cos(np.radians(dec0))
+
+    def plane(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        return np.column_stack([((ra - ra0 + 180.0) % 360.0 - 180.0) * cosd, dec - dec0]) * 3600
+
+    dist, best = cKDTree(plane(ra2, dec2)).query(plane(ra1, dec1))
+    return np.where(dist <= radius_arcsec, best, -1), dist
+
+
+def score_detector(
+    dia: Table,
+    truth_rows: Table,
+    point_source_sigma_njy: float,
+    snr_threshold: float = 10.0,
+    radius_arcsec: float = 1.0,
+) -> DetectorScore:
+    """Score one detector-visit's DIA sources.
+
+    ``point_source_sigma_njy`` is the 1-sigma PSF-flux noise of the difference image; a
+    changing source is expected when ``|diff_flux_nJy| / sigma >= snr_threshold``.
+    """
+    changing = truth_rows[np.isin(truth_rows["kind"], CHANGING)]
+    ra_t, dec_t = np.asarray(changing["ra"], float), np.asarray(changing["dec"], float)
+    ra_d, dec_d = np.asarray(dia["ra"], float), np.asarray(dia["dec"], float)
+    to_truth, _ = _separation_match(ra_d, dec_d, ra_t, dec_t, radius_arcsec)
+    to_dia, _ = _separation_match(ra_t, dec_t, ra_d, dec_d, radius_arcsec)
+    snr = np.abs(np.asarray(changing["diff_flux_nJy"], float)) / point_source_sigma_njy
+    expected = snr >= snr_threshold
+    by_kind = {
+        kind: (
+            int(np.sum(expected & (to_dia >= 0) & (changing["kind"] == kind))),
+            int(np.sum(expected & (changing["kind"] == kind))),
+        )
+        for kind in CHANGING
+    }
+    ast_correct, ast_detected = _asteroid_score(dia, changing, to_truth)
+    return DetectorScore(
+        n_dia=len(dia),
+        n_true_changing=len(changing),
+        n_expected=int(expected.sum()),
+        n_found=int(np.sum(expected & (to_dia >= 0))),
+        n_false=int(np.sum(to_truth < 0)),
+        n_asteroids_detected=ast_detected,
+        n_asteroids_correct=ast_correct,
+        completeness_by_kind=by_kind,
+    )
+
+
+def _asteroid_score(dia: Table, changing: Table, to_truth: np.ndarray) -> tuple[int, int]:
+    """(correctly associated, detected) known asteroids among the DIA sources."""
+    if "ss_object_id" not in dia.colnames:
+        return 0, 0
+    hit = to_truth >= 0
+    kinds = np.asarray(changing["kind"])[np.where(hit, to_truth, 0)]
+    is_ast = hit & (kinds == "asteroid")
+    truth_ids = np.asarray(changing["id"])[np.where(hit, to_truth, 0)]
+    ss_ids = np.ma.filled(np.ma.asarray(dia["ss_object_id"]), -1)
+    correct = is_ast & (ss_ids.astype(np.int64) == truth_ids.astype(np.int64))
+    return int(correct.sum()), int(is_ast.sum())
+
+
+def astrometric_residuals(src: Table, truth_rows: Table, radius_arcsec: float = 1.0) -> np.ndarray:
+    """Separations (arcsec) between calibrated positions of sources and their true static stars."""
+    point = truth_rows["extended"] == 0 if "extended" in truth_rows.colnames else True
+    static = truth_rows[(truth_rows["kind"] == "static") & point]
+    idx, dist = _separation_match(
+        np.asarray(src["ra"], float),
+        np.asarray(src["dec"], float),
+        np.asarray(static["ra"], float),
+        np.asarray(static["dec"], float),
+        radius_arcsec,
+    )
+    return dist[idx >= 0]

@@ -1,0 +1,86 @@
+"""Where a detector's inputs come from and its outputs go; the stages see neither."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from shutterline.pipeline import settings as settings_mod
+from shutterline.telemetry import stages
+
+__all__ = ["load_inputs", "local_repo_path", "store_products"]
+
+log = logging.getLogger(__name__)
+
+
+def local_repo_path(settings: settings_mod.Settings, visit: int, detector: int) -> Path:
+    """The pod-local repository of one detector (on the ephemeral volume in a pod)."""
+    return settings.workdir / f"local-{visit}-{detector}"
+
+
+def load_inputs(
+    settings: settings_mod.Settings, visit: int, detector: int, rec: stages.StageRecorder
+) -> tuple[Any, Any]:
+    """A detector's inputs and the repository outputs go to.
+
+    Development mode (``settings.direct``) reads the central repository; otherwise the
+    detector's needs are pre-cached into a local repository first, exactly as the pod's init
+    container does, and read from there. Both go through the same ``load_detector_inputs``.
+    """
+    from shutterline.butler import inputs as butler_inputs
+    from shutterline.butler import precache, repo
+
+    if settings.direct:
+        with rec.stage("load_inputs"):
+            butler = repo.open_repo(settings.repo, writeable=bool(settings.export))
+            loaded = butler_inputs.load_detector_inputs(
+                butler, visit, detector, padding_arcsec=settings.padding_arcsec
+            )
+        return loaded, butler
+    local = local_repo_path(settings, visit, detector)
+    if not (local / "butler.yaml").exists():
+        with rec.stage("precache") as span:
+            report = precache.precache_detector(
+                settings.repo, str(local), visit, detector, padding_arcsec=settings.padding_arcsec
+            )
+            span.set_attribute("precache.datasets", report.n_datasets)
+            span.set_attribute("precache.bytes", report.bytes)
+    with rec.stage("load_inputs"):
+        butler = repo.open_repo(str(local), writeable=True)
+        loaded = butler_inputs.load_detector_inputs(
+            butler, visit, detector, padding_arcsec=settings.padding_arcsec
+        )
+    return loaded, butler
+
+
+def store_products(settings: settings_mod.Settings, butler: Any, outputs: Any) -> list[str]:
+    """Put the internal products into the detector's repository; export the configured ones.
+
+    Pre-cached: everything goes into the local repository (the pod's ephemeral volume) and
+    the dataset types named in ``settings.export`` are transferred to the central one.
+    Direct: only the exported types are written, straight to the central repository.
+    """
+    from shutterline.butler import names
+
+    meta = outputs.calexp.metadata
+    data_id = {"instrument": names.INSTRUMENT, "visit": meta["VISIT"], "detector": meta["DETECTOR"]}
+    products = {
+        names.CALEXP: outputs.calexp,
+        names.DIFFERENCE_IMAGE: outputs.difference,
+        names.SRC: outputs.src,
+        names.DIA_SOURCE: outputs.dia_sources,
+    }
+    wanted = set(settings.export) if settings.direct else set(products)
+    run = names.visit_run(int(meta["VISIT"]))
+    butler.collections.register(run)
+    refs = [
+        butler.put(obj, name, data_id, run=run) for name, obj in products.items() if name in wanted
+    ]
+    if not settings.direct and settings.export:
+        from shutterline.butler import repo
+
+        central = repo.open_repo(settings.repo, writeable=True)
+        exported = [r for r in refs if r.datasetType.name in settings.export]
+        central.transfer_from(butler, exported, transfer="copy", register_dataset_types=True)
+    return [r.datasetType.name for r in refs]

@@ -1,0 +1,95 @@
+"""Stages 6-8 and the writes: solar system, association, alerts, APDB, spool, products."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from typing import Any
+
+import numpy as np
+from astropy.wcs import WCS
+
+from shutterline.alerts import build as alert_build
+from shutterline.alerts import spool as alert_spool
+from shutterline.association import apdb as apdb_mod
+from shutterline.association import associate as assoc
+from shutterline.association import forced, visitinfo
+from shutterline.pipeline import settings as settings_mod
+from shutterline.solarsystem import associate as ss_assoc
+from shutterline.solarsystem import predict
+from shutterline.telemetry import stages
+
+__all__ = ["start_predictions", "write_outputs"]
+
+log = logging.getLogger(__name__)
+
+#: Half-diagonal of a 2048 x 4096 detector at 0.263"/px is ~0.085 deg; predictions use a
+#: margin so an object near an edge is not missed.
+_PREDICT_RADIUS_PAD_DEG = 0.05
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ss")
+
+
+def start_predictions(inputs: Any) -> concurrent.futures.Future[Any] | None:
+    """Predict known asteroids for this detector in a thread while the image stages run.
+
+    Everything it needs (orbits, time, pointing) is known before the raw arrives; the
+    prediction centre is the detector centre from the raw header's (approximate) WCS.
+    """
+    if inputs.orbits is None or len(inputs.orbits) == 0:
+        return None
+    mjd_mid = inputs.mjd + inputs.exptime / 2.0 / 86400.0
+    center, radius = _detector_circle(inputs)
+    return _EXECUTOR.submit(predict.predict_visit, inputs.orbits, mjd_mid, center, radius)
+
+
+def _detector_circle(inputs: Any) -> tuple[tuple[float, float], float]:
+    """A circle around the raw's pixel grid through its header WCS (overscan included, a
+    slight over-estimate that costs nothing)."""
+    header = inputs.raw[1].header
+    nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
+    ra, dec = WCS(header).all_pix2world([0, nx, nx, 0], [0, 0, ny, ny], 0)
+    corners = np.column_stack([ra, dec])
+    return predict.footprint_circle(corners, pad_arcsec=_PREDICT_RADIUS_PAD_DEG * 3600.0)
+
+
+def write_outputs(
+    settings: settings_mod.Settings,
+    outputs: Any,
+    predictions: concurrent.futures.Future[Any] | None,
+    rec: stages.StageRecorder,
+) -> list[str]:
+    """Associate, build every packet, commit the APDB, then spool the packets.
+
+    Nothing reaches the spool until the APDB commit succeeded; a retry of the same detector
+    finds its sources stored, skips the commit and rewrites the same packets under the same
+    names (deterministic ids), so a consumer never sees a second alert for a source.
+    """
+    calexp, dia_sources = outputs.calexp, outputs.dia_sources
+    info = visitinfo.VisitInfo.from_exposure(calexp)
+    with rec.stage("solar_system"):
+        ss_records: dict[int, Any] = {}
+        if predictions is not None:
+            ss = ss_assoc.ssassociate(dia_sources, predictions.result())
+            ss_records = ss_assoc.ss_source_records(ss)
+            rec.emit("ss_sources", len(ss))
+    with rec.stage("association"):
+        db = apdb_mod.open_apdb(settings.apdb, create=False)
+        res = assoc.associate(dia_sources, db, info)
+        targets = res.forced_targets()
+        res = assoc.attach_forced(
+            res, forced.forced_photometry(outputs.difference, calexp, targets)
+        )
+        rec.emit("dia_objects_new", res.n_new)
+    with rec.stage("alerts"):
+        packets = alert_build.build_packets(
+            res.alert_inputs(), ss_records, outputs.difference, calexp, outputs.template
+        )
+        rec.emit("alerts", len(packets))
+    with rec.stage("store"):
+        assoc.commit(res, db)
+        spool = alert_spool.AlertSpool(settings.spool)
+        paths = spool.write_many(
+            [(p.alert_id, p.payload) for p in packets], visit=info.visit, detector=info.detector
+        )
+    outputs.alerts = [(p.alert_id, p.payload) for p in packets]
+    return [str(p) for p in paths]

@@ -1,0 +1,185 @@
+"""A visit: its detectors in parallel processes, each run exactly as a worker pod runs it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import multiprocessing
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+
+from shutterline import exceptions
+from shutterline.pipeline import settings as settings_mod
+from shutterline.telemetry import stages, tracing
+
+__all__ = ["DetectorReport", "run_detector_job", "run_visit"]
+
+log = logging.getLogger(__name__)
+_TRACER = trace.get_tracer("shutterline.pipeline")
+
+
+@dataclasses.dataclass
+class DetectorReport:
+    """Outcome of one detector, small enough to pass between processes and print."""
+
+    visit: int
+    detector: int
+    status: str  # "succeeded" or "failed"
+    reason: str = ""
+    exit_code: int = 0
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    timeline: list[tuple[str, float, float]] = dataclasses.field(default_factory=list)
+    quantities: dict[str, Any] = dataclasses.field(default_factory=dict)
+    dia_sources: Any = None  # astropy Table of the DIA sources (None on failure)
+    src: Any = None  # bright calibrated sources, for astrometry scoring
+    alert_paths: list[str] = dataclasses.field(default_factory=list)
+
+
+_CONFIGURED: dict[str, bool] = {}
+
+
+def _configure_once(settings: settings_mod.Settings) -> None:
+    if not _CONFIGURED.get("done"):
+        tracing.configure("shutterline-pipeline", settings.otlp_endpoint, settings.spans_path)
+        _CONFIGURED["done"] = True
+
+
+def run_detector_job(
+    settings: settings_mod.Settings,
+    visit: int,
+    detector: int,
+    traceparent: str | None = None,
+) -> DetectorReport:
+    """Process one detector: load (pre-cache or direct), run every stage, write outputs.
+
+    Never raises for a data or service problem: the report carries the failure reason and the
+    exit code a pod would use, and the spool holds nothing of this detector.
+    """
+    _configure_once(settings)
+    rec = stages.StageRecorder(attributes={"visit": visit, "detector": detector})
+    parent = tracing.context_from_traceparent(traceparent)
+    with _TRACER.start_as_current_span(
+        f"detector {detector}", context=parent, attributes=rec.attributes
+    ) as span:
+        report = DetectorReport(visit, detector, "succeeded")
+        try:
+            _run(settings, visit, detector, rec, report)
+        except Exception as exc:
+            _record_failure(settings, report, exc, span)
+        report.seconds = rec.seconds
+        report.timeline = [(t.name, t.start, t.wall_s) for t in rec.timings]
+        report.quantities = dict(rec.quantities)
+        span.set_attribute("shutterline.status", report.status)
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush()
+    return report
+
+
+def _run(
+    settings: settings_mod.Settings,
+    visit: int,
+    detector: int,
+    rec: stages.StageRecorder,
+    report: DetectorReport,
+) -> None:
+    from shutterline.pipeline import detector as detector_mod
+    from shutterline.pipeline import io as pipeline_io
+
+    inputs, local = pipeline_io.load_inputs(settings, visit, detector, rec)
+    outputs, paths = detector_mod.process_detector(inputs, settings, rec)
+    report.alert_paths = paths
+    report.dia_sources = outputs.dia_sources
+    report.src = (
+        outputs.src[outputs.src["psf_star"]] if "psf_star" in outputs.src.colnames else None
+    )
+    # Internal products come after the alerts are out; failing to keep them must not take
+    # back alerts already spooled, so it is reported, not raised.
+    with rec.stage("products") as span:
+        try:
+            pipeline_io.store_products(settings, local, outputs)
+        except Exception as exc:
+            reason = f"internal products not stored: {type(exc).__name__}: {exc}"
+            log.warning("visit %s detector %s: %s", visit, detector, reason)
+            rec.emit("products_error", reason)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, reason))
+
+
+def _record_failure(
+    settings: settings_mod.Settings, report: DetectorReport, exc: Exception, span: trace.Span
+) -> None:
+    from shutterline.pipeline import detector as detector_mod
+
+    report.status = "failed"
+    report.reason = f"{type(exc).__name__}: {exc}"
+    is_ours = isinstance(exc, exceptions.ShutterlineError)
+    report.exit_code = getattr(exc, "exit_code", exceptions.EXIT_PERMANENT)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, report.reason))
+    log.error("visit %s detector %s failed: %s", report.visit, report.detector, report.reason)
+    if not is_ours:
+        log.debug("%s", traceback.format_exc())
+    try:
+        detector_mod.discard_partial(settings.spool, report.visit, report.detector)
+    except Exception as cleanup:
+        log.error("could not clean the spool after a failure: %s", cleanup)
+
+
+def run_visit(
+    settings: settings_mod.Settings,
+    visit: int,
+    detectors: Sequence[int],
+    jobs: int = 1,
+    on_done: Callable[[DetectorReport], None] | None = None,
+) -> list[DetectorReport]:
+    """Run ``detectors`` of ``visit`` in up to ``jobs`` processes; reports in detector order.
+
+    The APDB schema is created first if the database has none, so detectors only write.
+    """
+    from shutterline.association import apdb
+
+    _configure_once(settings)
+    if "://" not in settings.apdb:  # a SQLite file: its directory must exist
+        Path(settings.apdb).parent.mkdir(parents=True, exist_ok=True)
+    apdb.open_apdb(settings.apdb, create=True)
+    with _TRACER.start_as_current_span(f"visit {visit}", attributes={"visit": visit}):
+        traceparent = tracing.current_traceparent()
+        if jobs <= 1:
+            reports = []
+            for d in detectors:
+                reports.append(run_detector_job(settings, visit, d, traceparent))
+                if on_done:
+                    on_done(reports[-1])
+            return reports
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(run_detector_job, settings, visit, d, traceparent): d for d in detectors
+            }
+            done: dict[int, DetectorReport] = {}
+            for future in concurrent.futures.as_completed(futures):
+                report = future.result()
+                done[futures[future]] = report
+                if on_done:
+                    on_done(report)
+        return [done[d] for d in detectors]
+
+
+def detectors_of_visit(settings: settings_mod.Settings, visit: int) -> list[int]:
+    """Detectors with a raw ingested for ``visit`` in the central repository."""
+    from shutterline.butler import names, repo
+
+    butler = repo.open_repo(settings.repo)
+    refs = butler.query_datasets(
+        names.RAW,
+        collections=names.RAW_COLLECTION,
+        where=f"exposure = {int(visit)}",
+        explain=False,
+    )
+    if not refs:
+        raise exceptions.MissingInputError(names.RAW, {"exposure": visit}, "no raws ingested")
+    return sorted({int(r.dataId["detector"]) for r in refs})

@@ -1,0 +1,131 @@
+"""A visit end to end on real (simulated) data, and what a failing detector leaves behind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import lsst.alert.packet
+import pytest
+
+from shutterline.alerts import serialize
+from shutterline.pipeline import visit
+
+pytestmark = pytest.mark.slow
+
+
+def _alert_names(spool: Path, detector: int) -> list[str]:
+    return sorted(p.name for p in spool.glob("*.alert") if f"_{detector}_" in p.name)
+
+
+def test_visit_spools_valid_alerts_and_a_retry_repeats_them(small_night, tmp_path: Path) -> None:
+    entry = small_night.visits[0]
+    settings = small_night.settings(tmp_path)
+    reports = visit.run_visit(settings, entry["visit"], entry["detectors"], jobs=1)
+    assert [r.status for r in reports] == ["succeeded"] * len(reports), [r.reason for r in reports]
+    schema = serialize.load_schema()
+    validator = lsst.alert.packet.Schema.from_file()
+    names = {}
+    for r in reports:
+        assert r.alert_paths, f"detector {r.detector} produced no alerts"
+        names[r.detector] = _alert_names(settings.spool, r.detector)
+        for path in r.alert_paths:
+            alert = serialize.from_wire(Path(path).read_bytes(), schema)
+            validator.validate(alert)
+            assert alert["diaSourceId"] // 100_000 == r.visit * 1000 + r.detector
+    # The same detector again (a retried pod): the same alerts under the same names, no more.
+    again = visit.run_visit(settings, entry["visit"], entry["detectors"][:1], jobs=1)[0]
+    assert again.status == "succeeded", again.reason
+    assert _alert_names(settings.spool, again.detector) == names[again.detector]
+
+
+def _corrupt_raw(repo: Path, visit_id: int, detector: int) -> None:
+    from shutterline.butler import names
+    from shutterline.butler import repo as repo_mod
+
+    butler = repo_mod.open_repo(str(repo))
+    (ref,) = butler.query_datasets(
+        names.RAW,
+        collections=names.RAW_COLLECTION,
+        where=f"exposure = {visit_id} AND detector = {detector}",
+        explain=False,
+    )
+    raw = Path(butler.getURI(ref).ospath)
+    data = raw.read_bytes()
+    raw.write_bytes(data[: len(data) // 3])
+
+
+def test_a_truncated_raw_fails_its_detector_only(small_night, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(small_night.repo, repo)
+    entry = small_night.visits[1]
+    bad, good = entry["detectors"]
+    _corrupt_raw(repo, entry["visit"], bad)
+    settings = small_night.settings(tmp_path / "out", repo=repo, direct=True)
+    by_det = {r.detector: r for r in visit.run_visit(settings, entry["visit"], [bad, good])}
+    assert by_det[bad].status == "failed"
+    assert "raw" in by_det[bad].reason.lower()
+    assert by_det[bad].exit_code == 65
+    assert _alert_names(settings.spool, bad) == []
+    assert by_det[good].status == "succeeded", by_det[good].reason
+    assert _alert_names(settings.spool, good)
+
+
+def test_no_valid_flat_names_the_missing_calibration(small_night, tmp_path: Path) -> None:
+    from shutterline.butler import names
+    from shutterline.butler import repo as repo_mod
+
+    repo = tmp_path / "repo"
+    shutil.copytree(small_night.repo, repo)
+    entry = small_night.visits[0]
+    detector = entry["detectors"][0]
+    butler = repo_mod.open_repo(str(repo), writeable=True)
+    refs = butler.query_datasets(
+        names.FLAT,
+        collections=names.CALIB_COLLECTION,
+        where=f"detector = {detector}",
+        find_first=False,
+        explain=False,
+    )
+    butler.registry.decertify(
+        names.CALIB_COLLECTION, names.FLAT, _all_time(), dataIds=[r.dataId for r in refs]
+    )
+    settings = small_night.settings(tmp_path / "out", repo=repo, direct=True)
+    report = visit.run_visit(settings, entry["visit"], [detector])[0]
+    assert report.status == "failed"
+    assert "flat" in report.reason and "missing input" in report.reason
+    assert _alert_names(settings.spool, detector) == []
+
+
+def _all_time():
+    from lsst.daf.butler import Timespan
+
+    return Timespan(None, None)
+
+
+def test_an_empty_template_fails_with_its_coverage(small_night, tmp_path: Path) -> None:
+    import numpy as np
+
+    from shutterline.butler import names
+    from shutterline.butler import repo as repo_mod
+    from shutterline.images import Exposure, write_exposure
+
+    repo = tmp_path / "repo"
+    shutil.copytree(small_night.repo, repo)
+    butler = repo_mod.open_repo(str(repo))
+    for ref in butler.query_datasets(
+        names.TEMPLATE, collections=names.TEMPLATE_COLLECTION, explain=False
+    ):
+        path = Path(butler.getURI(ref).ospath)
+        old = butler.get(ref)
+        empty = Exposure.blank(old.shape, old.wcs)
+        empty.psf, empty.metadata = old.psf, old.metadata
+        empty.variance[:] = np.inf
+        write_exposure(empty, path)
+    entry = small_night.visits[0]
+    detector = entry["detectors"][0]
+    settings = small_night.settings(tmp_path / "out", repo=repo, direct=True)
+    report = visit.run_visit(settings, entry["visit"], [detector])[0]
+    assert report.status == "failed"
+    assert "template covers 0.0%" in report.reason
+    assert _alert_names(settings.spool, detector) == []
