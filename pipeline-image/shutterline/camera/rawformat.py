@@ -28,7 +28,7 @@ PRIMARY_KEYS = (
 _AMP_STEMS = ("DATASEC", "BIASSEC", "GAIN", "RDNOISE", "SATURAT")
 AMPLIFIERS = ("A", "B")
 #: Keywords every raw's image extension carries (plus a TAN WCS).
-DETECTOR_KEYS = ("CCDNUM", "DETPOS") + tuple(f"{s}{a}" for a in AMPLIFIERS for s in _AMP_STEMS)
+DETECTOR_KEYS = ("CCDNUM", "DETPOS", *(f"{s}{a}" for a in AMPLIFIERS for s in _AMP_STEMS))
 
 OBSTYPE_BIAS = "zero"
 OBSTYPE_FLAT = "dome flat"
