@@ -261,14 +261,14 @@ def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
     jac = np.array(
         [[(ra_x - ra + 180) % 360 - 180, (ra_y - ra + 180) % 360 - 180], [dec_x - dec, dec_y - dec]]
     )
+    # Errors on the sky: the RA row carries cos(dec), as the schema's raErr does.
+    jac[0] *= np.cos(np.radians(dec))
     vx, vy = out["x_err"] ** 2, out["y_err"] ** 2
     out["ra"], out["dec"] = ra, dec
     out["ra_err"] = np.sqrt(jac[0, 0] ** 2 * vx + jac[0, 1] ** 2 * vy)
     out["dec_err"] = np.sqrt(jac[1, 0] ** 2 * vx + jac[1, 1] ** 2 * vy)
     out["ra_dec_cov"] = jac[0, 0] * jac[1, 0] * vx + jac[0, 1] * jac[1, 1] * vy
-    scale2 = (
-        np.abs(jac[0, 0] * jac[1, 1] - jac[0, 1] * jac[1, 0]) * np.cos(np.radians(dec)) * 3600.0**2
-    )
+    scale2 = np.abs(jac[0, 0] * jac[1, 1] - jac[0, 1] * jac[1, 0]) * 3600.0**2
     out["_pix_area"] = scale2
 
 
