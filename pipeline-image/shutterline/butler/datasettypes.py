@@ -1,0 +1,44 @@
+"""Dataset types of the repository: inputs the pipeline reads and outputs it writes."""
+
+from __future__ import annotations
+
+from lsst.daf.butler import Butler, DatasetType, DimensionUniverse
+
+from shutterline.butler import formatters, names
+
+__all__ = ["dataset_types", "register_dataset_types"]
+
+_DETECTOR_VISIT = ("instrument", "visit", "detector")
+
+
+def dataset_types(universe: DimensionUniverse) -> list[DatasetType]:
+    """Every dataset type Shutterline uses, for this dimension universe."""
+    exposure, table, raw = (
+        formatters.EXPOSURE_STORAGE_CLASS,
+        formatters.TABLE_STORAGE_CLASS,
+        formatters.RAW_STORAGE_CLASS,
+    )
+    spec: list[tuple[str, tuple[str, ...], str, bool]] = [
+        (names.RAW, ("instrument", "detector", "exposure"), raw, False),
+        (names.BIAS, ("instrument", "detector"), exposure, True),
+        (names.FLAT, ("instrument", "detector", "physical_filter"), exposure, True),
+        (names.TEMPLATE, ("skymap", "tract", "patch", "band"), exposure, False),
+        (names.REFCAT, (names.REFCAT_PIXELIZATION,), table, False),
+        # A dataset type with no dimensions is legal: one orbit table per RUN.
+        (names.ORBITS, (), table, False),
+        (names.CALEXP, _DETECTOR_VISIT, exposure, False),
+        (names.CALEXP_BACKGROUND, _DETECTOR_VISIT, exposure, False),
+        (names.DIFFERENCE_IMAGE, _DETECTOR_VISIT, exposure, False),
+        (names.SRC, _DETECTOR_VISIT, table, False),
+        (names.DIA_SOURCE, _DETECTOR_VISIT, table, False),
+    ]
+    return [
+        DatasetType(name, dims, storage_class, universe=universe, isCalibration=is_calib)
+        for name, dims, storage_class, is_calib in spec
+    ]
+
+
+def register_dataset_types(butler: Butler) -> None:
+    """Register every dataset type (idempotent: an identical definition is accepted)."""
+    for dataset_type in dataset_types(butler.dimensions):
+        butler.registry.registerDatasetType(dataset_type)

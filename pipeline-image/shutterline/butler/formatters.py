@@ -1,0 +1,101 @@
+"""Formatters for Shutterline's own Python types, and the storage classes that use them.
+
+``Exposure`` is stored as the multi-extension FITS of `shutterline.images.exposure`
+(IMAGE, MASK, VARIANCE, [PSF]); a raw is stored byte for byte as the camera wrote it and read
+back as an in-memory ``astropy.io.fits.HDUList`` (no memory map, file closed). Catalogs use
+daf_butler's own ``ArrowAstropy`` storage class (Parquet through pyarrow).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from astropy.io import fits
+from lsst.daf.butler import FormatterV2
+from lsst.resources import ResourcePath
+
+from shutterline.images import exposure as exposure_io
+
+__all__ = [
+    "EXPOSURE_STORAGE_CLASS",
+    "RAW_STORAGE_CLASS",
+    "TABLE_STORAGE_CLASS",
+    "ExposureFormatter",
+    "RawFormatter",
+    "butler_config",
+]
+
+EXPOSURE_STORAGE_CLASS = "ShutterlineExposure"
+RAW_STORAGE_CLASS = "ShutterlineRaw"
+#: daf_butler's astropy-table-as-Parquet storage class.
+TABLE_STORAGE_CLASS = "ArrowAstropy"
+
+
+class ExposureFormatter(FormatterV2):
+    """Read and write `shutterline.images.Exposure` as multi-extension FITS."""
+
+    default_extension = ".fits"
+    supported_extensions = frozenset({".fits"})
+    can_read_from_local_file = True
+
+    def read_from_local_file(
+        self, path: str, component: str | None = None, expected_size: int = -1
+    ) -> Any:
+        """Read an exposure written by `write_local_file`."""
+        return exposure_io.read_exposure(path)
+
+    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
+        """Write ``in_memory_dataset`` (an `Exposure`) to a local FITS file."""
+        exposure_io.write_exposure(in_memory_dataset, uri.ospath)
+
+
+class RawFormatter(FormatterV2):
+    """Read a raw FITS file into memory; write an ``HDUList`` unchanged."""
+
+    default_extension = ".fits"
+    supported_extensions = frozenset({".fits", ".fz"})
+    can_read_from_local_file = True
+
+    def read_from_local_file(
+        self, path: str, component: str | None = None, expected_size: int = -1
+    ) -> Any:
+        """The whole file as an ``HDUList`` whose data are loaded and whose file is closed."""
+        return read_raw_file(path)
+
+    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
+        """Write an ``HDUList`` as it is."""
+        in_memory_dataset.writeto(uri.ospath, overwrite=True)
+
+
+def read_raw_file(path: str) -> fits.HDUList:
+    """Read a raw completely into memory (headers and 16-bit unsigned pixels)."""
+    hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    try:
+        for hdu in hdul:
+            _ = hdu.data  # load now: loaded data outlive the file, which we close
+    finally:
+        hdul.close()
+    return hdul
+
+
+def butler_config() -> dict[str, Any]:
+    """The parts of the repository configuration that are Shutterline's own.
+
+    Storage classes and formatters for our types, and checksums recorded for every file so
+    a damaged copy is detected when it is transferred (see `shutterline.butler.checksums`).
+    """
+    module = __name__
+    return {
+        "storageClasses": {
+            EXPOSURE_STORAGE_CLASS: {"pytype": "shutterline.images.exposure.Exposure"},
+            RAW_STORAGE_CLASS: {"pytype": "astropy.io.fits.HDUList"},
+        },
+        "datastore": {
+            "cls": "shutterline.butler.datastore.ShutterlineFileDatastore",
+            "checksum": True,
+            "formatters": {
+                EXPOSURE_STORAGE_CLASS: f"{module}.ExposureFormatter",
+                RAW_STORAGE_CLASS: f"{module}.RawFormatter",
+            },
+        },
+    }

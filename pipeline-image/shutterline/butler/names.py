@@ -1,0 +1,66 @@
+"""The Butler names fixed in docs/architecture.md: instrument, collections, dataset types."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BANDS",
+    "BIAS",
+    "CALEXP",
+    "CALEXP_BACKGROUND",
+    "CALIB_COLLECTION",
+    "DIA_SOURCE",
+    "DIFFERENCE_IMAGE",
+    "FLAT",
+    "INSTRUMENT",
+    "ORBITS",
+    "ORBITS_COLLECTION",
+    "RAW",
+    "RAW_COLLECTION",
+    "REFCAT",
+    "REFCAT_COLLECTION",
+    "REFCAT_PIXELIZATION",
+    "SRC",
+    "TEMPLATE",
+    "TEMPLATE_COLLECTION",
+    "calib_run",
+    "visit_run",
+]
+
+INSTRUMENT = "SimDECam"
+#: Physical filter names equal band names for this instrument.
+BANDS = ("g", "r", "i")
+
+RAW_COLLECTION = f"{INSTRUMENT}/raw/all"
+CALIB_COLLECTION = f"{INSTRUMENT}/calib"
+TEMPLATE_COLLECTION = "templates/coadd"
+REFCAT_COLLECTION = "refcats/sim"
+ORBITS_COLLECTION = "solarsystem/orbits"
+
+RAW = "raw"
+BIAS = "bias"
+FLAT = "flat"
+TEMPLATE = "template_coadd"
+REFCAT = "ref_cat"
+ORBITS = "ss_orbits"
+CALEXP = "calexp"
+CALEXP_BACKGROUND = "calexp_background"
+DIFFERENCE_IMAGE = "difference_image"
+SRC = "src"
+DIA_SOURCE = "dia_source"
+
+#: The sky pixelization reference-catalog shards are keyed by (the universe's common one).
+REFCAT_PIXELIZATION = "htm7"
+
+
+def visit_run(visit: int) -> str:
+    """The output RUN collection of one processed visit."""
+    return f"{INSTRUMENT}/runs/{visit}"
+
+
+def calib_run(dataset_type: str, valid_from_mjd: float, valid_to_mjd: float | None) -> str:
+    """The RUN collection that holds calibrations certified for one validity range.
+
+    One run per (type, range) so two certifications of the same detector never collide.
+    """
+    end = "inf" if valid_to_mjd is None else f"{valid_to_mjd:.5f}"
+    return f"{CALIB_COLLECTION}/{dataset_type}/{valid_from_mjd:.5f}-{end}"

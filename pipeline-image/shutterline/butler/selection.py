@@ -1,0 +1,254 @@
+"""What one detector of one visit needs, found with a handful of registry queries.
+
+`plan_detector` is shared by the pre-cache (which transfers exactly these datasets) and by
+`shutterline.butler.inputs.load_detector_inputs` (which reads them), so both modes see the
+same inputs. Every ref it returns carries its dimension records, so a transfer needs no
+further registry round trips to the source.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from astropy.time import Time
+from lsst.daf.butler import Butler, DataCoordinate, DatasetRef, DimensionRecord, Timespan
+from lsst.sphgeom import ConvexPolygon, LonLat
+
+from shutterline import exceptions
+from shutterline.butler import names, refcat, skymaps
+from shutterline.skymap import rings
+
+__all__ = ["CalibMatch", "DetectorPlan", "padded_corners", "plan_detector", "region_corners"]
+
+
+@dataclass(frozen=True)
+class CalibMatch:
+    """A calibration dataset and the validity range it is certified for."""
+
+    ref: DatasetRef
+    timespan: Timespan
+
+
+@dataclass(frozen=True)
+class DetectorPlan:
+    """The datasets and records one detector's processing reads.
+
+    ``corners`` is the detector footprint ``(4, 2)`` (ICRS degrees) from the raw WCS, and
+    ``padded`` the same grown by the padding, which selected templates and shards.
+    """
+
+    visit: int
+    detector: int
+    band: str
+    physical_filter: str
+    mjd: float
+    exptime: float
+    boresight: tuple[float, float]
+    corners: np.ndarray
+    padded: np.ndarray
+    visit_data_id: DataCoordinate
+    raw: DatasetRef
+    bias: CalibMatch
+    flat: CalibMatch
+    templates: list[tuple[rings.PatchInfo, DatasetRef]]
+    refcat: list[DatasetRef]
+    orbits: DatasetRef | None
+
+    @property
+    def refs(self) -> list[DatasetRef]:
+        """Every dataset of the plan."""
+        found = [self.raw, self.bias.ref, self.flat.ref, *(r for _, r in self.templates)]
+        found += self.refcat
+        return found + ([self.orbits] if self.orbits is not None else [])
+
+
+def region_corners(region: Any) -> np.ndarray:
+    """Vertices ``(n, 2)`` ICRS degrees of a sphgeom ``ConvexPolygon``."""
+    points = [LonLat(v) for v in region.getVertices()]
+    return np.array([[p.getLon().asDegrees(), p.getLat().asDegrees()] for p in points])
+
+
+def padded_corners(corners: np.ndarray, padding_arcsec: float) -> np.ndarray:
+    """Corners ``(n, 2)`` degrees pushed away from their centre by ``padding_arcsec``.
+
+    Every point of the polygon's outline moves out by at least the padding (a corner moves
+    ``padding / sin(half angle)``), so the grown polygon holds the padded footprint.
+    """
+    ra0, dec0 = float(np.mean(corners[:, 0])), float(np.mean(corners[:, 1]))
+    cosd = max(math.cos(math.radians(dec0)), 1e-6)
+    dx = ((corners[:, 0] - ra0 + 180.0) % 360.0 - 180.0) * cosd
+    dy = corners[:, 1] - dec0
+    norm = np.maximum(np.hypot(dx, dy), 1e-12)
+    grow = (norm + math.sqrt(2.0) * padding_arcsec / 3600.0) / norm
+    return np.column_stack([(ra0 + dx * grow / cosd) % 360.0, np.clip(dec0 + dy * grow, -90, 90)])
+
+
+def _visit_data_id(butler: Butler, visit: int, detector: int) -> DataCoordinate:
+    data_id = {"instrument": names.INSTRUMENT, "visit": visit, "detector": detector}
+    found = butler.query_data_ids(
+        ["visit", "detector"], data_id=data_id, with_dimension_records=True, explain=False
+    )
+    region = found[0].records["visit_detector_region"] if found else None
+    if region is None:
+        raise exceptions.MissingInputError(
+            names.RAW, data_id, "visit and detector not registered: was the raw ingested?"
+        )
+    return found[0]
+
+
+def _one_ref(butler: Butler, dataset_type: str, collection: str, data_id: dict) -> DatasetRef:
+    refs = butler.query_datasets(
+        dataset_type,
+        collections=collection,
+        data_id=data_id,
+        with_dimension_records=True,
+        explain=False,
+    )
+    if not refs:
+        raise exceptions.MissingInputError(dataset_type, data_id, f"not in {collection}")
+    return refs[0]
+
+
+def _find_calib(butler: Butler, name: str, data_id: dict, when: Timespan) -> CalibMatch:
+    dataset_type = butler.get_dataset_type(name)
+    with butler.query() as query:
+        query = query.join_dataset_search(name, collections=[names.CALIB_COLLECTION])
+        query = query.where(data_id, f"{name}.timespan OVERLAPS when", bind={"when": when})
+        rows = list(
+            query.general(
+                dataset_type.dimensions,
+                f"{name}.timespan",
+                dataset_fields={name: ...},
+                find_first=False,
+            )
+            .with_dimension_records()
+            .iter_tuples(dataset_type)
+        )
+    if not rows:
+        raise exceptions.MissingInputError(
+            name,
+            data_id,
+            f"nothing in {names.CALIB_COLLECTION} valid at MJD {_begin_mjd(when):.5f}",
+        )
+    if len(rows) > 1:
+        raise exceptions.MissingInputError(
+            name, data_id, f"{len(rows)} certified datasets overlap {when}: ambiguous"
+        )
+    return CalibMatch(rows[0].refs[0], rows[0].raw_row[f"{name}.timespan"])
+
+
+def _templates(
+    butler: Butler, patches: list[rings.PatchInfo], band: str, skymap: rings.RingsSkyMap
+) -> list[tuple[rings.PatchInfo, DatasetRef]]:
+    if not patches:
+        return []
+    wanted = {(p.tract, p.patch): p for p in patches}
+    refs = butler.query_datasets(
+        names.TEMPLATE,
+        collections=names.TEMPLATE_COLLECTION,
+        where="skymap = sm AND band = b AND tract IN (tracts)",
+        bind={"sm": skymap.name, "b": band, "tracts": sorted({p.tract for p in patches})},
+        with_dimension_records=True,
+        explain=False,
+        limit=None,
+    )
+    found = {(r.dataId["tract"], r.dataId["patch"]): r for r in refs}
+    return [(wanted[key], found[key]) for key in sorted(wanted) if key in found]
+
+
+def _refcat_shards(butler: Butler, padded: np.ndarray) -> list[DatasetRef]:
+    pixels = refcat.shards_for_region(skymaps.polygon(padded))
+    return butler.query_datasets(
+        names.REFCAT,
+        collections=names.REFCAT_COLLECTION,
+        where=f"{names.REFCAT_PIXELIZATION} IN (pixels)",
+        bind={"pixels": pixels},
+        with_dimension_records=True,
+        explain=False,
+        limit=None,
+    )
+
+
+def _orbits(butler: Butler) -> DatasetRef | None:
+    refs = butler.query_datasets(
+        names.ORBITS, collections=names.ORBITS_COLLECTION, explain=False, limit=None
+    )
+    return refs[0] if refs else None
+
+
+def plan_detector(
+    butler: Butler,
+    visit: int,
+    detector: int,
+    padding_arcsec: float = 60.0,
+    skymap: rings.RingsSkyMap = rings.SKYMAP,
+) -> DetectorPlan:
+    """Find every input of one detector of one visit (about seven registry queries).
+
+    Raises
+    ------
+    shutterline.exceptions.MissingInputError
+        No raw, no bias or flat valid at the observation time (or more than one), no
+        template patch overlapping the padded footprint, or no reference-catalog shard.
+    """
+    data_id = _visit_data_id(butler, visit, detector)
+    visit_record: DimensionRecord = data_id.records["visit"]  # type: ignore[assignment]
+    region = data_id.records["visit_detector_region"].region  # type: ignore[union-attr]
+    corners = region_corners(region)
+    padded = padded_corners(corners, padding_arcsec)
+    band = str(data_id["band"])
+    physical_filter = str(data_id["physical_filter"])
+    when = Timespan.fromInstant(visit_record.timespan.begin)
+    base = {"instrument": names.INSTRUMENT, "detector": detector}
+    raw = _one_ref(butler, names.RAW, names.RAW_COLLECTION, {**base, "exposure": visit})
+    bias = _find_calib(butler, names.BIAS, base, when)
+    flat = _find_calib(butler, names.FLAT, {**base, "physical_filter": physical_filter}, when)
+    patches = skymap.patches_overlapping(corners[:, 0], corners[:, 1], padding_arcsec)
+    templates = _templates(butler, patches, band, skymap)
+    if not templates:
+        raise exceptions.MissingInputError(
+            names.TEMPLATE,
+            {"skymap": skymap.name, "band": band, "patches": [(p.tract, p.patch) for p in patches]},
+            "no template patch overlaps the detector footprint",
+        )
+    shards = _refcat_shards(butler, padded)
+    if not shards:
+        raise exceptions.MissingInputError(
+            names.REFCAT, {"visit": visit, "detector": detector}, "no shard overlaps the footprint"
+        )
+    return DetectorPlan(
+        visit=visit,
+        detector=detector,
+        band=band,
+        physical_filter=physical_filter,
+        mjd=_begin_mjd(visit_record.timespan),
+        exptime=float(visit_record.exposure_time),
+        boresight=_boresight(region, raw),
+        corners=corners,
+        padded=padded,
+        visit_data_id=data_id,
+        raw=raw,
+        bias=bias,
+        flat=flat,
+        templates=templates,
+        refcat=shards,
+        orbits=_orbits(butler),
+    )
+
+
+def _begin_mjd(timespan: Timespan) -> float:
+    begin = timespan.begin
+    if not isinstance(begin, Time):
+        raise ValueError(f"visit timespan {timespan} has no beginning")
+    return float(begin.tai.mjd)
+
+
+def _boresight(region: ConvexPolygon, raw: DatasetRef) -> tuple[float, float]:
+    exposure = raw.dataId.records["exposure"]
+    if exposure is not None and exposure.tracking_ra is not None:
+        return float(exposure.tracking_ra), float(exposure.tracking_dec)
+    centre = LonLat(region.getCentroid())
+    return centre.getLon().asDegrees(), centre.getLat().asDegrees()

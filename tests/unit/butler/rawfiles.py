@@ -1,0 +1,73 @@
+"""A minimal valid raw in the format of docs/architecture.md, for the Butler tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.time import Time
+
+from shutterline.camera import layout
+
+__all__ = ["write_raw"]
+
+
+def write_raw(
+    path: Path,
+    expnum: int,
+    ccdnum: int,
+    *,
+    mjd: float = 61207.1,
+    band: str = "r",
+    obstype: str = "object",
+    ra: float = 150.0,
+    dec: float = 2.0,
+    shape: tuple[int, int] = (64, 32),
+    seed: int = 0,
+    drop: str | None = None,
+) -> Path:
+    """Write one raw: ``shape`` is the science area ``(ny, nx)``; 4 overscan columns per amp.
+
+    ``drop`` removes one keyword (from whichever header holds it), to make a malformed raw.
+    """
+    ny, nx = shape
+    over = 4
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(900, 1100, size=(ny, nx + 2 * over)).astype(np.uint16)
+    spec = layout.CAMERA.detector(ccdnum)
+    scale = layout.CAMERA.pixel_scale_arcsec / 3600.0
+    primary = fits.Header()
+    primary["EXPNUM"] = expnum
+    primary["MJD-OBS"] = mjd
+    primary["DATE-OBS"] = Time(mjd, format="mjd", scale="tai").utc.isot
+    primary["EXPTIME"] = 30.0
+    primary["FILTER"] = band
+    primary["OBSTYPE"] = obstype
+    primary["TELRA"] = ra
+    primary["TELDEC"] = dec
+    primary["AIRMASS"] = 1.2
+    image = fits.Header()
+    half = nx // 2
+    image["CCDNUM"] = ccdnum
+    image["DETPOS"] = spec.detpos
+    image["DATASECA"] = f"[{over + 1}:{over + half},1:{ny}]"
+    image["DATASECB"] = f"[{over + half + 1}:{over + nx},1:{ny}]"
+    image["BIASSECA"] = f"[1:{over},1:{ny}]"
+    image["BIASSECB"] = f"[{over + nx + 1}:{nx + 2 * over},1:{ny}]"
+    for amp, gain in (("A", 4.0), ("B", 4.2)):
+        image[f"GAIN{amp}"] = gain
+        image[f"RDNOISE{amp}"] = 6.0
+        image[f"SATURAT{amp}"] = 60000.0
+    image["CTYPE1"], image["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    image["CRVAL1"] = ra + spec.offset_x * scale / np.cos(np.radians(dec))
+    image["CRVAL2"] = dec + spec.offset_y * scale
+    image["CRPIX1"], image["CRPIX2"] = (nx + 2 * over) / 2 + 0.5, ny / 2 + 0.5
+    image["CD1_1"], image["CD1_2"], image["CD2_1"], image["CD2_2"] = -scale, 0.0, 0.0, scale
+    for header in (primary, image):
+        if drop is not None and drop in header:
+            del header[drop]
+    hdu = fits.ImageHDU(pixels, image, name=spec.detpos, uint=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([fits.PrimaryHDU(header=primary), hdu]).writeto(path, overwrite=True)
+    return path
