@@ -21,7 +21,14 @@ from shutterline import exceptions
 from shutterline.butler import names, refcat, skymaps
 from shutterline.skymap import rings
 
-__all__ = ["CalibMatch", "DetectorPlan", "padded_corners", "plan_detector", "region_corners"]
+__all__ = [
+    "CalibMatch",
+    "DetectorPlan",
+    "padded_corners",
+    "plan_detector",
+    "raws_of_exposures",
+    "region_corners",
+]
 
 
 @dataclass(frozen=True)
@@ -252,3 +259,17 @@ def _boresight(region: ConvexPolygon, raw: DatasetRef) -> tuple[float, float]:
         return float(exposure.tracking_ra), float(exposure.tracking_dec)
     centre = LonLat(region.getCentroid())
     return centre.getLon().asDegrees(), centre.getLat().asDegrees()
+
+
+def raws_of_exposures(butler: Butler, exposure_ids: Any) -> list[DatasetRef]:
+    """Every ingested raw of the given exposures, all detectors."""
+    return list(
+        butler.query_datasets(
+            names.RAW,
+            collections=names.RAW_COLLECTION,
+            where="instrument = inst AND exposure IN (ids)",
+            bind={"inst": names.INSTRUMENT, "ids": [int(i) for i in exposure_ids]},
+            limit=None,
+            explain=False,
+        )
+    )

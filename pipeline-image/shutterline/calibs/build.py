@@ -20,7 +20,7 @@ from lsst.daf.butler import Butler, DatasetRef, DimensionRecord, Timespan
 from tqdm import tqdm
 
 from shutterline import exceptions
-from shutterline.butler import certify, names
+from shutterline.butler import certify, names, selection
 from shutterline.calibs import masters
 from shutterline.camera import rawformat
 from shutterline.images import exposure as exposure_mod
@@ -80,14 +80,7 @@ def calibration_exposures(
 def _raws_by_detector(
     butler: Butler, records: Sequence[DimensionRecord], detectors: Sequence[int] | None
 ) -> dict[int, list[DatasetRef]]:
-    refs = butler.query_datasets(
-        names.RAW,
-        collections=names.RAW_COLLECTION,
-        where="instrument = inst AND exposure IN (ids)",
-        bind={"inst": names.INSTRUMENT, "ids": [int(r.id) for r in records]},
-        limit=None,
-        explain=False,
-    )
+    refs = selection.raws_of_exposures(butler, [r.id for r in records])
     grouped: dict[int, list[DatasetRef]] = collections.defaultdict(list)
     for ref in refs:
         detector = int(ref.dataId["detector"])

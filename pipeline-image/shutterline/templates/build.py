@@ -205,14 +205,7 @@ def _worker(
 def _work_items(
     butler: Butler, records: Sequence[DimensionRecord], detectors: Sequence[int] | None
 ) -> list[tuple[int, int]]:
-    refs = butler.query_datasets(
-        names.RAW,
-        collections=names.RAW_COLLECTION,
-        where="instrument = inst AND exposure IN (ids)",
-        bind={"inst": names.INSTRUMENT, "ids": [int(r.id) for r in records]},
-        limit=None,
-        explain=False,
-    )
+    refs = selection.raws_of_exposures(butler, [r.id for r in records])
     items = {(int(r.dataId["exposure"]), int(r.dataId["detector"])) for r in refs}
     return sorted(i for i in items if detectors is None or i[1] in detectors)
 
