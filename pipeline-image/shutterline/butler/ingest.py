@@ -21,9 +21,12 @@ _BATCH = 50
 
 
 def expand_raw_paths(paths: Sequence[str | Path]) -> list[str]:
-    """Files as given, and every ``*.fits``/``*.fits.fz`` below each directory, sorted."""
+    """Files as given, and every ``*.fits``/``*.fits.fz`` below each directory, sorted.
+
+    Paths are made absolute: the datastore reads relative paths against the repository root.
+    """
     files: list[str] = []
-    for path in map(Path, paths):
+    for path in (Path(p).absolute() for p in paths):
         if path.is_dir():
             files.extend(
                 str(p) for p in sorted(path.rglob("*")) if p.name.endswith((".fits", ".fits.fz"))

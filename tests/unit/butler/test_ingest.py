@@ -127,3 +127,12 @@ def test_not_fits_is_malformed(butler: Butler, tmp_path: Path) -> None:
     junk.write_bytes(b"not a fits file at all" * 10)
     with pytest.raises(exceptions.MalformedRawError, match=r"junk\.fits"):
         ingest.ingest_raws(butler, [junk], progress=False)
+
+
+def test_relative_paths_are_taken_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "raws").mkdir()
+    (tmp_path / "raws" / "a.fits").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert ingest.expand_raw_paths(["raws"]) == [str(tmp_path / "raws" / "a.fits")]
