@@ -72,6 +72,8 @@ def store_products(settings: settings_mod.Settings, butler: Any, outputs: Any) -
         names.DIA_SOURCE: outputs.dia_sources,
     }
     wanted = set(settings.export) if settings.direct else set(products)
+    if not wanted:
+        return []
     run = names.visit_run(int(meta["VISIT"]))
     butler.collections.register(run)
     refs = [

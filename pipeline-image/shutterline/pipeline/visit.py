@@ -6,7 +6,6 @@ import concurrent.futures
 import dataclasses
 import logging
 import multiprocessing
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,13 +39,15 @@ class DetectorReport:
     alert_paths: list[str] = dataclasses.field(default_factory=list)
 
 
-_CONFIGURED: dict[str, bool] = {}
+_CONFIGURED: set[tuple[str | None, Path | None]] = set()
 
 
 def _configure_once(settings: settings_mod.Settings) -> None:
-    if not _CONFIGURED.get("done"):
+    """Send spans where ``settings`` says, once per destination in this process."""
+    key = (settings.otlp_endpoint, settings.spans_path)
+    if key not in _CONFIGURED:
         tracing.configure("shutterline-pipeline", settings.otlp_endpoint, settings.spans_path)
-        _CONFIGURED["done"] = True
+        _CONFIGURED.add(key)
 
 
 def run_detector_job(
@@ -75,9 +76,7 @@ def run_detector_job(
         report.timeline = [(t.name, t.start, t.wall_s) for t in rec.timings]
         report.quantities = dict(rec.quantities)
         span.set_attribute("shutterline.status", report.status)
-    provider = trace.get_tracer_provider()
-    if hasattr(provider, "force_flush"):
-        provider.force_flush()
+    _flush()
     return report
 
 
@@ -120,9 +119,14 @@ def _record_failure(
     is_ours = isinstance(exc, exceptions.ShutterlineError)
     report.exit_code = getattr(exc, "exit_code", exceptions.EXIT_PERMANENT)
     span.set_status(trace.Status(trace.StatusCode.ERROR, report.reason))
-    log.error("visit %s detector %s failed: %s", report.visit, report.detector, report.reason)
-    if not is_ours:
-        log.debug("%s", traceback.format_exc())
+    # An unexpected exception is a bug, not bad data: keep its traceback in the log.
+    log.error(
+        "visit %s detector %s failed: %s",
+        report.visit,
+        report.detector,
+        report.reason,
+        exc_info=None if is_ours else exc,
+    )
     try:
         detector_mod.discard_partial(settings.spool, report.visit, report.detector)
     except Exception as cleanup:
@@ -148,25 +152,42 @@ def run_visit(
     apdb.open_apdb(settings.apdb, create=True)
     with _TRACER.start_as_current_span(f"visit {visit}", attributes={"visit": visit}):
         traceparent = tracing.current_traceparent()
-        if jobs <= 1:
-            reports = []
-            for d in detectors:
-                reports.append(run_detector_job(settings, visit, d, traceparent))
-                if on_done:
-                    on_done(reports[-1])
-            return reports
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(run_detector_job, settings, visit, d, traceparent): d for d in detectors
-            }
-            done: dict[int, DetectorReport] = {}
-            for future in concurrent.futures.as_completed(futures):
-                report = future.result()
-                done[futures[future]] = report
-                if on_done:
-                    on_done(report)
+        reports = _run_detectors(settings, visit, detectors, jobs, traceparent, on_done)
+    _flush()
+    return reports
+
+
+def _run_detectors(
+    settings: settings_mod.Settings,
+    visit: int,
+    detectors: Sequence[int],
+    jobs: int,
+    traceparent: str | None,
+    on_done: Callable[[DetectorReport], None] | None,
+) -> list[DetectorReport]:
+    done: dict[int, DetectorReport] = {}
+    if jobs <= 1:
+        for d in detectors:
+            done[d] = run_detector_job(settings, visit, d, traceparent)
+            if on_done:
+                on_done(done[d])
         return [done[d] for d in detectors]
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(run_detector_job, settings, visit, d, traceparent): d for d in detectors
+        }
+        for future in concurrent.futures.as_completed(futures):
+            done[futures[future]] = future.result()
+            if on_done:
+                on_done(done[futures[future]])
+    return [done[d] for d in detectors]
+
+
+def _flush() -> None:
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush()
 
 
 def detectors_of_visit(settings: settings_mod.Settings, visit: int) -> list[int]:

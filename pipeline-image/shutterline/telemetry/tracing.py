@@ -78,8 +78,13 @@ def configure(
     json_path
         A JSON-lines file that receives every span as well (the embedded run's record).
     """
-    resource = Resource.create({"service.name": service_name, **(attributes or {})})
-    provider = TracerProvider(resource=resource)
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        resource = Resource.create({"service.name": service_name, **(attributes or {})})
+        provider = TracerProvider(resource=resource)
+        trace.set_tracer_provider(provider)
+    # OpenTelemetry allows one global provider per process: a second configuration (another
+    # run in the same process) adds its destinations to it.
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -87,7 +92,6 @@ def configure(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
     if json_path is not None:
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(json_path)))
-    trace.set_tracer_provider(provider)
     return provider
 
 
