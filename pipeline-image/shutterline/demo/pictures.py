@@ -34,7 +34,7 @@ def plot_timeline(reports: Sequence[Any], path: Path) -> Path:
             ax.barh(i, wall, left=start, color=colors[name], edgecolor="none")
     ax.set_yticks(range(len(rows)), [f"v{r.visit} d{r.detector}" for r in rows], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("seconds since the detector started")
+    ax.set_xlabel("seconds since the detector process started (gaps: imports)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[n]) for n in names]
     ax.legend(
         handles,
@@ -72,7 +72,14 @@ def _cutout_array(blob: bytes | None) -> np.ndarray | None:
 def plot_alert_cutouts(alerts: Sequence[dict[str, Any]], path: Path, limit: int = 8) -> Path:
     """Science, template and difference cutouts of up to ``limit`` alerts, one row each."""
     plt = _pyplot()
-    chosen = sorted(alerts, key=lambda a: -abs(a["diaSource"].get("psfFlux") or 0))[:limit]
+    # The most reliable first, then the brightest: what a person triaging alerts looks at.
+    chosen = sorted(
+        alerts,
+        key=lambda a: (
+            -(a["diaSource"].get("reliability") or 0.0),
+            -abs(a["diaSource"].get("snr") or 0.0),
+        ),
+    )[:limit]
     fig, axes = plt.subplots(
         max(len(chosen), 1), 3, figsize=(6.4, 2.1 * max(len(chosen), 1)), squeeze=False
     )
