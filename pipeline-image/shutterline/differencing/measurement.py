@@ -78,7 +78,8 @@ class Cutter:
     def cut(
         self, yc: int, xc: int, half: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[slice, slice]]:
-        """Windows at ``[yc-half, yc+half]`` and the slices into a ``(2h+1, 2h+1)`` stamp."""
+        """Windows at ``[yc-half, yc+half]`` (image times ``scale``, variance times its square)
+        and the slices into a ``(2h+1, 2h+1)`` stamp."""
         ny, nx = self.image.shape
         y0, y1 = max(yc - half, 0), min(yc + half + 1, ny)
         x0, x1 = max(xc - half, 0), min(xc + half + 1, nx)
@@ -88,8 +89,8 @@ class Cutter:
             y0 = y1 = x0 = x1 = 0
         win = (slice(y0, y1), slice(x0, x1))
         return (
-            self.image[win].astype(np.float64),
-            self.variance[win].astype(np.float64),
+            self.image[win].astype(np.float64) * self.scale,
+            self.variance[win].astype(np.float64) * self.scale**2,
             self.mask[win],
             inner,
         )

@@ -37,6 +37,7 @@ __all__ = [
     "fit_kernel_to_psfs",
     "gaussian_psf",
     "kernel_spectrum",
+    "photometric_ratio",
     "psf_sigma",
     "select_stamps",
 ]
@@ -183,8 +184,52 @@ def _solve(normal: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.linalg.solve(normal + ridge * np.eye(normal.shape[0]), rhs)
 
 
-def fit_kernel(stamps: Stamps, sigmas: tuple[float, ...], half: int) -> KernelFit:
+def _solve_sum(
+    normal: np.ndarray, rhs: np.ndarray, sums: np.ndarray, total: float | None
+) -> np.ndarray:
+    """Least squares with the linear constraint ``sums @ coef == total`` (Lagrange), if set."""
+    coef = _solve(normal, rhs)
+    if total is None:
+        return coef
+    along = _solve(normal, sums)
+    return coef + along * (total - float(sums @ coef)) / float(sums @ along)
+
+
+def _local_sky(boxes: np.ndarray) -> np.ndarray:
+    """``(n, m, m)`` boxes minus the median of each box's border (a residual local sky)."""
+    border = np.concatenate(
+        [boxes[:, 0], boxes[:, -1], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]], axis=1
+    )
+    return boxes - np.median(border, axis=1)[:, None, None]
+
+
+def photometric_ratio(stamps: Stamps, half: int) -> float:
+    """Median over stamps of the target's flux over the reference's, in the same box.
+
+    Each box has its border's median removed (what the inputs' background models left), and
+    a box of several PSF widths holds nearly all of a star's flux whatever its PSF, so the
+    ratio is the photometric scale target / reference, free of the PSF shapes. ``half`` is
+    the kernel half-width (the margin by which the reference cut-outs are larger). NaN
+    without a usable stamp.
+    """
+    m = stamps.target.shape[-1]
+    ok = stamps.weight > 0
+    ref = (_local_sky(stamps.ref[:, half : half + m, half : half + m]) * ok).sum(axis=(1, 2))
+    tgt = (_local_sky(stamps.target) * ok).sum(axis=(1, 2))
+    good = ref > 0
+    return float(np.median(tgt[good] / ref[good])) if good.any() else float("nan")
+
+
+def fit_kernel(
+    stamps: Stamps, sigmas: tuple[float, ...], half: int, kernel_sum: float | None = None
+) -> KernelFit:
     """Weighted least-squares Alard-Lupton fit with iterative stamp rejection.
+
+    With ``kernel_sum`` the kernel's sum is fixed to it (the photometric scale, measured on
+    its own by `photometric_ratio`) and the fit only shapes the kernel. Left free, a kernel
+    that cannot reproduce the target PSF exactly trades flux for shape: on a simulated night
+    a 2" science PSF against a 1.3" coadd template gave a sum of 1.058 for a true ratio of
+    1.006, a 5 % residual of every static star (50 false DIA sources on one detector).
 
     Parameters
     ----------
@@ -194,6 +239,8 @@ def fit_kernel(stamps: Stamps, sigmas: tuple[float, ...], half: int) -> KernelFi
         Basis Gaussian widths (pixels), one per entry of ``DEGREES``.
     half : int
         Kernel half-width (pixels).
+    kernel_sum : float, optional
+        Fix the kernel's sum (target / reference flux ratio) instead of fitting it.
     """
     conv, kernels = _basis_images(stamps.ref, sigmas, half)
     n, nb = conv.shape[:2]
@@ -203,9 +250,10 @@ def fit_kernel(stamps: Stamps, sigmas: tuple[float, ...], half: int) -> KernelFi
     normals = np.einsum("sap,sp,sbp->sab", design, w, design)
     rhs = np.einsum("sap,sp,sp->sa", design, w, t)
     ndof = np.maximum((w > 0).sum(axis=1) - nb - 1, 1)
+    sums = np.array([k.sum() for k in kernels] + [0.0])
     keep = np.ones(n, bool)
     for _ in range(3):
-        coef = _solve(normals[keep].sum(axis=0), rhs[keep].sum(axis=0))
+        coef = _solve_sum(normals[keep].sum(axis=0), rhs[keep].sum(axis=0), sums, kernel_sum)
         resid = t - np.einsum("a,sap->sp", coef, design)
         chi2 = (resid**2 * w).sum(axis=1) / ndof
         med = np.median(chi2[keep])

@@ -152,7 +152,11 @@ def _match(
         ref, target, variance, bad, stamp_half=stamp_half, kernel_half=half
     )
     if stamps.ref.shape[0] >= MIN_STAMPS:
-        return psfmatch.fit_kernel(stamps, basis_sigmas, half)
+        # Flux scale from the stars' fluxes, shape from the kernel fit (see `fit_kernel`).
+        ratio = psfmatch.photometric_ratio(stamps, half)
+        return psfmatch.fit_kernel(
+            stamps, basis_sigmas, half, ratio if np.isfinite(ratio) and ratio > 0 else None
+        )
     if psfs[0] is None or psfs[1] is None:
         raise ValueError(
             f"only {stamps.ref.shape[0]} usable stars for PSF matching and no PSF images"

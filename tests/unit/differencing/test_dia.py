@@ -40,6 +40,9 @@ def test_injected_sources_recovered_with_honest_errors(
         pulls.append((good["psf_flux"] - pair.flux[idx[ok]]) / good["psf_flux_err"])
         pos_pulls.append((good["x"] - pair.x[idx[ok]]) / good["x_err"])
         snrs.append(good["snr"])
+        # Forced science flux in nJy too (the science image is in electrons).
+        sci_ratio = np.asarray(good["sci_flux"]) / pair.flux[idx[ok]]
+        assert np.median(sci_ratio) == pytest.approx(1.0, abs=0.1)
         assert np.all(good["reliability"] > 0.8)
         assert not np.any(good["is_negative"])
     pull, pos = np.concatenate(pulls), np.concatenate(pos_pulls)
@@ -102,24 +105,27 @@ def test_shifted_star_is_one_dipole_with_low_reliability() -> None:
     extra = (np.array([101.2]), np.array([140.0]), np.array([3e4]))  # moved by 1.2 pixels
     science = synth.make_science(rng, field, 1.0 / synth.SCI_SCALE, extra=extra)
     res = subtract.subtract(science, template)
-    table = dia.detect_and_measure(res.difference, science, template)
+    table = dia.detect_and_measure(res.difference, science, template, select=False)
     near = table[np.hypot(table["x"] - 100.6, table["y"] - 140.0) < 4]
     assert len(near) == 1
     assert near[0]["is_dipole"]
     assert near[0]["reliability"] < 0.3
+    kept = dia.detect_and_measure(res.difference, science, template)
+    assert not np.any(np.hypot(kept["x"] - 100.6, kept["y"] - 140.0) < 4)
+    assert kept.meta["n_rejected"] >= 1
 
 
 def test_cosmic_ray_like_pixel_scores_low() -> None:
     pair = synth.make_pair(51, 1.0, 0.7, shape=(256, 256), spacing=10_000)
     pair.science.image[150, 77] += 3000.0  # one hot pixel, not masked
     res = subtract.subtract(pair.science, pair.template)
-    table = dia.detect_and_measure(res.difference, pair.science, pair.template)
+    table = dia.detect_and_measure(res.difference, pair.science, pair.template, select=False)
     near = table[np.hypot(table["x"] - 77, table["y"] - 150) < 2]
     assert len(near) == 1
     assert near[0]["reliability"] < 0.3
     pair.science.mask[150, 77] |= int(MaskBit.CR)
     res = subtract.subtract(pair.science, pair.template)
-    table = dia.detect_and_measure(res.difference, pair.science, pair.template)
+    table = dia.detect_and_measure(res.difference, pair.science, pair.template, select=False)
     near = table[np.hypot(table["x"] - 77, table["y"] - 150) < 2]
     assert len(near) == 0 or (
         near["pixel_flags_cr_center"].all() and near["reliability"].max() < 0.2
@@ -174,7 +180,46 @@ def test_saturated_star_leaves_no_reliable_source() -> None:
     grown = ndimage.binary_dilation(saturated, iterations=2)
     science.mask[grown] |= int(MaskBit.SAT)
     res = subtract.subtract(science, template)
-    table = dia.detect_and_measure(res.difference, science, template)
+    table = dia.detect_and_measure(res.difference, science, template, select=False)
     near = table[np.hypot(table["x"] - 128.2, table["y"] - 127.7) < 12]
     assert np.all(near["reliability"] <= 0.5)
     assert np.all(near["pixel_flags_sat"])
+
+
+def _rows(**columns: list[float]) -> Table:
+    """A DIA table of clean, PSF-like sources with the given columns overridden."""
+    n = len(next(iter(columns.values())))
+    base: dict[str, object] = {
+        "psf_flux": [5000.0] * n, "template_flux": [0.0] * n, "reliability": [1.0] * n,
+        "extendedness": [0.0] * n, "is_negative": [False] * n, "is_dipole": [False] * n,
+        "shape_flag": [False] * n, "snr": [8.0] * n,
+    }  # fmt: skip
+    base.update(columns)
+    return Table(base)
+
+
+def test_accept_drops_static_residuals_but_keeps_real_changes_on_stars() -> None:
+    # A residual of half the floor on a bright star is dropped; a 20 % brightening of the
+    # same star and a change on an empty template are kept, in either sign.
+    table = _rows(
+        psf_flux=[-0.5 * dia.RESIDUAL_FRACTION * 600000.0, 120000.0, -4000.0, 4000.0],
+        template_flux=[600000.0, 600000.0, 0.0, float("nan")],
+        is_negative=[True, False, True, False],
+    )
+    assert dia.accept(table).tolist() == [False, True, True, True]
+
+
+def test_accept_drops_dipoles_unmeasurable_shapes_and_extended_negatives() -> None:
+    table = _rows(
+        psf_flux=[-5000.0, 5000.0, 5000.0, 5000.0, 5000.0, -5000.0],
+        is_negative=[True, False, False, False, False, True],
+        extendedness=[1.0, 1.0, 0.0, 0.0, 0.0, 0.3],
+        is_dipole=[False, False, True, False, False, False],
+        shape_flag=[False, False, False, True, False, False],
+        reliability=[1.0, 1.0, 1.0, 1.0, 0.5 * dia.MIN_RELIABILITY, 1.0],
+    )
+    # An extended negative is a template artefact; an extended positive may be a trail.
+    assert dia.accept(table).tolist() == [False, True, False, False, False, True]
+    # Bright enough, only dipoles stay rejected (a real change on a resolved source).
+    table["snr"] = np.sign(table["psf_flux"]) * 2 * dia.SHAPE_EXEMPT_SNR
+    assert dia.accept(table).tolist() == [True, True, False, True, True, True]
