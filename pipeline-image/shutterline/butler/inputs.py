@@ -17,7 +17,7 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, DatasetRef
 
-from shutterline.butler import selection
+from shutterline.butler import names, selection
 from shutterline.images import exposure as exposure_io
 from shutterline.skymap import rings
 
@@ -72,8 +72,13 @@ class DetectorInputs:
 def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Any, Any]:
     # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
     # safe to share between threads, so each worker reads through its own clone.
+    # Tables are read here, in this thread: converting a Parquet table to astropy from
+    # several threads at once failed now and then with "no valid converter found".
+    tables = {names.REFCAT, names.ORBITS}
+    out = {ref.id: butler.get(ref) for ref in refs if ref.datasetType.name in tables}
+    refs = [ref for ref in refs if ref.datasetType.name not in tables]
     if threads <= 1:
-        return {ref.id: butler.get(ref) for ref in refs}
+        return out | {ref.id: butler.get(ref) for ref in refs}
     local = threading.local()
 
     def get(ref: DatasetRef) -> Any:
@@ -83,7 +88,7 @@ def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Any,
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
         futures = {ref.id: pool.submit(get, ref) for ref in refs}
-        return {key: future.result() for key, future in futures.items()}
+        return out | {key: future.result() for key, future in futures.items()}
 
 
 def load_detector_inputs(
