@@ -109,8 +109,9 @@ def write_report(workdir: Path, night: Path, reports: Sequence[Any]) -> str:
         "",
         "truth column: changing sources found/expected at difference SNR >= 10, +N false",
         f"completeness (SNR >= 10): {_pct(scores['completeness_snr10'])} ({by_kind})",
-        f"false DIA sources per detector-visit: mean {scores['false_per_detector_visit']['mean']}"
-        f", max {scores['false_per_detector_visit']['max']}",
+        f"false DIA sources per detector-visit: mean "
+        f"{_num(scores['false_per_detector_visit']['mean'], 1)}, "
+        f"max {scores['false_per_detector_visit']['max']}",
         f"known asteroids associated correctly: {ast['correct']}/{ast['detected']} detected",
         f"astrometric residual vs truth, median: {_num(scores['astrometry_median_arcsec'])} arcsec",
         f"{len(alerts)} alerts in {out / 'alerts'}; pictures: {out / 'alerts.png'}, "
@@ -123,5 +124,5 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+def _num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
