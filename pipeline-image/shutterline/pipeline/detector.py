@@ -34,9 +34,6 @@ class DetectorOutputs:
     template: Exposure
     src: Table
     dia_sources: Table
-    alerts: list[tuple[int, bytes]]
-    point_source_sigma_njy: float
-    products: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def assign_ids(dia_sources: Table, visit: int, detector: int) -> None:
@@ -125,9 +122,6 @@ def run_image_stages(inputs: Any, rec: stages.StageRecorder) -> DetectorOutputs:
         template=template,
         src=cal.sources,
         dia_sources=sources,
-        alerts=[],
-        point_source_sigma_njy=sigma,
-        products={"calexp_background": char.background},
     )
 
 

@@ -61,28 +61,25 @@ def store_products(settings: settings_mod.Settings, butler: Any, outputs: Any) -
     the dataset types named in ``settings.export`` are transferred to the central one.
     Direct: only the exported types are written, straight to the central repository.
     """
-    from shutterline.butler import names
+    from shutterline.butler import names, repo
+    from shutterline.butler import outputs as butler_outputs
 
-    meta = outputs.calexp.metadata
-    data_id = {"instrument": names.INSTRUMENT, "visit": meta["VISIT"], "detector": meta["DETECTOR"]}
+    visit, detector = (
+        int(outputs.calexp.metadata["VISIT"]),
+        int(outputs.calexp.metadata["DETECTOR"]),
+    )
     products = {
         names.CALEXP: outputs.calexp,
         names.DIFFERENCE_IMAGE: outputs.difference,
         names.SRC: outputs.src,
         names.DIA_SOURCE: outputs.dia_sources,
     }
-    wanted = set(settings.export) if settings.direct else set(products)
-    if not wanted:
+    if settings.direct:
+        products = {k: v for k, v in products.items() if k in settings.export}
+    if not products:
         return []
-    run = names.visit_run(int(meta["VISIT"]))
-    butler.collections.register(run)
-    refs = [
-        butler.put(obj, name, data_id, run=run) for name, obj in products.items() if name in wanted
-    ]
+    refs = butler_outputs.put_outputs(butler, visit, detector, products)
     if not settings.direct and settings.export:
-        from shutterline.butler import repo
-
         central = repo.open_repo(settings.repo, writeable=True)
-        exported = [r for r in refs if r.datasetType.name in settings.export]
-        central.transfer_from(butler, exported, transfer="copy", register_dataset_types=True)
+        butler_outputs.export_outputs(butler, central, visit, detector, settings.export)
     return [r.datasetType.name for r in refs]

@@ -6,9 +6,6 @@ import concurrent.futures
 import logging
 from typing import Any
 
-import numpy as np
-from astropy.wcs import WCS
-
 from shutterline.alerts import build as alert_build
 from shutterline.alerts import spool as alert_spool
 from shutterline.association import apdb as apdb_mod
@@ -33,7 +30,7 @@ def start_predictions(inputs: Any) -> concurrent.futures.Future[Any] | None:
     """Predict known asteroids for this detector in a thread while the image stages run.
 
     Everything it needs (orbits, time, pointing) is known before the raw arrives; the
-    prediction centre is the detector centre from the raw header's (approximate) WCS.
+    prediction circle surrounds the footprint that selected the inputs (raw WCS).
     """
     if inputs.orbits is None or len(inputs.orbits) == 0:
         return None
@@ -43,13 +40,8 @@ def start_predictions(inputs: Any) -> concurrent.futures.Future[Any] | None:
 
 
 def _detector_circle(inputs: Any) -> tuple[tuple[float, float], float]:
-    """A circle around the raw's pixel grid through its header WCS (overscan included, a
-    slight over-estimate that costs nothing)."""
-    header = inputs.raw[1].header
-    nx, ny = int(header["NAXIS1"]), int(header["NAXIS2"])
-    ra, dec = WCS(header).all_pix2world([0, nx, nx, 0], [0, 0, ny, ny], 0)
-    corners = np.column_stack([ra, dec])
-    return predict.footprint_circle(corners, pad_arcsec=_PREDICT_RADIUS_PAD_DEG * 3600.0)
+    """A circle around the detector footprint the inputs were selected with."""
+    return predict.footprint_circle(inputs.footprint, pad_arcsec=_PREDICT_RADIUS_PAD_DEG * 3600.0)
 
 
 def write_outputs(
@@ -91,5 +83,4 @@ def write_outputs(
         paths = spool.write_many(
             [(p.alert_id, p.payload) for p in packets], visit=info.visit, detector=info.detector
         )
-    outputs.alerts = [(p.alert_id, p.payload) for p in packets]
     return [str(p) for p in paths]

@@ -43,7 +43,6 @@ class Settings:
     padding_arcsec: float = 30.0
     otlp_endpoint: str | None = None
     spans_path: Path | None = None
-    keep_local: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

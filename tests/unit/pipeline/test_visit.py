@@ -129,3 +129,31 @@ def test_an_empty_template_fails_with_its_coverage(small_night, tmp_path: Path) 
     assert report.status == "failed"
     assert "template covers 0.0%" in report.reason
     assert _alert_names(settings.spool, detector) == []
+
+
+def test_configured_products_are_exported_to_the_central_repository(
+    small_night, tmp_path: Path
+) -> None:
+    from shutterline.butler import names
+    from shutterline.butler import repo as repo_mod
+
+    repo = tmp_path / "repo"
+    shutil.copytree(small_night.repo, repo)
+    entry = small_night.visits[0]
+    detector = entry["detectors"][0]
+    settings = small_night.settings(tmp_path / "out", repo=repo, export=(names.DIA_SOURCE,))
+    report = visit.run_visit(settings, entry["visit"], [detector])[0]
+    assert report.status == "succeeded", report.reason
+    assert "products_error" not in report.quantities
+    central = repo_mod.open_repo(str(repo))
+    where = f"visit = {entry['visit']} AND detector = {detector}"
+    kinds = names.DIA_SOURCE, names.CALEXP
+    found = {
+        k: central.query_datasets(
+            k, collections=names.visit_run(entry["visit"]), where=where, explain=False
+        )
+        for k in kinds
+    }
+    assert len(found[names.DIA_SOURCE]) == 1
+    assert found[names.CALEXP] == []  # not configured: stays in the pod's local repository
+    assert len(central.get(found[names.DIA_SOURCE][0])) == len(report.dia_sources)
