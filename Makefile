@@ -24,6 +24,7 @@ demo: env
 	$(PY) -m shutterline.cli.main demo --workdir .demo
 
 lint: env
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check pipeline-image operator tests
 	$(VENV)/bin/ruff format --check pipeline-image operator tests
 

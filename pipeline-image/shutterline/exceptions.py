@@ -11,18 +11,27 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "EXIT_NO_RAW",
     "EXIT_PERMANENT",
+    "EXIT_RELAY_UNAVAILABLE",
     "EXIT_RETRIABLE",
     "CorruptInputError",
     "MalformedRawError",
     "MissingInputError",
     "PermanentError",
+    "RawTimeoutError",
+    "RelayUnavailableError",
     "RetriableError",
     "ShutterlineError",
 ]
 
-EXIT_RETRIABLE = 75  # EX_TEMPFAIL
-EXIT_PERMANENT = 65  # EX_DATAERR
+# The exit-code contract of every worker container; the operator's podFailurePolicy reads it
+# (docs/architecture.md, "The worker pod"): 65 and 66 fail the Job index at once, 69 and 75
+# are retried up to the index's backoff limit.
+EXIT_RETRIABLE = 75  # EX_TEMPFAIL: a service hiccup; run the pod again
+EXIT_PERMANENT = 65  # EX_DATAERR: the data or configuration is wrong; never retry
+EXIT_NO_RAW = 66  # EX_NOINPUT: the raw never landed in the backbone within the wait
+EXIT_RELAY_UNAVAILABLE = 69  # EX_UNAVAILABLE: the broker stayed unreachable; spool kept
 
 
 class ShutterlineError(Exception):
@@ -73,3 +82,15 @@ class MalformedRawError(PermanentError):
         self.keyword = keyword
         msg = f"malformed raw {path}: keyword {keyword!r}"
         super().__init__(msg + (f" {detail}" if detail else " is missing"))
+
+
+class RawTimeoutError(PermanentError):
+    """The raw of a pre-staged detector did not land in the backbone within the wait."""
+
+    exit_code = EXIT_NO_RAW
+
+
+class RelayUnavailableError(ShutterlineError):
+    """The alert relay gave up on an unreachable broker; the spool is left as it was."""
+
+    exit_code = EXIT_RELAY_UNAVAILABLE

@@ -11,6 +11,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
@@ -20,8 +21,23 @@ from shutterline import exceptions  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
-# Subcommand modules, in the order ``--help`` lists them.
-_COMMANDS = ("simulate", "ingest", "calibs", "templates", "precache", "run", "demo", "sidecar")
+# Subcommand modules, in the order ``--help`` lists them. Worker pods run ``pod``,
+# ``relay`` and ``telemetry``; other distributions (the operator's ``schedule``) add
+# theirs through the ``shutterline.commands`` entry-point group, so this package never
+# imports them.
+_COMMANDS = (
+    "simulate",
+    "ingest",
+    "calibs",
+    "templates",
+    "precache",
+    "run",
+    "demo",
+    "pod",
+    "relay",
+    "telemetry",
+)
+_PLUGINS = "shutterline.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         module_name = f"shutterline.cli.{name}"
         if importlib.util.find_spec(module_name) is not None:
             importlib.import_module(module_name).register(subparsers)
+    for entry in importlib.metadata.entry_points(group=_PLUGINS):
+        try:
+            module = entry.load()
+        except ModuleNotFoundError as exc:  # e.g. the pipeline image has no kopf/kubernetes
+            logging.getLogger(__name__).debug("subcommand %s unavailable: %s", entry.name, exc)
+            continue
+        module.register(subparsers)
     return parser
 
 

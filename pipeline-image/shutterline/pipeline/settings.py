@@ -1,4 +1,10 @@
-"""One frozen settings object, read once at start-up and passed down."""
+"""One frozen settings object, read once at start-up and passed down.
+
+The embedded run builds it from its command line; a worker pod builds it from the
+environment the operator sets (`Settings.from_env`). The variable names below are the
+contract between the operator's Job builder and every container of the worker pod
+(docs/architecture.md, "The worker pod"); change one only together with the builder.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,31 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["Settings"]
+from shutterline import exceptions
+
+__all__ = ["ENV", "Settings"]
+
+#: Settings field -> environment variable the operator sets on worker containers.
+ENV: dict[str, str] = {
+    "repo": "SHUTTERLINE_REPO",
+    "apdb": "SHUTTERLINE_APDB",
+    "spool": "SHUTTERLINE_SPOOL",
+    "workdir": "SHUTTERLINE_WORKDIR",
+    "direct": "SHUTTERLINE_DIRECT",
+    "export": "SHUTTERLINE_EXPORT",
+    "padding_arcsec": "SHUTTERLINE_PADDING_ARCSEC",
+    "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "spans_path": "SHUTTERLINE_SPANS_PATH",
+    "raw_wait_s": "SHUTTERLINE_RAW_WAIT_S",
+    "kafka_bootstrap": "SHUTTERLINE_KAFKA_BOOTSTRAP",
+    "alert_topic": "SHUTTERLINE_ALERT_TOPIC",
+    "metrics_topic": "SHUTTERLINE_METRICS_TOPIC",
+    "schema_registry_url": "SHUTTERLINE_SCHEMA_REGISTRY_URL",
+    "relay_give_up_s": "SHUTTERLINE_RELAY_GIVE_UP_S",
+    "telemetry_hz": "SHUTTERLINE_TELEMETRY_HZ",
+}
+
+_TRUE = ("1", "true", "yes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +62,18 @@ class Settings:
         Template and reference-catalog margin around a detector footprint.
     otlp_endpoint, spans_path
         Where spans go: an OTLP/HTTP receiver and/or a JSON-lines file.
+    raw_wait_s
+        How long a pre-staged detector waits for its raw to land before failing.
+    kafka_bootstrap
+        Kafka bootstrap servers; ``None`` keeps alerts in the spool (files only).
+    alert_topic, metrics_topic
+        Topics of the alert stream and of the broadcast QA/performance records.
+    schema_registry_url
+        Confluent-compatible schema registry holding the alert schema at its id.
+    relay_give_up_s
+        How long the relay keeps trying an unreachable broker before it exits (code 69).
+    telemetry_hz
+        Sampling rate of the telemetry sidecar.
     """
 
     repo: str
@@ -43,20 +85,48 @@ class Settings:
     padding_arcsec: float = 30.0
     otlp_endpoint: str | None = None
     spans_path: Path | None = None
+    raw_wait_s: float = 600.0
+    kafka_bootstrap: str | None = None
+    alert_topic: str = "alerts"
+    metrics_topic: str = "shutterline-metrics"
+    schema_registry_url: str | None = None
+    relay_give_up_s: float = 300.0
+    telemetry_hz: float = 4.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings of a worker pod, from the variables the operator sets."""
+        """Settings of a worker pod, from the variables the operator sets (see `ENV`).
+
+        Raises `shutterline.exceptions.PermanentError` naming a missing or unusable variable.
+        """
         env = os.environ if env is None else env
-        missing = [k for k in ("SHUTTERLINE_REPO", "SHUTTERLINE_APDB") if not env.get(k)]
+        missing = [ENV[k] for k in ("repo", "apdb") if not env.get(ENV[k])]
         if missing:
-            raise ValueError(f"missing environment variables: {', '.join(missing)}")
-        return cls(
-            repo=env["SHUTTERLINE_REPO"],
-            apdb=env["SHUTTERLINE_APDB"],
-            spool=Path(env.get("SHUTTERLINE_SPOOL", "/spool")),
-            workdir=Path(env.get("SHUTTERLINE_WORKDIR", "/work")),
-            direct=env.get("SHUTTERLINE_DIRECT", "") in ("1", "true", "yes"),
-            export=tuple(x for x in env.get("SHUTTERLINE_EXPORT", "").split(",") if x),
-            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
-        )
+            raise exceptions.PermanentError(f"missing environment variables: {', '.join(missing)}")
+        # Where the pod mounts its one ephemeral volume (docs/architecture.md).
+        values: dict[str, object] = {
+            "spool": Path("/scratch/spool"),
+            "workdir": Path("/scratch/work"),
+        }
+        for field in dataclasses.fields(cls):
+            text = env.get(ENV[field.name], "")
+            if text == "":
+                continue
+            values[field.name] = _parse(field.name, text)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, text: str) -> object:
+    """One environment value as the type of field ``name``; say which variable is wrong."""
+    try:
+        if name in ("spool", "workdir", "spans_path"):
+            return Path(text)
+        if name == "direct":
+            return text.lower() in _TRUE
+        if name == "export":
+            return tuple(x for x in text.split(",") if x)
+        if name in ("padding_arcsec", "raw_wait_s", "relay_give_up_s", "telemetry_hz"):
+            return float(text)
+    except ValueError as exc:
+        raise exceptions.PermanentError(f"{ENV[name]}={text!r}: {exc}") from None
+    return text

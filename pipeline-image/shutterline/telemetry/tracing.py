@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -21,7 +22,14 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["JsonLinesSpanExporter", "configure", "context_from_traceparent", "current_traceparent"]
+__all__ = [
+    "JsonLinesSpanExporter",
+    "configure",
+    "context_from_traceparent",
+    "current_traceparent",
+    "pod_context",
+    "pod_span_id",
+]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -112,3 +120,33 @@ def current_traceparent() -> str | None:
 def traceparent_from_env() -> str | None:
     """``TRACEPARENT`` as the operator sets it on worker pods."""
     return os.environ.get("TRACEPARENT") or None
+
+
+def pod_span_id(trace_id: int, pod_name: str) -> int:
+    """The span id of a worker pod's span, derived so every container of the pod agrees.
+
+    A pod's containers are separate processes that cannot share an open span. The operator
+    hands them the visit's root context (``TRACEPARENT``); each derives the pod span's id
+    from the trace id and the pod's name (unique per attempt), the telemetry sidecar records
+    that span over the pod's life, and every other container parents its spans on it.
+    """
+    digest = hashlib.sha256(f"{trace_id:032x}/{pod_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def pod_context(traceparent: str | None, pod_name: str | None) -> otel_context.Context | None:
+    """The context whose parent is the pod span of ``pod_name`` in ``traceparent``'s trace.
+
+    Without a pod name (the embedded run) this is the ``traceparent`` context itself.
+    """
+    parent = context_from_traceparent(traceparent)
+    if parent is None or not pod_name:
+        return parent
+    root = trace.get_current_span(parent).get_span_context()
+    pod = trace.SpanContext(
+        trace_id=root.trace_id,
+        span_id=pod_span_id(root.trace_id, pod_name),
+        is_remote=True,
+        trace_flags=root.trace_flags,
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(pod))
