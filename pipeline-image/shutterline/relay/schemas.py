@@ -54,19 +54,28 @@ def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None
     return json.loads(body) if body else {}
 
 
+def _clean(node: Any) -> Any:
+    """The schema without fastavro's bookkeeping keys (``__fastavro_parsed``, ...)."""
+    if isinstance(node, dict):
+        return {k: _clean(v) for k, v in node.items() if not k.startswith("__")}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    return node
+
+
 def _schema_text(schema: serialize.AlertSchema) -> bytes:
-    return json.dumps(schema.packet_schema.definition, separators=(",", ":")).encode()
+    return json.dumps(_clean(schema.packet_schema.definition), separators=(",", ":")).encode()
 
 
 def _same_schema(served: str, schema: serialize.AlertSchema) -> bool:
-    """Whether the registry's text parses to the same Avro schema as ours."""
+    """Whether the registry's text is the same Avro schema as ours (parsing canonical form)."""
     import fastavro
 
     try:
-        theirs = fastavro.parse_schema(json.loads(served))
+        theirs = fastavro.schema.to_parsing_canonical_form(json.loads(served))
     except (ValueError, TypeError, KeyError, fastavro.schema.SchemaParseException):
         return False
-    return bool(theirs == schema.parsed)
+    return bool(theirs == fastavro.schema.to_parsing_canonical_form(schema.parsed))
 
 
 def apicurio_import_zip(schema: serialize.AlertSchema, subject: str) -> bytes:
