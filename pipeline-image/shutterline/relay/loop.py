@@ -96,6 +96,7 @@ class Relay:
             raise exceptions.PermanentError("no broker: SHUTTERLINE_KAFKA_BOOTSTRAP is empty")
         self.settings = settings
         self.spool = Path(settings.spool)
+        self._spool_path = str(self.spool)
         self.expect = None if expect is None else set(expect)
         self.tuning = tuning or producer.Tuning()
         self.parent = parent
@@ -139,6 +140,8 @@ class Relay:
                 self._replace_producer()
             busy = self._feed()
             self._producer.poll(0 if busy else self.tuning.poll_interval_s)
+            metrics.IN_FLIGHT_PACKETS.set(len(self._flights))
+            metrics.IN_FLIGHT_BYTES.set(self._flight_bytes)
             self._finish_detectors()
             if self._drained():
                 return self._finish("drained", "spool drained", 0)
@@ -212,7 +215,7 @@ class Relay:
 
     def _send(self, name: str) -> bool:
         """Read, check and produce one packet; False if it went away or was quarantined."""
-        packet = spoolfiles.read_packet(self.spool, name)
+        packet = spoolfiles.read_packet(self._spool_path, name)
         if packet is None:
             return False
         try:
@@ -228,7 +231,6 @@ class Relay:
         self._flights[name] = (size, key)
         self._flight_bytes += size
         self._flight_keys[key] += 1
-        self._gauge_flights()
         return True
 
     def _produce(self, topic: str, key: bytes, value: bytes, report: Any) -> None:
@@ -244,10 +246,6 @@ class Relay:
         self.counters["quarantined"] += 1
         metrics.QUARANTINED.inc()
 
-    def _gauge_flights(self) -> None:
-        metrics.IN_FLIGHT_PACKETS.set(len(self._flights))
-        metrics.IN_FLIGHT_BYTES.set(self._flight_bytes)
-
     # ----- delivery reports -----------------------------------------------------------------
 
     def _delivered(
@@ -257,12 +255,11 @@ class Relay:
         self._flights.pop(name, None)
         self._flight_bytes -= size
         self._flight_keys[key] -= 1
-        self._gauge_flights()
         if self._closing:
             return
         if err is None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.spool / name)
+                os.unlink(os.path.join(self._spool_path, name))
             now = time.time()
             self.tallies[key].add(size, now)
             metrics.PACKETS.inc()

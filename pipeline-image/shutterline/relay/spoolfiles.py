@@ -73,11 +73,11 @@ def scan_names(directory: Path) -> list[str]:
     return names
 
 
-def read_packet(directory: Path, name: str) -> Packet | None:
+def read_packet(directory: Path | str, name: str) -> Packet | None:
     """The packet ``name``, or None if it has gone (discarded by a failed detector)."""
     match = _NAME.match(name)
     try:
-        fd = os.open(directory / name, os.O_RDONLY)
+        fd = os.open(os.path.join(directory, name), os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:
