@@ -106,10 +106,10 @@ class KeyCounter:
                 key = message.key() or b""
                 with self._lock:
                     self.counts[key] += 1
-                    self.partition_of[key].add(message.partition())
+                    self.partition_of[key].add(message.partition() or 0)
                     self.messages += 1
                     if self.keep_values:
-                        self.values[key] = message.value()
+                        self.values[key] = message.value() or b""
 
     def wait_for(self, unique: int, timeout: float) -> None:
         """Wait until ``unique`` distinct keys have arrived."""

@@ -46,8 +46,10 @@ def _read_all(bootstrap, topic, expected, partitions=3, timeout=60.0):
     messages = []
     try:
         procs.wait_until(
-            lambda: messages.extend(m for m in consumer.consume(100, 0.5) if not m.error())
-            or len(messages) >= expected,
+            lambda: (
+                messages.extend(m for m in consumer.consume(100, 0.5) if not m.error())
+                or len(messages) >= expected
+            ),
             timeout,
             f"{expected} messages on {topic}",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from opentelemetry import trace
 
 from shutterline.relay import markers
 
-__all__ = ["Tally", "detector_record", "publication_span", "status_document"]
+__all__ = ["Tally", "detector_record", "publication_span", "quantiles", "status_document"]
 
 _TRACER = trace.get_tracer("shutterline.relay")
 
@@ -103,3 +104,12 @@ def status_document(
         },
         **counters,
     }
+
+
+def quantiles(values: Collection[float]) -> dict[str, float] | None:
+    """Median, 99th percentile and maximum of ``values`` (None if empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}

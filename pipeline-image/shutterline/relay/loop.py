@@ -105,11 +105,14 @@ class Relay:
         self.tallies: dict[Key | None, finish.Tally] = collections.defaultdict(finish.Tally)
         self.published: set[Key] = set()
         self.counters = {"retries": 0, "quarantined": 0, "delivery_errors": 0}
+        #: Seconds from rename into the spool to delivery report, of the latest deliveries.
+        self.latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self._backlog: collections.deque[str] = collections.deque()
         self._resend: collections.deque[str] = collections.deque()
         self._flights: dict[str, tuple[int, Key | None]] = {}
         self._flight_bytes = 0
         self._flight_keys: collections.Counter[Key | None] = collections.Counter()
+        self._unreported = [0, 0]  # packets, bytes delivered since the counters were updated
         self._records: set[Key] = set()  # metrics records in flight
         self._scan = _Scan()
         self._done_seen: dict[Key, int] = {}
@@ -140,8 +143,7 @@ class Relay:
                 self._replace_producer()
             busy = self._feed()
             self._producer.poll(0 if busy else self.tuning.poll_interval_s)
-            metrics.IN_FLIGHT_PACKETS.set(len(self._flights))
-            metrics.IN_FLIGHT_BYTES.set(self._flight_bytes)
+            self._report_metrics()
             self._finish_detectors()
             if self._drained():
                 return self._finish("drained", "spool drained", 0)
@@ -241,6 +243,15 @@ class Relay:
             except BufferError:  # the producer's own queue is full: let it drain
                 self._producer.poll(0.05)
 
+    def _report_metrics(self) -> None:
+        """Gauges and counters once per loop turn, not once per packet."""
+        metrics.IN_FLIGHT_PACKETS.set(len(self._flights))
+        metrics.IN_FLIGHT_BYTES.set(self._flight_bytes)
+        if self._unreported[0]:
+            metrics.PACKETS.inc(self._unreported[0])
+            metrics.BYTES.inc(self._unreported[1])
+            self._unreported = [0, 0]
+
     def _quarantine(self, name: str, reason: str) -> None:
         spoolfiles.quarantine(self.spool, name, reason)
         self.counters["quarantined"] += 1
@@ -262,9 +273,11 @@ class Relay:
                 os.unlink(os.path.join(self._spool_path, name))
             now = time.time()
             self.tallies[key].add(size, now)
-            metrics.PACKETS.inc()
-            metrics.BYTES.inc(size)
-            metrics.LATENCY.observe(max(0.0, now - spooled_at))
+            self._unreported[0] += 1
+            self._unreported[1] += size
+            latency = max(0.0, now - spooled_at)
+            self.latencies.append(latency)
+            metrics.LATENCY.observe(latency)
             self._progress()
             return
         self.counters["delivery_errors"] += 1
@@ -428,7 +441,10 @@ class Relay:
         self._producer.poll(0)
 
     def _status(self, state: str, reason: str) -> dict[str, Any]:
-        return finish.status_document(state, reason, self.tallies, self.published, self.counters)
+        self._report_metrics()
+        status = finish.status_document(state, reason, self.tallies, self.published, self.counters)
+        status["latency_s"] = finish.quantiles(self.latencies)
+        return status
 
     def _finish(self, state: str, reason: str, code: int, closed: bool = False) -> Outcome:
         if not closed:

@@ -51,6 +51,7 @@ def _source(alert_id: int, ra: float, dec: float) -> dict[str, Any]:
 def _template() -> build.Packet:
     x, y = np.array([100.0]), np.array([100.0])
     exposure = synthetic.make_exposure((200, 200), x, y, np.array([2e3]), seed=3)
+    assert exposure.wcs is not None
     ra, dec = exposure.wcs.all_pix2world(x, y, 0)
     source = _source(BASE_ID, float(ra[0]), float(dec[0]))
     history = [dict(source, diaSourceId=1000 + i, midpointMjdTai=59990.5 + i) for i in range(10)]
