@@ -14,10 +14,11 @@ replays it on a clock that puts the visits ``--gap`` seconds apart:
 - the camera (``shutterline schedule play``'s `shutterline.simulate.play.play`): each raw
   is written at its raw URI when its exposure ends plus the readout.
 
-This measures the pod's critical path without the operator (no Kubernetes API server in
-the loop: the pod starts at announcement time, which is what the operator's Job does well
-before the raw lands). Per detector: time from the raw landing (the camera's PUT returned) to
-the last alert in the spool, beside the stages alone in the same pod (from its termination
+By default the Visits go to the operator on the Kubernetes test bed (``shutterline schedule
+feed``'s code, `tests/benchmarks/replay_operator.py`), which makes the Jobs whose pods the
+node agent runs; ``--no-operator`` starts the same pod processes directly at announcement
+time instead (no API server in the loop). Per detector: time from the raw landing (the
+camera's PUT returned) to the last alert in the spool, beside the stages alone in the same pod (from its termination
 message), their difference (all that is left on the critical path: noticing the raw,
 fetching and checking it, anything not done before), and with Kafka the time to the
 relay's last delivery report. Target: difference < 1 s per detector (median and worst).
@@ -128,16 +129,15 @@ def _kafka_env(broker: Any) -> dict[str, str]:
     }
 
 
-def _row(pod: Pod, landed: float) -> dict[str, Any]:
-    """One detector's figures, times from the raw landing (or from the pod being ready to
-    receive it, when it was not ready in time: ``late_s`` says by how much)."""
-    message = pod.message()
+def _row(visit: int, detector: int, message: dict[str, Any], landed: float) -> dict[str, Any]:
+    """One detector's figures from its termination message, times from the raw landing (or
+    from the pod being ready for it, when it was not in time: ``late_s`` says by how much)."""
     seen, last = _unix(message.get("rawArrivedAt")), _unix(message.get("lastAlertAt"))
     acked = _unix(message.get("ackedAt"))
     stages = message.get("stages", {})
     row: dict[str, Any] = {
-        "visit": pod.visit,
-        "detector": pod.detector,
+        "visit": visit,
+        "detector": detector,
         "status": message.get("status", "no message"),
         "alerts": message.get("alerts"),
         "preload_s": stages.get("preload"),
@@ -193,6 +193,12 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=60.0, help="wall seconds between visits")
     parser.add_argument("--lead", type=float, default=45.0, help="announcement lead, seconds")
     parser.add_argument("--no-kafka", action="store_true", help="no broker, no relay")
+    parser.add_argument(
+        "--no-operator",
+        action="store_true",
+        help="start the pods as plain processes at announcement time instead of through the "
+        "operator on the Kubernetes test bed",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         work = Path(tmp)
@@ -208,7 +214,9 @@ def main() -> int:
             bb = backbone_mod.make_backbone(storage, registry, work, visits=args.visits)
             print(f"night of {len(bb.visits)} visits x {len(bb.visits[0]['detectors'])} "
                   f"detectors ready in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
-            return _replay(bb, args, work, kafka_env)
+            if args.no_operator:
+                return _replay(bb, args, work, kafka_env)
+            return _replay_operator(bb, args, work, kafka_env)
         finally:
             for service in reversed(services):
                 service.stop()
@@ -229,13 +237,35 @@ def _replay(
     for pod in pods:
         pod.thread.join(timeout=300)
     landed = {(x.visit, x.detector): x.landed for x in landings}
-    rows = [_row(pod, landed[(pod.visit, pod.detector)]) for pod in pods]
+    rows = [
+        _row(pod.visit, pod.detector, pod.message(), landed[(pod.visit, pod.detector)])
+        for pod in pods
+    ]
     _report(rows)
     for pod in pods:
         if pod.codes.get("pipeline") != 0:
             tails = "".join(pod.log_tail(n) for n in ("precache", "pipeline", "relay"))
             print(f"\nvisit {pod.visit} detector {pod.detector}: {pod.codes}\n{tails}")
     return 0 if all(pod.codes.get("pipeline") == 0 for pod in pods) else 1
+
+
+def _replay_operator(
+    bb: backbone_mod.Backbone, args: argparse.Namespace, work: Path, kafka_env: dict[str, str]
+) -> int:
+    from tests.benchmarks import replay_operator
+
+    t0 = time.perf_counter()
+    ob = replay_operator.OperatorBed(work)
+    print(f"test bed and operator up in {time.perf_counter() - t0:.0f} s", flush=True)
+    try:
+        start = time.time() + args.lead + 5.0
+        clock = play.ReplayClock(float(bb.visits[0]["mjd"]), start, _NIGHT_GAP_S / args.gap)
+        results = replay_operator.replay(ob, bb, clock, args.lead, kafka_env)
+    finally:
+        ob.stop()
+    rows = [_row(*result) for result in results]
+    _report(rows)
+    return 0 if all(r["status"] == "succeeded" for r in rows) else 1
 
 
 if __name__ == "__main__":
