@@ -59,24 +59,27 @@ def _read_all(bootstrap, topic, expected, partitions=3, timeout=60.0):
     return messages
 
 
-def _pipeline_alerts(sqlite_apdb):
+def _pipeline_alerts(tmp_path):
     """Alerts of two visits of the pipeline's stages 6-8 (the second with history)."""
-    first = example.run_visit(sqlite_apdb, 1, 60000.5, with_asteroid=False)
-    second = example.run_visit(sqlite_apdb, 2, 60001.5, with_asteroid=True)
+    from shutterline.association import apdb
+
+    handle = apdb.open_apdb(tmp_path / "apdb.sqlite3", create=True)
+    first = example.run_visit(handle, 1, 60000.5, with_asteroid=False)
+    second = example.run_visit(handle, 2, 60001.5, with_asteroid=True)
     return first.alerts + second.alerts
 
 
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_an_alert_broker_decodes_every_message_with_the_registry(
-    kafka_broker, schema_registry, sqlite_apdb, tmp_path
+    kafka_broker, schema_registry, tmp_path
 ):
     from shutterline.alerts import serialize
 
     topic = harness.unique_topic("alerts")
     harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
     spool = tmp_path / "spool"
-    alerts = _pipeline_alerts(sqlite_apdb)
+    alerts = _pipeline_alerts(tmp_path)
     schema = serialize.load_schema()
     writer = alert_spool.AlertSpool(spool)
     writer.write_many(
@@ -98,23 +101,26 @@ def test_an_alert_broker_decodes_every_message_with_the_registry(
     assert outcome.state == "drained" and outcome.exit_code == 0
 
     # The reading side: confluent-kafka's registry client and deserializer, lsst-alert-packet.
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": schema_registry.url}))
-    major, minor = alert_packet.get_latest_schema_version()
-    reference = alert_packet.Schema.from_uri(
-        alert_packet.get_schema_uri(major, minor).join(f"lsst.v{major}_{minor}.alert.avsc")
-    )
-    messages = _read_all(kafka_broker.bootstrap, topic, len(alerts))
-    assert len(messages) == len(alerts)
-    by_id = {a["diaSourceId"]: a for a in alerts}
-    for message in messages:
-        assert message.value()[0] == 0 and int.from_bytes(message.value()[1:5], "big") == 1101
-        context = SerializationContext(topic, MessageField.VALUE)
-        decoded = deserialize(message.value(), context)
-        assert reference.validate(decoded)
-        assert message.key() == str(decoded["diaSourceId"]).encode()
-        original = by_id.pop(decoded["diaSourceId"])
-        assert decoded["diaSource"]["psfFlux"] == pytest.approx(original["diaSource"]["psfFlux"])
-        assert decoded["cutoutDifference"] == original["cutoutDifference"]
+    with SchemaRegistryClient({"url": schema_registry.url}) as registry:
+        deserialize = AvroDeserializer(registry)
+        major, minor = alert_packet.get_latest_schema_version()
+        reference = alert_packet.Schema.from_uri(
+            alert_packet.get_schema_uri(major, minor).join(f"lsst.v{major}_{minor}.alert.avsc")
+        )
+        messages = _read_all(kafka_broker.bootstrap, topic, len(alerts))
+        assert len(messages) == len(alerts)
+        by_id = {a["diaSourceId"]: a for a in alerts}
+        for message in messages:
+            assert message.value()[0] == 0 and int.from_bytes(message.value()[1:5], "big") == 1101
+            context = SerializationContext(topic, MessageField.VALUE)
+            decoded = deserialize(message.value(), context)
+            assert reference.validate(decoded)
+            assert message.key() == str(decoded["diaSourceId"]).encode()
+            original = by_id.pop(decoded["diaSourceId"])
+            assert decoded["diaSource"]["psfFlux"] == pytest.approx(
+                original["diaSource"]["psfFlux"]
+            )
+            assert decoded["cutoutDifference"] == original["cutoutDifference"]
     assert not by_id
     assert any(len(a["prvDiaSources"] or []) for a in alerts), "history reached the stream"
 

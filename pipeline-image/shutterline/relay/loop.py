@@ -221,8 +221,10 @@ class Relay:
         if packet is None:
             return False
         try:
+            if packet.name_id is None:
+                raise framing.CorruptPacketError("name is not [<visit>_<detector>_]<id>.alert")
             alert_id = framing.check_packet(packet.payload, self.schema)
-            if packet.name_id is not None and packet.name_id != alert_id:
+            if packet.name_id != alert_id:
                 raise framing.CorruptPacketError(f"named {packet.name_id}, holds alert {alert_id}")
         except framing.CorruptPacketError as exc:
             self._quarantine(name, str(exc))
