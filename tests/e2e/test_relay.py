@@ -197,3 +197,37 @@ def test_a_full_spool_with_the_broker_gone_exits_69_and_keeps_every_packet(tmp_p
     assert status["state"] == "gave_up" and status["acked"] == 0
     assert "2000 packets left in the spool" in status["reason"]
     assert "unreachable" in log and "giving up" in log
+
+
+@pytest.mark.kafka
+def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_path):
+    from shutterline.pipeline import visit
+    from shutterline.relay import embedded
+
+    topic = harness.unique_topic("alerts")
+    harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
+    spool = tmp_path / "spool"
+    writer = alert_spool.AlertSpool(spool, fsync=False)
+    ids = packets.ids(30)
+    paths = writer.write_many(list(packets.payloads(ids)), visit=VISIT, detector=DETECTOR)
+    reports = [
+        visit.DetectorReport(VISIT, DETECTOR, "succeeded", alert_paths=[str(p) for p in paths]),
+        visit.DetectorReport(VISIT, 8, "failed", reason="MissingInputError: no flat", exit_code=65),
+    ]
+    reports[0].quantities = {"dia_sources": 30}
+    reports[0].seconds = {"isr": 1.25}
+    settings = _settings(spool, kafka_broker.bootstrap, topic)
+    outcome = embedded.publish_reports(settings, reports, relay_spool=tmp_path / "relay-spool")
+
+    assert outcome.state == "drained" and outcome.status["acked"] == 30
+    assert sorted(outcome.status["published"]) == ["100007_7", "100007_8"]
+    assert all(p.exists() for p in paths), "the demo's own packets stay for its report"
+    assert not list((tmp_path / "relay-spool").glob("*.alert"))
+    keys = {m.key() for m in _read_all(kafka_broker.bootstrap, topic, 30)}
+    assert keys == {str(i).encode() for i in ids}
+    records = _read_all(kafka_broker.bootstrap, f"{topic}-metrics", 2)
+    by_key = {m.key(): json.loads(m.value()) for m in records}
+    assert by_key[b"100007_7"]["quantities"]["dia_sources"] == 30
+    assert by_key[b"100007_7"]["stages"] == {"isr": 1.25}
+    assert by_key[b"100007_8"]["done"] == {"status": "failed", "alerts": 0}
+    assert by_key[b"100007_8"]["reason"].startswith("MissingInputError")
