@@ -44,6 +44,8 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{names.GROUP}/operator"
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True
+    # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
+    settings.scanning.disabled = True
     settings.execution.max_workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "8"))
     rec = reconcile.Reconciler(kube.Api(kube.connect()), tracing.RootSpans())
     rec.seed(namespaces() or None)
