@@ -13,17 +13,17 @@ import json
 import os
 import signal
 import sys
-import time
 import urllib.request
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.e2e.test_testbed_k8s import get, wait_for
 from tests.testbed import procs
 from tests.testbed.k8s import cluster, images
 
@@ -46,30 +46,10 @@ ROOT = images.REPO_ROOT
 SYSTEM_NS = "shutterline-system"
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def apply(bed: cluster.Cluster, *manifests: dict[str, Any], check: bool = True) -> Any:
     """``kubectl apply`` the manifests; the CompletedProcess (stderr names refused fields)."""
     stream = "\n---\n".join(json.dumps(m) for m in manifests)
     return bed.kubectl("apply", "-f", "-", stdin=stream, check=check)
-
-
-def get(bed: cluster.Cluster, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-    """The object as JSON, or None if it does not exist."""
-    result = bed.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
-    if result.returncode != 0:
-        assert "NotFound" in result.stderr, result.stderr
-        return None
-    return dict(json.loads(result.stdout))
 
 
 def items(bed: cluster.Cluster, kind: str, namespace: str, selector: str = "") -> list[Any]:

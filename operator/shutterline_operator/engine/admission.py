@@ -48,9 +48,11 @@ def admit(rec: reconcile.Reconciler, now: dt.datetime) -> None:
         config = rec.cache.config_for(namespace, instrument) or {"spec": {}}
         queueing = config["spec"].get("queueing") or {}
         waiting = [(j, v) for j, v in members if (j.get("spec") or {}).get("suspend")]
-        late = [(j, v) for j, v in waiting if timing.deadline_at(v["spec"]) <= now]
-        for job, visit in late:
-            _time_out(rec, job, visit, now)
+        late = {id(j) for j, v in waiting if timing.deadline_at(v["spec"]) <= now}
+        for job, visit in waiting:
+            if id(job) in late:
+                _time_out(rec, job, visit, now)
+        waiting = [(j, v) for j, v in waiting if id(j) not in late]
         if queueing.get("mode") == "kueue":
             reason = f"waiting for admission by Kueue (LocalQueue {queueing.get('queueName')})"
             for position, (_, visit) in enumerate(waiting, 1):
@@ -60,7 +62,7 @@ def admit(rec: reconcile.Reconciler, now: dt.datetime) -> None:
         limit = int((config["spec"].get("concurrency") or {}).get("detectors", _DEFAULT_LIMIT))
         entries, visits = [], {}
         for job, visit in members:
-            if (job, visit) in late:
+            if id(job) in late:
                 continue
             entry = queue.entry_from_job(job, int(visit["spec"].get("priority", 0)))
             if entry is not None:
