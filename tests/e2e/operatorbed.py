@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import signal
@@ -132,6 +133,11 @@ class OperatorProcess:
         self.process.stop(timeout=15)
 
 
+def _established(bed: cluster.Cluster, crd: str) -> bool:
+    args = ("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=5s")
+    return bed.kubectl(*args, check=False).returncode == 0
+
+
 @pytest.fixture(scope="session")
 def operator_bed(
     k8s_cluster: cluster.Cluster, tmp_path_factory: pytest.TempPathFactory
@@ -140,7 +146,7 @@ def operator_bed(
     bed = k8s_cluster
     bed.kubectl("apply", "-f", str(ROOT / "crds"))
     for crd in ("visits.shutterline.io", "promptconfigs.shutterline.io"):
-        bed.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        wait_for(functools.partial(_established, bed, crd), 60, f"CRD {crd} established")
     bed.kubectl("create", "namespace", SYSTEM_NS, check=False)
     bed.kubectl("apply", "-f", str(ROOT / "operator" / "rbac" / "rbac.yaml"))
     work = tmp_path_factory.mktemp("operator")

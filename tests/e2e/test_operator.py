@@ -13,7 +13,6 @@ import pytest
 
 from tests.e2e.operatorbed import (
     apply,
-    get,
     items,
     make_config,
     make_visit,
@@ -21,9 +20,9 @@ from tests.e2e.operatorbed import (
     prompt_namespace,
     stand_in,
     visit_status,
-    wait_for,
     wait_phase,
 )
+from tests.e2e.test_testbed_k8s import get, wait_for
 from tests.testbed.k8s import cluster
 
 __all__ = ["operator_bed", "prompt_namespace"]
@@ -88,12 +87,13 @@ def test_semantically_invalid_visits_are_rejected_without_a_job(
     assert _jobs(operator_bed, ns) == []
 
 
-def test_stand_in_visit_goes_through_the_phases_with_counts(
-    operator_bed: Bed, prompt_namespace: str
+def test_stand_in_visit_goes_through_the_phases_with_counts_and_a_root_span(
+    operator_bed: Bed, prompt_namespace: str, otlp_receiver: Any
 ) -> None:
     bed, ns = operator_bed[0], prompt_namespace
     pipeline = f"sleep 2; {MARKER}; sleep 1.5; {RECORD}"
-    _config(operator_bed, ns, pipeline)
+    telemetry = {"enabled": False, "otlpEndpoint": otlp_receiver.endpoint}
+    _config(operator_bed, ns, pipeline, telemetry=telemetry)
     apply(bed, make_visit("phases", ns, detectors=[1, 2]))
     seen: list[str] = []
     status = wait_phase(bed, "phases", ns, ("Succeeded", "Failed"), 90, seen)
@@ -104,10 +104,33 @@ def test_stand_in_visit_goes_through_the_phases_with_counts(
     assert status["alerts"] == 6 and status["diaSources"] == 10
     assert {d: e["alerts"] for d, e in status["detectors"].items()} == {"1": 3, "2": 3}
     assert len(status["traceId"]) == 32
-    visit = get(bed, "visit", "phases", ns)
-    assert visit["metadata"]["labels"]["shutterline.io/phase"] == "Succeeded"  # type: ignore[index]
+    # The phase label and the root span follow the status patch.
+    visit = wait_for(
+        lambda: (
+            (v := get(bed, "visit", "phases", ns))
+            and v["metadata"]["labels"].get("shutterline.io/phase") == "Succeeded"
+            and v["metadata"]["annotations"].get("shutterline.io/trace-recorded") == "true"
+            and v
+        ),
+        10,
+        "the phase label and the recorded root span",
+    )
     printed = bed.kubectl("get", "vis", "phases", "-n", ns).stdout
     assert "Succeeded" in printed and "2/2" in printed
+    # The root span, with the ids the pods were given, reaches Jaeger when the visit ends.
+    traceparent = visit["metadata"]["annotations"]["shutterline.io/traceparent"]
+    spans = otlp_receiver.spans(status["traceId"], timeout=20)
+    roots = [s for s in spans if s["name"] == "visit"]
+    assert len(roots) == 1, spans
+    root = roots[0]
+    assert root["span_id"] == traceparent.split("-")[2]
+    assert root["parent_span_id"] is None
+    assert root["service_name"] == "shutterline-operator"
+    assert root["attributes"]["shutterline.phase"] == "Succeeded"
+    assert root["end_time_unix_nano"] > root["start_time_unix_nano"]
+    pod = items(bed, "pods", ns, "shutterline.io/visit=phases")[0]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["TRACEPARENT"] == traceparent
 
 
 def test_exit_65_fails_only_its_index_without_retries(

@@ -53,11 +53,8 @@ class StatusLoop(threading.Thread):
 
     def turn(self) -> None:
         """Admission if due, then every dirty Visit whose coalescing interval has passed."""
-        cache, now = self.rec.cache, time.monotonic()
-        if cache.queue_dirty or now - self.last_admit >= _ADMIT_EVERY_S:
-            cache.queue_dirty = False
-            self.last_admit = now
-            self._guarded(self._admit, None)
+        cache = self.rec.cache
+        self._admit_if_due()
         earliest = cache.earliest_dirty()
         if earliest is None:
             return
@@ -66,8 +63,18 @@ class StatusLoop(threading.Thread):
             self.stopping.wait(min(wait, self.interval))
             return
         for key in cache.take_dirty(time.monotonic() - self.interval):
+            # Releasing Jobs is what Visit-to-Job latency waits for: never behind a long
+            # round of status patches.
+            self._admit_if_due()
             self._guarded(functools.partial(self.rec.flush, key), key)
         self._count_phases()
+
+    def _admit_if_due(self) -> None:
+        now = time.monotonic()
+        if self.rec.cache.queue_dirty or now - self.last_admit >= _ADMIT_EVERY_S:
+            self.rec.cache.queue_dirty = False
+            self.last_admit = now
+            self._guarded(self._admit, None)
 
     def _admit(self) -> None:
         admission.admit(self.rec, dt.datetime.now(dt.UTC))
