@@ -75,9 +75,7 @@ class Reconciler:
         if (visit.get("status") or {}).get("phase") in vstatus.TERMINAL:
             return
         job_name = names.job_name(name)
-        existing = self.cache.jobs.get((namespace, job_name)) or self.api.get(
-            "jobs", namespace, job_name
-        )
+        existing = self.cache.jobs.get((namespace, job_name))
         if existing is not None:
             self._adopt(visit, existing)
             return
@@ -93,20 +91,16 @@ class Reconciler:
         detectors = validation.detectors_of(spec, camera)
         job = builders.build_job(visit, config, detectors, traceparent, now)
         created = self.api.create("jobs", job)
-        if created is None:  # created by an earlier run of this step: fine
-            created = self.api.get("jobs", namespace, job_name)
-        else:
-            seen = timing.parse_time(visit["metadata"]["creationTimestamp"])
-            metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
-            self.api.event(
-                visit,
-                "Visit",
-                "JobCreated",
-                f"Job {job_name}: {len(detectors)} detectors",
-                warning=False,
-            )
-        if created is not None:
-            self.cache.put_job(created)
+        if created is None:  # made by an earlier run of this step (or an older Visit's)
+            found = self.api.get("jobs", namespace, job_name)
+            if found is not None:
+                self._adopt(visit, found)
+            return
+        self.cache.put_job(created)
+        seen = timing.parse_time(visit["metadata"]["creationTimestamp"])
+        metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
+        message = f"Job {job_name}: {len(detectors)} detectors"
+        self.api.event(visit, "Visit", "JobCreated", message, warning=False)
 
     def _adopt(self, visit: dict[str, Any], job: dict[str, Any]) -> None:
         """A Job of this name exists: ours (restart), or a dead Visit's still being deleted."""
