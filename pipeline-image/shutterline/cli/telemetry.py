@@ -26,11 +26,11 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from shutterline.pipeline import settings
-    from shutterline.telemetry import sidecar
-
-    cfg = settings.Settings.from_env()
+    # Handlers first: a pod deleted while the sidecar starts still gets its span ended.
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    return sidecar.run(cfg, os.environ, stop)
+    from shutterline.pipeline import settings
+    from shutterline.telemetry import sidecar
+
+    return sidecar.run(settings.Settings.from_env(), os.environ, stop)

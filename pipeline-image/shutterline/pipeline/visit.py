@@ -65,9 +65,9 @@ def run_detector_job(
     rec = stages.StageRecorder(attributes={"visit": visit, "detector": detector})
     # In a worker pod the detector's spans hang under the pod span the telemetry sidecar records.
     parent = tracing.pod_context(traceparent, settings.pod_name)
-    with _TRACER.start_as_current_span(
-        f"detector {detector}", context=parent, attributes=rec.attributes
-    ) as span:
+    # The pod span is "detector N" already; the pipeline container's own span is "pipeline".
+    name = "pipeline" if settings.pod_name else f"detector {detector}"
+    with _TRACER.start_as_current_span(name, context=parent, attributes=rec.attributes) as span:
         report = DetectorReport(visit, detector, "succeeded")
         try:
             _run(settings, visit, detector, rec, report)

@@ -28,7 +28,9 @@ _METER = metrics.get_meter("shutterline")
 class StageTiming:
     """Wall and CPU seconds of one stage, with the offsets the timeline picture needs.
 
-    ``start`` is seconds since the recorder was made; ``unix_start`` the wall clock, so the
+    ``cpu_s`` counts every thread of the process (what an outside observer sees too);
+    spans also carry ``stage.thread_cpu_s``, the stage's own thread. ``start`` is seconds
+    since the recorder was made; ``unix_start`` the wall clock, so the
     stage can be lined up with samples taken by another process. ``peak_rss_bytes`` is the
     stage's own peak resident memory if the recorder measured it (``peak_memory``), else the
     process's lifetime peak at the stage's end.
@@ -41,6 +43,7 @@ class StageTiming:
     unix_start: float = 0.0
     rss_bytes: int = 0
     peak_rss_bytes: int = 0
+    thread_cpu_s: float = 0.0
 
 
 @dataclass
@@ -66,7 +69,7 @@ class StageRecorder:
         """Run the body as stage ``name``: a child span, timed; errors mark the span failed."""
         if self.peak_memory:
             _reset_peak_rss()
-        unix0, wall0, cpu0 = time.time(), time.perf_counter(), _cpu_seconds()
+        unix0, wall0, cpu0, own0 = time.time(), time.perf_counter(), _cpu_seconds(), _thread_cpu()
         with _TRACER.start_as_current_span(
             name, attributes=self.attributes, record_exception=True, set_status_on_exception=True
         ) as span:
@@ -74,17 +77,19 @@ class StageRecorder:
                 yield span
             finally:
                 wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
+                own = _thread_cpu() - own0
                 rss, hwm = _memory()
                 span.set_attributes(
                     {
                         "stage.wall_s": wall,
                         "stage.cpu_s": cpu,
+                        "stage.thread_cpu_s": own,
                         "stage.rss_bytes": rss,
                         "stage.peak_rss_bytes": hwm,
                     }
                 )
                 self.timings.append(
-                    StageTiming(name, wall0 - self._origin, wall, cpu, unix0, rss, hwm)
+                    StageTiming(name, wall0 - self._origin, wall, cpu, unix0, rss, hwm, own)
                 )
 
     def identify(self, **data_id: Any) -> None:
@@ -136,8 +141,14 @@ def _histogram(name: str) -> metrics.Histogram:
 
 
 def _cpu_seconds() -> float:
+    """CPU seconds of the whole process: every thread, as an outside observer sees it."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _thread_cpu() -> float:
+    """CPU seconds of the calling thread alone (the stage's own work, not its neighbours')."""
+    return time.thread_time()
 
 
 _STATUS = Path("/proc/self/status")

@@ -71,6 +71,10 @@ def _span_dict(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
         "service_name": span.resource.attributes.get("service.name"),
+        "events": [
+            {"name": e.name, "time_unix_nano": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
     }
 
 
