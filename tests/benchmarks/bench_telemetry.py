@@ -122,6 +122,16 @@ def _sidecar(work: Path, pid: int, hz: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
 
 
+def _running(path: Path, timeout: float = 60.0) -> None:
+    from shutterline.telemetry import summary
+
+    deadline = time.monotonic() + timeout
+    while (summary.read_summary(path) or {}).get("state") != "running":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the telemetry sidecar never started sampling")
+        time.sleep(0.05)
+
+
 def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
     """Pipeline CPU and wall with and without the sidecar, alternated; sidecar CPU."""
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
@@ -130,13 +140,16 @@ def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
         for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
             pipe = Pipeline(work)
             car = _sidecar(work, pipe.p.pid, hz) if mode == "on" else None
-            time.sleep(0.5 if car else 0.0)  # the sidecar has started and found it
+            if car:  # started, imported and watching: count its steady state only
+                _running(work / "scratch" / "telemetry.json")
+                car_cpu0 = proc.read_process(car.pid).cpu_s
             pipe.go()
             runs[mode].append(pipe.wait())
             if car:
                 _, status, usage = os.wait4(car.pid, 0)
                 car.returncode = os.waitstatus_to_exitcode(status)
-                sidecar_cpu.append((usage.ru_utime + usage.ru_stime) / runs[mode][-1]["wall_s"])
+                used = usage.ru_utime + usage.ru_stime - car_cpu0
+                sidecar_cpu.append(used / runs[mode][-1]["wall_s"])
     med = {
         m: {k: statistics.median(r[k] for r in rs) for k in ("cpu_s", "wall_s")}
         for m, rs in runs.items()
@@ -145,15 +158,17 @@ def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
 
 
 def sampler_cost(pid: int, n: int = 400) -> dict[str, float]:
-    """CPU microseconds per sample of ``pid`` alone and as a tree (``/proc`` scan)."""
-    out = {}
-    for descendants in (False, True):
-        tree = proc.ProcessTree(pid, descendants=descendants)
-        t0 = time.process_time()
-        for _ in range(n):
-            tree.sample()
-        out["tree" if descendants else "alone"] = (time.process_time() - t0) / n * 1e6
-    return out
+    """CPU microseconds per sample of ``pid`` alone, and per scan of ``/proc`` for a tree."""
+    tree = proc.ProcessTree(pid, descendants=False)
+    t0 = time.process_time()
+    for _ in range(n):
+        tree.sample()
+    alone = (time.process_time() - t0) / n * 1e6
+    tree = proc.ProcessTree(pid, descendants=True, rescan_s=0.0)
+    t0 = time.process_time()
+    for _ in range(n // 10):
+        tree.pids()
+    return {"alone": alone, "scan": (time.process_time() - t0) / (n // 10) * 1e6}
 
 
 def sampled_run(work: Path, hz: float = 20.0) -> tuple[dict[str, Any], list[proc.ProcSample]]:
@@ -270,9 +285,10 @@ def picture(report: dict[str, Any], samples: list[proc.ProcSample], path: Path) 
 
     t0 = report["unix_start"]
     t = [s.time - t0 for s in samples]
-    rate = [0.0] + [(b.cpu_s - a.cpu_s) / (b.time - a.time) for a, b in itertools.pairwise(samples)]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 4.8), sharex=True)
     colors = [plt.get_cmap("tab20")(i) for i in range(20)]
+    cpu0 = _cpu_at(samples, report["stages"][0]["unix_start"])
+    ends, inside = [], cpu0
     for i, st in enumerate(report["stages"]):
         a, w = st["unix_start"] - t0, st["wall_s"]
         for ax in (ax1, ax2):
@@ -287,8 +303,14 @@ def picture(report: dict[str, Any], samples: list[proc.ProcSample], path: Path) 
             va="bottom",
             transform=ax2.get_xaxis_transform(),
         )
-    ax1.step(t, rate, where="pre", color="k", lw=0.8)
-    ax1.set_ylabel("CPU (cores)")
+        inside += st["cpu_s"]
+        ends.append((a + w, inside))
+    ax1.plot(t, [s.cpu_s for s in samples], color="k", lw=0.8, label="outside: /proc stat")
+    ax1.plot(
+        *zip(*ends, strict=True), "o", color="tab:red", ms=3, label="inside: stage CPU, summed"
+    )
+    ax1.legend(loc="upper left", fontsize=7)
+    ax1.set_ylabel("CPU seconds")
     ax2.plot(t, [s.rss_bytes / 2**20 for s in samples], color="k", lw=0.8, label="VmRSS")
     peaks = [
         (st["unix_start"] - t0, st["wall_s"], st["peak_rss_bytes"] / 2**20)
@@ -298,7 +320,7 @@ def picture(report: dict[str, Any], samples: list[proc.ProcSample], path: Path) 
         ax2.hlines(p, a, a + w, color="tab:red", lw=1.5)
     ax2.plot([], [], color="tab:red", label="stage peak (in-process VmHWM)")
     ax2.set_ylabel("resident MiB")
-    ax2.set_xlabel("seconds since the first stage")
+    ax2.set_xlabel("seconds since the run started")
     ax2.legend(loc="upper left", fontsize=7)
     ax1.set_title(
         f"one 2048x4096 detector, sampled from outside at {len(samples) / (t[-1] - t[0]):.0f} Hz"
@@ -332,14 +354,15 @@ def main() -> None:
         )
         print(
             f"   sidecar's own CPU: {100 * o['sidecar_cpu_per_s']:.2f}% of one core "
-            "(target for the overhead: < 2%)"
+            "once sampling (start-up excluded)"
         )
-        print("2. sampler CPU per sample:")
+        print("2. sampler CPU:")
         cost = sampler_cost(os.getpid())
         entries = len(os.listdir("/proc"))
         print(
-            f"   one process {cost['alone']:.0f} us; tree via /proc scan ({entries} entries) "
-            f"{cost['tree']:.0f} us"
+            f"   per sample of one process {cost['alone']:.0f} us; per scan of /proc for "
+            f"descendants ({entries} entries, at most once a second) {cost['scan']:.0f} us; "
+            f"at 2 Hz: {(2 * cost['alone'] + cost['scan']) / 1e4:.2f}% of one core"
         )
         print("3. in-process spans vs outside samples (same run, 20 Hz stream decimated):")
         report, samples = sampled_run(work)
@@ -351,12 +374,19 @@ def main() -> None:
         for hz in (2.0, 4.0, 20.0):
             err = [abs(r["cpu_out"] - r["cpu_in"]) for r in rows[hz]]
             blind = sum(1 for r in rows[hz] if r["peak_out"] is None)
+            missed = [(r["peak_in"] - r["peak_out"]) / 2**20 for r in rows[hz] if r["peak_out"]]
+            threads = max(abs(r["cpu_in"] - r["thread_cpu_in"]) for r in rows[hz])
             print(
                 f"   @{hz:>2.0f} Hz: CPU per stage |out - in| median "
                 f"{statistics.median(err):.3f} s, max {max(err):.3f} s "
                 f"(stages total {total_in:.2f} s); stages with no sample: "
                 f"{blind}/{len(rows[hz])}"
             )
+            print(
+                f"          peak RSS per stage missed by the samples: median "
+                f"{statistics.median(missed):.0f} MiB, max {max(missed):.0f} MiB"
+            )
+        print(f"   CPU of other threads inside a stage window: up to {threads:.3f} s")
         print("4. in-process recorder per stage:")
         rc = recorder_cost()
         print(

@@ -126,25 +126,36 @@ class ProcessTree:
     pid : int
         The root process (the pipeline container's first process).
     descendants : bool
-        Include child processes (a scan of ``/proc`` per sample); off for a process known to
-        run alone, which makes a sample a few file reads.
+        Include child processes (found by a scan of ``/proc``); off for a process known to
+        run alone, which makes a sample three file reads.
+    rescan_s : float
+        Least seconds between two scans for descendants.
     """
 
-    def __init__(self, pid: int, descendants: bool = True) -> None:
+    def __init__(self, pid: int, descendants: bool = True, rescan_s: float = 1.0) -> None:
         self.pid = pid
         self.descendants = descendants
+        self.rescan_s = rescan_s
         self._start = read_process(pid).start_ticks
+        self._pids: list[int] = [pid]
+        self._scanned = -float("inf")
 
     def pids(self) -> list[int]:
-        """The root and, if asked, every live descendant (root first)."""
-        if not self.descendants:
-            return [self.pid]
+        """The root and, if asked, every live descendant (root first).
+
+        The scan of ``/proc`` costs a read per process on the node (milliseconds on a host
+        with hundreds), so it is redone at most every ``rescan_s``; a worker that starts in
+        between is counted from the next scan on (its parent's counters hold it once reaped).
+        """
+        if not self.descendants or time.monotonic() - self._scanned < self.rescan_s:
+            return self._pids
         tree = _children()
         out, todo = [], [self.pid]
         while todo:
             pid = todo.pop()
             out.append(pid)
             todo.extend(tree.get(pid, []))
+        self._pids, self._scanned = out, time.monotonic()
         return out
 
     def sample(self) -> ProcSample:
