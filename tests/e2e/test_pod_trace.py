@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shutterline.pipeline import summary
 from shutterline.telemetry import tracing
 from tests.testbed import otlp
 from tests.testbed.k8s import cluster
@@ -27,20 +28,7 @@ from tests.testbed.k8s import cluster
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
 IMAGE = "registry.example/shutterline/shutterline-pipeline:dev"
-STAGES = (
-    "precache",
-    "load_inputs",
-    "isr",
-    "characterize",
-    "calibrate",
-    "template",
-    "subtract",
-    "dia_detect",
-    "solar_system",
-    "association",
-    "alerts",
-    "store",
-)
+STAGES = summary.TABLE_STAGES  # precache, load_inputs, isr, ..., store
 HZ = 4.0
 
 # Until ``shutterline pod run`` is on main, the pipeline container runs the same detector job

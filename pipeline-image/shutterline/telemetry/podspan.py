@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
-from shutterline import exceptions
-
 __all__ = ["PodIdentity", "PodSpanIdGenerator"]
+
+log = logging.getLogger(__name__)
 
 
 class PodSpanIdGenerator(IdGenerator):
@@ -62,14 +63,20 @@ class PodIdentity:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PodIdentity:
-        """Read the identity; raises `PermanentError` naming a malformed variable."""
+        """Read the identity; a malformed variable is logged and its fields left out.
+
+        Lenient on purpose, unlike the pipeline's `shutterline.pipeline.task` (which fails
+        the pod with exit 65 and names the variable): the pod span of a pod that fails
+        that way is what an SRE opens to see why, so it must still be recorded.
+        """
         spec = _visit_spec(env.get("SHUTTERLINE_VISIT_SPEC", ""))
+        visit = spec.get("visitId")
         return cls(
             pod_name=env.get("POD_NAME") or None,
-            visit=int(spec["visitId"]) if "visitId" in spec else None,
+            visit=visit if isinstance(visit, int) else None,
             detector=_detector(env),
-            instrument=spec.get("instrument"),
-            band=spec.get("band"),
+            instrument=_text(spec.get("instrument")),
+            band=_text(spec.get("band")),
         )
 
     def data_id(self) -> dict[str, Any]:
@@ -85,15 +92,21 @@ class PodIdentity:
         return f"pod {self.pod_name or '?'}"
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _visit_spec(text: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise exceptions.PermanentError(f"SHUTTERLINE_VISIT_SPEC is not JSON: {exc}") from None
+        log.warning("SHUTTERLINE_VISIT_SPEC is not JSON (%s): the pod span has no visit", exc)
+        return {}
     if not isinstance(spec, dict):
-        raise exceptions.PermanentError("SHUTTERLINE_VISIT_SPEC is not a JSON object")
+        log.warning("SHUTTERLINE_VISIT_SPEC is not a JSON object: the pod span has no visit")
+        return {}
     return spec
 
 
@@ -105,6 +118,7 @@ def _detector(env: Mapping[str, str]) -> int | None:
     try:
         return int([d for d in text.split(",") if d.strip()][int(index)])
     except (ValueError, IndexError):
-        raise exceptions.PermanentError(
-            f"SHUTTERLINE_DETECTORS={text!r} has no detector at JOB_COMPLETION_INDEX={index!r}"
-        ) from None
+        log.warning(
+            "SHUTTERLINE_DETECTORS=%r has no detector at JOB_COMPLETION_INDEX=%r", text, index
+        )
+        return None
