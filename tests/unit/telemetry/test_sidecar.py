@@ -152,6 +152,7 @@ def test_identity_comes_from_the_operators_variables() -> None:
     assert podspan.PodIdentity.from_env({"SHUTTERLINE_VISIT_SPEC": "{visitId"}).visit is None
 
 
+@pytest.mark.slow
 def test_sidecar_records_the_pod_span_over_the_pipelines_life(
     tmp_path: Path, metrics_url: str
 ) -> None:
@@ -190,6 +191,7 @@ def test_sidecar_records_the_pod_span_over_the_pipelines_life(
     assert cpu == pytest.approx(attrs["process.cpu_s"], abs=0.2)
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_span_and_exits_zero(tmp_path: Path) -> None:
     env = _env(tmp_path)
     sidecar = _sidecar(env)
@@ -206,6 +208,7 @@ def test_sigterm_ends_the_span_and_exits_zero(tmp_path: Path) -> None:
     assert span["attributes"]["telemetry.ended_by"] == "SIGTERM"
 
 
+@pytest.mark.slow
 def test_a_restarted_sidecar_records_no_second_pod_span(tmp_path: Path) -> None:
     env = _env(tmp_path)
     first = _sidecar(env)
