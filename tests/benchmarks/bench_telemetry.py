@@ -104,6 +104,7 @@ class Pipeline:
 
 
 def _sidecar(work: Path, pid: int, hz: float) -> subprocess.Popen[bytes]:
+    """The real sidecar, as in a fresh pod (its own scratch), watching ``pid``."""
     pod = work / "pod"
     (pod / "pids").mkdir(parents=True, exist_ok=True)
     (pod / "pids" / "pipeline").write_text(str(pid))
@@ -111,7 +112,7 @@ def _sidecar(work: Path, pid: int, hz: float) -> subprocess.Popen[bytes]:
         **os.environ,
         "SHUTTERLINE_REPO": "unused",
         "SHUTTERLINE_APDB": "unused",
-        "SHUTTERLINE_SPOOL": str(work / "scratch" / "spool"),
+        "SHUTTERLINE_SPOOL": str(work / f"scratch-{pid}" / "spool"),
         "SHUTTERLINE_SPANS_PATH": str(work / "spans.jsonl"),
         "SHUTTERLINE_TELEMETRY_HZ": str(hz),
         "TESTBED_POD_DIR": str(pod),
@@ -141,7 +142,7 @@ def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
             pipe = Pipeline(work)
             car = _sidecar(work, pipe.p.pid, hz) if mode == "on" else None
             if car:  # started, imported and watching: count its steady state only
-                _running(work / "scratch" / "telemetry.json")
+                _running(work / f"scratch-{pipe.p.pid}" / "telemetry.json")
                 car_cpu0 = proc.read_process(car.pid).cpu_s
             pipe.go()
             runs[mode].append(pipe.wait())

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["ProcSample", "ProcessGone", "ProcessTree", "read_process"]
+__all__ = ["ProcSample", "ProcessGone", "ProcessTree", "read_process", "started_at"]
 
 _TICK = float(os.sysconf("SC_CLK_TCK"))
 _IO_KEYS = ("read_bytes", "write_bytes", "rchar", "wchar")
@@ -102,6 +102,16 @@ def read_process(pid: int) -> _One:
         io=io,
         threads=values.get("Threads", 0),
     )
+
+
+def started_at(pid: int) -> float:
+    """Unix seconds at which process ``pid`` started (boot time + its start in ticks)."""
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot + read_process(pid).start_ticks / _TICK
 
 
 def _children() -> dict[int, list[int]]:

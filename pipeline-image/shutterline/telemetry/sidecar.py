@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -123,8 +124,13 @@ def run(
     interval = max(1.0, 2.0 / settings.telemetry_hz)
     meters = metrics.meter_provider(provider.resource, settings.otlp_metrics_endpoint, interval)
     attributes = {**identity.data_id(), "telemetry.hz": settings.telemetry_hz}
+    # The span starts with this process, before its imports: the next container of the pod
+    # is started as soon as this one is, and its first span must fall inside the pod's.
     span = provider.get_tracer("shutterline.telemetry").start_span(
-        identity.span_name, context=parent, attributes=attributes
+        identity.span_name,
+        context=parent,
+        attributes=attributes,
+        start_time=int(proc.started_at(os.getpid()) * 1e9),
     )
     tally = _Tally(identity, settings.telemetry_hz, span.get_span_context())
     summary.write_summary(path, tally.record())

@@ -148,3 +148,10 @@ def test_a_missing_process_is_reported_at_once() -> None:
     assert done.returncode == 0
     with pytest.raises(proc.ProcessGone):
         proc.ProcessTree(2**22 + 12345)
+
+
+def test_start_time_is_when_the_process_started(child: Child) -> None:
+    import os
+
+    assert proc.started_at(child.p.pid) >= proc.started_at(os.getpid())
+    assert abs(proc.started_at(child.p.pid) - time.time()) < 60  # clock ticks since boot
