@@ -32,16 +32,17 @@ __all__ = ["Backbone", "backbone"]
 
 log = logging.getLogger(__name__)
 
-#: Night shape: small enough to simulate and build in about a minute on two cores, large
-#: enough for the PSF fit and the astrometric match to find their stars.
+#: Night shape: small enough to simulate and build in a minute or two on two cores, large
+#: enough for the PSF fit and the astrometric match to find their stars (at 512 x 1024
+#: some detectors have too few reference stars to fit).
 NIGHT: dict[str, Any] = {
-    "seed": 5,
+    "seed": 11,
     "fields": 1,
     "detectors": 2,
     "visits": 2,
     "template_visits": 3,
-    "nx": 512,
-    "ny": 1024,
+    "nx": 1024,
+    "ny": 2048,
 }
 
 
