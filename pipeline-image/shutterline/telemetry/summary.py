@@ -1,7 +1,8 @@
 """The telemetry sidecar's rolling summary file, read by the relay for the metrics record.
 
-One JSON object at ``telemetry.json`` beside the spool (``/scratch/telemetry.json`` in a pod),
-replaced atomically at every sample, so a reader sees the last complete one:
+One JSON object at ``telemetry.json`` in the spool (``/scratch/spool/telemetry.json`` in a pod,
+``relay.markers.TELEMETRY``), replaced atomically at every sample under a hidden temporary
+name the relay ignores, so a reader sees the last complete one:
 
 ``{"state": "waiting"|"running"|"finished", "pod": str, "visit": int, "detector": int,
 "pid": int, "samples": int, "hz": float, "started": unix, "updated": unix,
@@ -27,8 +28,8 @@ FILE_NAME = "telemetry.json"
 
 
 def summary_path(spool: Path) -> Path:
-    """Where the summary of the pod whose alert spool is ``spool`` lives (its parent)."""
-    return spool.parent / FILE_NAME
+    """Where the summary of the pod whose alert spool is ``spool`` lives."""
+    return spool / FILE_NAME
 
 
 def write_summary(path: Path, record: dict[str, Any]) -> None:
