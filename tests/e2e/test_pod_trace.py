@@ -1,11 +1,15 @@
-"""One detector run as the worker pod runs it, on the test bed, traced into Jaeger.
+"""One detector's worker pod on the test bed, every container as the operator builds it.
 
-A Job on the test bed's Kubernetes with the telemetry native sidecar and the pipeline
-container (sharing the process namespace), fed the operator's environment by hand: the test
-plays the operator, opens the visit's root span and hands its ``TRACEPARENT`` to the pod.
-Read back from Jaeger: root > pod span (the sidecar's, at the derived id) > pipeline > each
-stage; per-stage durations; the sampled CPU and memory on the pod span; ``k8s.*`` resource
-attributes per container.
+A Job on the test bed's Kubernetes: the telemetry and alert-relay native sidecars, the
+``precache`` init container and the ``pipeline`` main container (``shutterline pod run``),
+sharing the process namespace and the ``scratch`` volume, against the backbone fixture (S3 +
+PostgreSQL, raws held back), the real Kafka broker and Jaeger. The test plays the operator:
+it opens the visit's root span, hands its ``TRACEPARENT`` to the pod, and lands the raw once
+the pipeline waits for it. Read back from Jaeger: root > pod span (the sidecar's, at the
+derived id) > pre-cache, pipeline (> preload, wait_raw, raw, each stage), the relay's
+publication; per-stage durations; sampled CPU and memory on the pod span; ``k8s.*``
+resource attributes per container. Read back from Kafka: the metrics record carries the
+telemetry summary.
 """
 
 from __future__ import annotations
@@ -13,60 +17,41 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from confluent_kafka import Consumer, TopicPartition
 
-from shutterline.pipeline import summary
 from shutterline.telemetry import tracing
+from tests.e2e import relay_harness
 from tests.testbed import otlp
 from tests.testbed.k8s import cluster
 
-pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.testbed,
+    pytest.mark.s3,
+    pytest.mark.postgres,
+    pytest.mark.kafka,
+    pytest.mark.slow,
+]
 
 IMAGE = "registry.example/shutterline/shutterline-pipeline:dev"
-STAGES = summary.TABLE_STAGES  # precache, load_inputs, isr, ..., store
+STAGES = (
+    "preload",
+    "wait_raw",
+    "raw",
+    "isr",
+    "characterize",
+    "calibrate",
+    "template",
+    "subtract",
+    "dia_detect",
+    "solar_system",
+    "association",
+    "alerts",
+    "store",
+)
 HZ = 4.0
-
-# Until ``shutterline pod run`` is on main, the pipeline container runs the same detector job
-# the pod command runs, from the same environment.
-_PIPELINE = """
-import json, os, sys
-from shutterline.pipeline import settings, visit
-cfg = settings.Settings.from_env()
-spec = json.loads(os.environ["SHUTTERLINE_VISIT_SPEC"])
-index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
-detector = int(os.environ["SHUTTERLINE_DETECTORS"].split(",")[index])
-report = visit.run_detector_job(cfg, spec["visitId"], detector, os.environ["TRACEPARENT"])
-print(report.status, report.reason, flush=True)
-sys.exit(report.exit_code)
-"""
-
-
-@pytest.fixture(scope="module")
-def one_detector_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A one-detector night (1024 x 2048) with calibrations, templates and an APDB."""
-    from shutterline.association import apdb
-    from shutterline.demo import night
-
-    root = tmp_path_factory.mktemp("pod-trace-night")
-    cfg = night.DemoConfig(
-        workdir=root,
-        seed=11,
-        fields=1,
-        detectors=1,
-        visits=1,
-        template_visits=3,
-        shape=(1024, 2048),
-        jobs=2,
-    )
-    night_dir, repo = night.prepare_repository(cfg)
-    entry = yaml.safe_load((night_dir / "schedule.yaml").read_text())["visits"][0]
-    apdb.open_apdb(str(root / "apdb.sqlite3"), create=True)
-    yield {"repo": repo, "apdb": root / "apdb.sqlite3", "visit": entry}
 
 
 def _env(name: str, value: str) -> dict[str, Any]:
@@ -77,21 +62,10 @@ def _field(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _job(
-    name: str, namespace: str, night: dict[str, Any], traceparent: str, otlp_url: str
-) -> dict[str, Any]:
-    entry = night["visit"]
-    spec = {"instrument": "SimDECam", "visitId": entry["visit"], "band": entry["band"]}
-    common = [
-        _env("SHUTTERLINE_REPO", str(night["repo"])),
-        _env("SHUTTERLINE_APDB", str(night["apdb"])),
-        _env("SHUTTERLINE_SPOOL", "/scratch/spool"),
-        _env("SHUTTERLINE_WORKDIR", "/scratch/work"),
-        _env("SHUTTERLINE_TELEMETRY_HZ", str(HZ)),
-        _env("SHUTTERLINE_VISIT_SPEC", json.dumps(spec)),
-        _env("SHUTTERLINE_DETECTORS", ",".join(str(d) for d in entry["detectors"])),
-        _env("TRACEPARENT", traceparent),
-        _env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_url),
+def _job(name: str, namespace: str, settings: dict[str, str], detectors: int) -> dict[str, Any]:
+    """The operator's Job for one visit (docs/architecture.md, "The worker pod")."""
+    common = [_env(k, v) for k, v in settings.items()]
+    common += [
         _env("JOB_NAME", name),
         _field("POD_NAME", "metadata.name"),
         _field("POD_NAMESPACE", "metadata.namespace"),
@@ -99,18 +73,20 @@ def _job(
     ]
     scratch = [{"name": "scratch", "mountPath": "/scratch"}]
 
-    def container(cname: str, command: list[str], **extra: Any) -> dict[str, Any]:
+    def container(cname: str, args: list[str], **extra: Any) -> dict[str, Any]:
         env = [*common, _env("CONTAINER_NAME", cname)]
-        return {"name": cname, "image": IMAGE, "command": command, "env": env,
+        return {"name": cname, "image": IMAGE, "args": args, "env": env,
                 "volumeMounts": scratch, **extra}  # fmt: skip
 
+    sidecar = {"restartPolicy": "Always"}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "completionMode": "Indexed",
-            "completions": len(entry["detectors"]),
+            "completions": detectors,
+            "parallelism": 1,
             "backoffLimit": 0,
             "template": {
                 "spec": {
@@ -118,13 +94,21 @@ def _job(
                     "shareProcessNamespace": True,
                     "volumes": [{"name": "scratch", "emptyDir": {}}],
                     "initContainers": [
-                        container("telemetry", ["shutterline", "telemetry"], restartPolicy="Always")
+                        container("telemetry", ["telemetry"], **sidecar),
+                        container("alert-relay", ["relay"], **sidecar),
+                        container("precache", ["pod", "precache"]),
                     ],
-                    "containers": [container("pipeline", ["python", "-c", _PIPELINE])],
+                    "containers": [container("pipeline", ["pod", "run"])],
                 }
             },
         },
     }
+
+
+def _pod(bed: cluster.Cluster, job: str, namespace: str) -> dict[str, Any] | None:
+    out = bed.kubectl("get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "json")
+    pods = json.loads(out.stdout)["items"]
+    return dict(pods[0]) if pods else None
 
 
 def _wait_job(bed: cluster.Cluster, name: str, namespace: str, timeout: float) -> dict[str, Any]:
@@ -147,39 +131,96 @@ def _trace(receiver: otlp.JaegerReceiver, trace_id: str, at_least: int) -> list[
         time.sleep(0.5)
 
 
+def _metrics_record(bootstrap: str, topic: str, timeout: float = 60.0) -> dict[str, Any]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                return dict(json.loads(message.value() or b"{}"))
+    finally:
+        consumer.close()
+    pytest.fail(f"no metrics record on {topic} within {timeout:.0f} s")
+
+
 def test_pod_trace_reaches_jaeger_with_stages_and_samples(
     k8s_cluster: cluster.Cluster,
     otlp_receiver: otlp.JaegerReceiver,
-    one_detector_night: dict[str, Any],
-    tmp_path: Path,
+    kafka_broker: Any,
+    backbone: Any,
 ) -> None:
     from opentelemetry import trace
 
+    entry = backbone.visits[-1]
+    visit, detector = int(entry["visit"]), int(entry["detectors"][-1])
+    spec = backbone.visit_spec(visit, detectors=[detector])
+    topic = relay_harness.unique_topic("alerts")
+    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
     namespace = f"t-{uuid.uuid4().hex[:8]}"
     k8s_cluster.kubectl("create", "namespace", namespace)
     operator = tracing.new_provider("shutterline-operator", otlp_receiver.endpoint)
-    visit = one_detector_night["visit"]["visit"]
     root = operator.get_tracer("test").start_span(f"visit {visit}")
     with trace.use_span(root, end_on_exit=False):
         traceparent = tracing.current_traceparent()
     assert traceparent
+    settings = {
+        **backbone.env(),
+        "SHUTTERLINE_APDB": backbone.new_apdb(),
+        "SHUTTERLINE_SPOOL": "/scratch/spool",
+        "SHUTTERLINE_WORKDIR": "/scratch/work",
+        "SHUTTERLINE_RAW_WAIT_S": "300",
+        "SHUTTERLINE_TELEMETRY_HZ": str(HZ),
+        "SHUTTERLINE_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "SHUTTERLINE_ALERT_TOPIC": topic,
+        "SHUTTERLINE_METRICS_TOPIC": f"{topic}-metrics",
+        "SHUTTERLINE_VISIT_SPEC": json.dumps(spec),
+        "SHUTTERLINE_DETECTORS": str(detector),
+        "TRACEPARENT": traceparent,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+    }
     try:
-        job = _job("visit", namespace, one_detector_night, traceparent, otlp_receiver.endpoint)
-        k8s_cluster.kubectl("apply", "-f", "-", stdin=json.dumps(job))
-        pod = _wait_job(k8s_cluster, "visit", namespace, 600)
+        k8s_cluster.kubectl(
+            "apply", "-f", "-", stdin=json.dumps(_job("visit", namespace, settings, 1))
+        )
+        pod = _land_when_waiting(k8s_cluster, backbone, namespace, visit, detector)
     finally:
         root.end()
         operator.force_flush()
+        backbone.withdraw(visit, detector)
     pod_name = pod["metadata"]["name"]
-    log = k8s_cluster.container_log(pod, "pipeline")
-    assert pod["status"]["phase"] == "Succeeded", log + k8s_cluster.container_log(pod, "telemetry")
+    logs = {c: k8s_cluster.container_log(pod, c) for c in ("pipeline", "telemetry", "alert-relay")}
+    assert pod["status"]["phase"] == "Succeeded", json.dumps(logs, indent=1)
     trace_id = f"{root.get_span_context().trace_id:032x}"
-    spans = _trace(otlp_receiver, trace_id, 3 + len(STAGES))
+    spans = _trace(otlp_receiver, trace_id, 5 + len(STAGES))
     _check_tree(spans, pod_name, namespace, root.get_span_context().span_id)
-    scratch = k8s_cluster.pod_dir(pod) / "volumes" / "scratch"
-    record = json.loads((scratch / "telemetry.json").read_text())
-    assert record["state"] == "finished" and record["pod"] == pod_name
-    assert record["samples"] >= 4
+    record = _metrics_record(kafka_broker.bootstrap, f"{topic}-metrics")
+    telemetry = record["telemetry"]
+    assert telemetry["pod"] == pod_name and telemetry["samples"] >= 4
+    assert telemetry["cpu_s"] > 1 and telemetry["peak_rss_bytes"] > 100 * 2**20
+
+
+def _land_when_waiting(
+    bed: cluster.Cluster, backbone: Any, namespace: str, visit: int, detector: int
+) -> dict[str, Any]:
+    """Land the raw once the pipeline waits for it; the pod once it has finished."""
+    deadline, landed = time.monotonic() + 600, False
+    while time.monotonic() < deadline:
+        pod = _pod(bed, "visit", namespace)
+        if pod and pod["status"].get("phase") in ("Succeeded", "Failed"):
+            return pod
+        if pod and not landed:
+            try:
+                waiting = "waiting for the raw" in bed.container_log(pod, "pipeline")
+            except (FileNotFoundError, KeyError):
+                waiting = False
+            if waiting:
+                time.sleep(1.0)  # a second inside the wait_raw span
+                backbone.land(visit, detector)
+                landed = True
+        time.sleep(0.5)
+    pytest.fail("the pod did not finish within 600 s")
 
 
 def _check_tree(spans: list[dict[str, Any]], pod_name: str, namespace: str, root_id: int) -> None:
@@ -201,18 +242,26 @@ def _check_tree(spans: list[dict[str, Any]], pod_name: str, namespace: str, root
     # The pod span spans the pipeline's life.
     assert pod_span["start_time_unix_nano"] <= pipeline["start_time_unix_nano"]
     assert pod_span["end_time_unix_nano"] >= pipeline["end_time_unix_nano"]
+    (precache,) = by_name["precache"]  # the init container's span
+    assert precache["parent_span_id"] == pod_span["span_id"]
+    assert pod_span["start_time_unix_nano"] <= precache["start_time_unix_nano"]
+    assert precache["resource"]["k8s.container.name"] == "precache"
+    assert precache["attributes"]["precache.bytes"] > 0
+    assert precache["attributes"]["precache.datasets"] > 0
+    (publish,) = [s for n, ss in by_name.items() if n.startswith("publish alerts") for s in ss]
+    assert publish["parent_span_id"] == pod_span["span_id"]
+    assert publish["resource"]["k8s.container.name"] == "alert-relay"
+    assert publish["attributes"]["shutterline.alerts.delivered"] > 0
     stage_cpu = 0.0
     for name in STAGES:
         (stage,) = by_name[name]
         assert stage["parent_span_id"] == pipeline["span_id"], name
         attrs = stage["attributes"]
         assert attrs["stage.wall_s"] > 0 and attrs["visit"] and attrs["detector"], name
+        assert attrs["instrument"] == "SimDECam" and attrs["band"], name
         seconds = (stage["end_time_unix_nano"] - stage["start_time_unix_nano"]) / 1e9
         assert seconds == pytest.approx(attrs["stage.wall_s"], abs=0.01), name
         stage_cpu += attrs["stage.cpu_s"]
-    assert by_name["isr"][0]["attributes"]["band"] and by_name["isr"][0]["attributes"]["instrument"]
-    assert by_name["precache"][0]["attributes"]["precache.bytes"] > 0
-    assert by_name["precache"][0]["attributes"]["precache.datasets"] > 0
     # Steps inside a stage are child spans of it (telemetry.stages.Laps).
     (background,) = by_name["characterize.background"]
     assert background["parent_span_id"] == by_name["characterize"][0]["span_id"]

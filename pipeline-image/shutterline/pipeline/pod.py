@@ -208,7 +208,10 @@ def run_task(
 
     env = os.environ if env is None else env
     parent = _start_tracing(settings, env)
-    rec = stages.StageRecorder(attributes={"visit": task.visit, "detector": task.detector})
+    data_id = {"instrument": task.spec.instrument, "band": task.spec.band}
+    rec = stages.StageRecorder(
+        attributes={"visit": task.visit, "detector": task.detector, **data_id}
+    )
     result = report_mod.PodResult(task.visit, task.detector)
     # Under the pod span ("detector N", the telemetry sidecar's): this container's own span.
     name = "pipeline"
