@@ -18,10 +18,11 @@ By default the Visits go to the operator on the Kubernetes test bed (``shutterli
 feed``'s code, `tests/benchmarks/replay_operator.py`), which makes the Jobs whose pods the
 node agent runs; ``--no-operator`` starts the same pod processes directly at announcement
 time instead (no API server in the loop). Per detector: time from the raw landing (the
-camera's PUT returned) to the last alert in the spool, beside the stages alone in the same pod (from its termination
-message), their difference (all that is left on the critical path: noticing the raw,
-fetching and checking it, anything not done before), and with Kafka the time to the
-relay's last delivery report. Target: difference < 1 s per detector (median and worst).
+camera's PUT returned) to the last alert in the spool, beside the stages alone in the same
+pod (from its termination message), their difference (all that is left on the critical
+path: noticing the raw, fetching and checking it, anything not done before), and with Kafka
+the time to the relay's last delivery report. Target: difference < 1 s per detector (median
+and worst).
 """
 
 from __future__ import annotations

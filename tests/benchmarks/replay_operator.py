@@ -53,13 +53,11 @@ class OperatorBed:
 def _configure(bed: cluster.Cluster, bb: backbone_mod.Backbone, kafka: dict[str, str]) -> None:
     bed.kubectl("create", "namespace", NAMESPACE, check=False)
     credentials = {k: v for k, v in bb.env().items() if k != "SHUTTERLINE_REPO"}
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": NAMESPACE}}
     operatorbed.apply(
         bed,
-        {**secret, "metadata": {**secret["metadata"], "name": "s3"}, "stringData": credentials},
-        {**secret, "metadata": {**secret["metadata"], "name": "apdb"},
-         "stringData": {"url": bb.new_apdb()}},
-    )  # fmt: skip
+        _secret("s3", credentials),
+        _secret("apdb", {"url": bb.new_apdb()}),
+    )
     spec: dict[str, Any] = {
         "images": {"pipeline": IMAGE},
         "backbone": {"repo": bb.repo, "credentialsSecret": "s3"},
@@ -75,6 +73,15 @@ def _configure(bed: cluster.Cluster, bb: backbone_mod.Backbone, kafka: dict[str,
             "relayGiveUpSeconds": 60,
         }
     operatorbed.apply(bed, operatorbed.make_config(NAMESPACE, **spec))
+
+
+def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "stringData": data,
+    }
 
 
 def _messages(bed: cluster.Cluster, name: str, detectors: list[int]) -> dict[int, Any]:
@@ -100,14 +107,12 @@ def replay(
     kafka: dict[str, str],
 ) -> list[tuple[int, int, dict[str, Any], float]]:
     """Feed and play the night; ``(visit, detector, termination message, landed)`` each."""
-    from kubernetes import config
+    from kubernetes import client, config
 
     from shutterline_operator import feed
 
     _configure(ob.bed, bb, kafka)
     api_client = config.new_client_from_config(str(ob.bed.kubeconfig))
-    from kubernetes import client
-
     api = client.CustomObjectsApi(api_client)
     feeder = threading.Thread(
         target=feed.feed,
