@@ -121,6 +121,7 @@ class Relay:
         self._down_logged = 0.0
         self._down_reason = ""
         self._fatal: str | None = None
+        self._failure_logged: dict[int, float] = {}
         self._last_txretries = 0
         self._closing = False
         self._producer = self._new_producer()
@@ -287,7 +288,10 @@ class Relay:
         if err.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
             self._quarantine(name, f"rejected by the broker: {err.str()}")
             return
-        log.warning("delivery of %s failed (%s); it stays spooled and is sent again", name, err)
+        now = time.monotonic()
+        if now - self._failure_logged.get(err.code(), -60.0) > self.tuning.outage_log_every_s:
+            self._failure_logged[err.code()] = now  # one line per kind of failure and interval
+            log.warning("delivery of %s failed (%s); it stays spooled and is sent again", name, err)
         self.counters["retries"] += 1
         metrics.RETRIES.inc()
         self._resend.append(name)
