@@ -157,6 +157,7 @@ def test_corrupt_packets_are_quarantined_not_sent(kafka_broker, tmp_path, caplog
         f"{VISIT}_{DETECTOR}_3.alert": payload[: len(payload) - 1000],
         f"{VISIT}_{DETECTOR}_4.alert": payload,  # holds alert BASE_ID + 99, not 4
         "junk.alert": payload,
+        "a_b_c.alert": payload,
     }
     for name, data in corrupt.items():
         (spool / name).write_bytes(data)

@@ -191,9 +191,9 @@ class Relay:
         names = spoolfiles.scan_names(self.spool)
         keys: collections.Counter[Key] = collections.Counter()
         for name in names:
-            parts = name.split("_", 2)
-            if len(parts) == 3:
-                keys[(int(parts[0]), int(parts[1]))] += 1
+            parsed = spoolfiles.parse_name(name)
+            if parsed is not None and parsed[0] is not None and parsed[1] is not None:
+                keys[(parsed[0], parsed[1])] += 1
         done = set(markers.done_markers(self.spool))
         self._scan = _Scan(self._scan.number + 1, time.monotonic(), len(names), keys, done)
         metrics.SPOOL_DEPTH.set(len(names))
