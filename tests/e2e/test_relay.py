@@ -240,6 +240,12 @@ def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_pat
     assert again.state == "drained" and again.status["acked"] == 0
     assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 2, timeout=5)) == 2
 
+    # The next visit through the same relay spool publishes its own record only.
+    nxt = visit.DetectorReport(VISIT + 1, DETECTOR, "succeeded")
+    third = embedded.publish_reports(settings, [nxt], relay_spool=tmp_path / "relay-spool")
+    assert third.status["published"] == ["100008_7"]
+    assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 3, timeout=5)) == 3
+
 
 def test_sigterm_keeps_the_spool_and_exits_75_while_packets_remain(tmp_path):
     spool = tmp_path / "spool"

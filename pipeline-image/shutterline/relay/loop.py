@@ -357,7 +357,7 @@ class Relay:
     def _finish_detectors(self) -> None:
         """Publish the record of every done detector none of whose packets remain."""
         scan = self._scan
-        for key in scan.done:
+        for key in self._done_keys():
             if key in self.published or key in self._records:
                 continue
             seen = self._done_seen.setdefault(key, scan.number)
@@ -369,6 +369,11 @@ class Relay:
             report = functools.partial(self._record_delivered, key)
             name = f"{key[0]}_{key[1]}".encode()
             self._produce(self.settings.metrics_topic, name, record, report)
+
+    def _done_keys(self) -> set[Key]:
+        """Done detectors this relay answers for (all of them unless told which)."""
+        done = self._scan.done
+        return done if self.expect is None else done & self.expect
 
     def _record_delivered(self, key: Key, err: Any, _msg: Any) -> None:
         self._records.discard(key)
@@ -403,7 +408,7 @@ class Relay:
         """True once work has waited ``relay_give_up_s`` without a single delivery."""
         depth = self._scan.depth
         pending = self._flights or self._records or self._backlog or self._resend or depth
-        pending = pending or (self._scan.done - self.published)
+        pending = pending or (self._done_keys() - self.published)
         now = time.monotonic()
         if not pending:
             self._stalled_since = None
