@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_pipeline  # noqa: E402  (the cached night)
 
-from shutterline.telemetry import proc  # noqa: E402
+from shutterline.telemetry import proc, summary  # noqa: E402
 
 
 def child(args: argparse.Namespace) -> None:
@@ -124,8 +124,6 @@ def _sidecar(work: Path, pid: int, hz: float) -> subprocess.Popen[bytes]:
 
 
 def _running(path: Path, timeout: float = 60.0) -> None:
-    from shutterline.telemetry import summary
-
     deadline = time.monotonic() + timeout
     while (summary.read_summary(path) or {}).get("state") != "running":
         if time.monotonic() > deadline:
@@ -142,7 +140,7 @@ def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
             pipe = Pipeline(work)
             car = _sidecar(work, pipe.p.pid, hz) if mode == "on" else None
             if car:  # started, imported and watching: count its steady state only
-                _running(work / f"scratch-{pipe.p.pid}" / "telemetry.json")
+                _running(summary.summary_path(work / f"scratch-{pipe.p.pid}" / "spool"))
                 car_cpu0 = proc.read_process(car.pid).cpu_s
             pipe.go()
             runs[mode].append(pipe.wait())
