@@ -78,6 +78,7 @@ class PodView:
     start_time: str
     conditions: Conditions
     message: str = ""
+    pod_ip: str = ""
 
 
 def _conditions(view: PodView) -> list[dict[str, Any]]:
@@ -101,11 +102,12 @@ def _conditions(view: PodView) -> list[dict[str, Any]]:
 
 def pod_status(view: PodView) -> dict[str, Any]:
     """The whole ``status`` the agent writes for the pod (a merge patch replaces lists)."""
-    ip = containerenv.POD_IP
+    host = containerenv.POD_IP
+    ip = view.pod_ip or host
     status: dict[str, Any] = {
         "phase": view.phase,
-        "hostIP": ip,
-        "hostIPs": [{"ip": ip}],
+        "hostIP": host,
+        "hostIPs": [{"ip": host}],
         "podIP": ip,
         "podIPs": [{"ip": ip}],
         "startTime": view.start_time,
