@@ -61,10 +61,17 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{- define "shutterline.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
-imagePullSecrets:
-{{- toYaml . | nindent 2 }}
+{{- define "shutterline.operator.name" -}}
+{{- printf "%s-operator" (include "shutterline.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The operator's rules, read from the copy of operator/rbac/rbac.yaml (files/rbac.yaml). */}}
+{{- define "shutterline.operator.rules" -}}
+{{- range $doc := splitList "\n---" (.Files.Get "files/rbac.yaml") }}
+{{- $obj := fromYaml $doc }}
+{{- if eq (get $obj "kind") "ClusterRole" }}
+{{- toYaml $obj.rules }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -125,4 +132,209 @@ imagePullSecrets:
 {{- else -}}
 {{- .Values.telemetry.otlpEndpoint -}}
 {{- end -}}
+{{- end -}}
+
+{{/* NetworkPolicy pieces. */}}
+{{- define "shutterline.np.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicies.dns.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicies.dns.podLabels | nindent 10 }}
+  ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
+{{- end }}
+{{- define "shutterline.np.cidrs" -}}
+{{- if .cidrs -}}
+- to:
+    {{- range .cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range .ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- else -}}
+- ports:
+    {{- range .ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A small Deployment + Service of one component:
+(dict "ctx" $ "component" "registry" "values" .Values.schemaRegistry "uid" 1001 "ports" (list (dict "name" "http" "port" 8080)) "env" (list ...) "args" (list ...)) */}}
+{{- define "shutterline.simpleDeployment" -}}
+{{- $ctx := .ctx }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "shutterline.fullname" $ctx }}-{{ .component }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "shutterline.componentLabels" (dict "ctx" $ctx "component" .component) | nindent 4 }}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      {{- include "shutterline.selector" (dict "ctx" $ctx "component" .component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "shutterline.componentLabels" (dict "ctx" $ctx "component" .component) | nindent 8 }}
+    spec:
+      {{- with $ctx.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      securityContext:
+        {{- include "shutterline.podSecurityContext" (dict "uid" .uid) | nindent 8 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "shutterline.image" (dict "image" .values.image "ctx" $ctx) }}
+          imagePullPolicy: {{ .values.image.pullPolicy }}
+          {{- with .args }}
+          args:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- with .env }}
+          env:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          ports:
+            {{- range .ports }}
+            - name: {{ .name }}
+              containerPort: {{ .port }}
+            {{- end }}
+          readinessProbe:
+            tcpSocket: {port: {{ (first .ports).name }}}
+            periodSeconds: 10
+          livenessProbe:
+            tcpSocket: {port: {{ (first .ports).name }}}
+            periodSeconds: 20
+            failureThreshold: 6
+          resources:
+            {{- toYaml .values.resources | nindent 12 }}
+          securityContext:
+            {{- include "shutterline.containerSecurityContext" . | nindent 12 }}
+          volumeMounts:
+            - {name: tmp, mountPath: /tmp}
+            {{- with .mounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir: {}
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "shutterline.fullname" $ctx }}-{{ .component }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "shutterline.componentLabels" (dict "ctx" $ctx "component" .component) | nindent 4 }}
+spec:
+  selector:
+    {{- include "shutterline.selector" (dict "ctx" $ctx "component" .component) | nindent 4 }}
+  ports:
+    {{- range .ports }}
+    - name: {{ .name }}
+      port: {{ .port }}
+      targetPort: {{ .name }}
+    {{- end }}
+{{- end -}}
+
+{{/* A one-replica StatefulSet with a data volume, and its Service (dev services). */}}
+{{- define "shutterline.devStatefulSet" -}}
+{{- $ctx := .ctx }}
+{{- $name := printf "%s-%s" (include "shutterline.fullname" $ctx) .component }}
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "shutterline.componentLabels" (dict "ctx" $ctx "component" .component) | nindent 4 }}
+spec:
+  replicas: 1
+  serviceName: {{ $name }}
+  selector:
+    matchLabels:
+      {{- include "shutterline.selector" (dict "ctx" $ctx "component" .component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "shutterline.componentLabels" (dict "ctx" $ctx "component" .component) | nindent 8 }}
+    spec:
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      securityContext:
+        {{- include "shutterline.podSecurityContext" (dict "uid" .uid) | nindent 8 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "shutterline.image" (dict "image" .values.image "ctx" $ctx) }}
+          imagePullPolicy: {{ .values.image.pullPolicy }}
+          {{- with .args }}
+          args:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          env:
+            {{- toYaml .env | nindent 12 }}
+          ports:
+            - name: main
+              containerPort: {{ .port }}
+          readinessProbe:
+            tcpSocket: {port: main}
+            periodSeconds: 10
+          resources:
+            requests: {cpu: 100m, memory: 256Mi}
+            limits: {memory: 1Gi}
+          securityContext:
+            {{- include "shutterline.containerSecurityContext" . | nindent 12 }}
+          volumeMounts:
+            - {name: data, mountPath: {{ .dataPath }}}
+            - {name: tmp, mountPath: /tmp}
+            {{- with .mounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir: {}
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+      spec:
+        accessModes: [ReadWriteOnce]
+        {{- with .values.storage.storageClass }}
+        storageClassName: {{ . }}
+        {{- end }}
+        resources:
+          requests:
+            storage: {{ .values.storage.size }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "shutterline.componentLabels" (dict "ctx" $ctx "component" .component) | nindent 4 }}
+spec:
+  selector:
+    {{- include "shutterline.selector" (dict "ctx" $ctx "component" .component) | nindent 4 }}
+  ports:
+    - name: main
+      port: {{ .port }}
+      targetPort: main
 {{- end -}}
