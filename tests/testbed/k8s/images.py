@@ -64,12 +64,9 @@ class Runtime:
 # 'apache/kafka' runs the test bed's cached Kafka behind the official image's paths.
 RUNTIMES: tuple[Runtime, ...] = (
     Runtime("shutterline-pipeline", ("shutterline",), (), _VENV_PATH),
-    Runtime(
-        "shutterline-operator",
-        ("kopf", "run", "--all-namespaces", "-m", "shutterline_operator"),
-        (),
-        _VENV_PATH,
-    ),
+    # The ENTRYPOINTs of operator/Dockerfile and pipeline-image/Dockerfile (a test keeps
+    # them equal).
+    Runtime("shutterline-operator", ("python", "-m", "shutterline_operator"), (), _VENV_PATH),
     Runtime("python", (), ("python3",), _VENV_PATH),
     Runtime("kafka", (), ("/etc/kafka/docker/run",), _HOST_PATH, kafkaimage.files),
     Runtime("busybox", (), ("sh",)),
