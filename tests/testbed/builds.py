@@ -183,7 +183,7 @@ def ensure_services() -> dict[str, Path]:
     Checks the Debian packages too, so a missing PostgreSQL is reported before any test.
     """
     # Imported here: the component modules import this one.
-    from tests.testbed import kafka, otlp, postgres, s3
+    from tests.testbed import kafka, otlp, postgres, registry, s3
     from tests.testbed.k8s import kafkaimage
 
     started = time.monotonic()
@@ -194,6 +194,7 @@ def ensure_services() -> dict[str, Path]:
         # The node agent's apache/kafka runtime (TopicCommand, MetadataQuorumCommand ...).
         "kafka-tools": kafkaimage.ensure_tools(),
         "jaeger": otlp.ensure_built(),
+        "registry": registry.ensure_fetched(),
     }
     say(f"service components ready in {time.monotonic() - started:.0f} s")
     return found
