@@ -94,6 +94,12 @@ class Release:
     name: str
     namespace: str
     workdir: Path
+    workers: str
+
+    def values(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`TESTBED_VALUES` with this release's workers namespace, plus ``extra``."""
+        own = merge(TESTBED_VALUES, {"namespaces": {"workers": self.workers}})
+        return merge(own, extra or {})
 
     def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run helm against the test bed; raise with its output on failure."""

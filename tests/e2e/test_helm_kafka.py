@@ -11,6 +11,7 @@ with a changed value rolls the brokers and keeps the cluster id and the data.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
@@ -37,12 +38,14 @@ def release(
 ) -> Iterator[helm_release.Release]:
     """The chart installed with its Kafka only, in a fresh restricted namespace."""
     namespace = helm_release.create_namespace(k8s_cluster, "kafka")
+    workers = helm_release.create_namespace(k8s_cluster, "workers")
     workdir = tmp_path_factory.mktemp("helm-kafka")
-    installed = helm_release.Release(k8s_cluster, RELEASE, namespace, workdir)
-    installed.install(helm_release.TESTBED_VALUES)
+    installed = helm_release.Release(k8s_cluster, RELEASE, namespace, workdir, workers)
+    installed.install(installed.values())
     yield installed
     installed.helm("uninstall", RELEASE, "--wait", "--timeout", "2m")
-    k8s_cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    for name in (namespace, workers):
+        k8s_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def bootstrap(release: helm_release.Release) -> str:
@@ -207,7 +210,7 @@ def test_upgrade_keeps_cluster_id_and_data(release: helm_release.Release) -> Non
     stored_before = consume_keys(release, "alerts", 10**9)
     assert stored_before, "the topic should hold the earlier test's messages"
     changed = helm_release.merge(
-        helm_release.TESTBED_VALUES,
+        release.values(),
         {
             "kafka": {
                 "config": {"num.io.threads": 4},
@@ -230,3 +233,115 @@ def test_upgrade_keeps_cluster_id_and_data(release: helm_release.Release) -> Non
     assert config["retention.ms"].value == "86400000"
     keys = consume_keys(release, "alerts", 10**9)
     assert stored_before <= keys
+
+
+RELAY_ALERTS = 1500
+
+
+def relay_pod(name: str, bootstrap_address: str) -> dict[str, Any]:
+    """A worker pod's alert-relay container (pipeline image, restricted) for detector 7."""
+    env = {
+        "SHUTTERLINE_REPO": "s3://unused/repo",
+        "SHUTTERLINE_APDB": "postgresql://unused/apdb",
+        "SHUTTERLINE_SPOOL": "/scratch/spool",
+        "SHUTTERLINE_WORKDIR": "/scratch/work",
+        "SHUTTERLINE_KAFKA_BOOTSTRAP": bootstrap_address,
+        "SHUTTERLINE_ALERT_TOPIC": "alerts",
+        "SHUTTERLINE_METRICS_TOPIC": "shutterline-metrics",
+        "SHUTTERLINE_RELAY_GIVE_UP_S": "180",
+        "SHUTTERLINE_VISIT_SPEC": json.dumps({"visitId": 100007, "instrument": "SimDECam"}),
+        "SHUTTERLINE_DETECTORS": "3,7",
+        "JOB_COMPLETION_INDEX": "1",
+    }
+    restricted = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/managed-by": "shutterline-operator"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "alert-relay",
+                    "image": "ghcr.io/shutterline/shutterline-pipeline:0.1.0",
+                    "args": ["relay"],
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "securityContext": restricted,
+                    "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                }
+            ],
+            "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
+        },
+    }
+
+
+def spool_alerts(spool: Path, first_half: threading.Event) -> None:
+    """Play the pipeline: spool the packets in batches, then the metrics and done markers."""
+    from shutterline.alerts import spool as alert_spool
+    from shutterline.relay import markers
+    from tests.unit.relay import packets
+
+    writer = alert_spool.AlertSpool(spool, fsync=False)
+    ids = packets.ids(RELAY_ALERTS)
+    for start in range(0, RELAY_ALERTS, 100):
+        writer.write_many(
+            list(packets.payloads(ids[start : start + 100])), visit=100007, detector=7
+        )
+        if start >= RELAY_ALERTS // 2:
+            first_half.set()
+            time.sleep(1.0)  # the rest trickles in while a broker is down
+    markers.write_metrics(spool, 100007, 7, {"dia_sources": RELAY_ALERTS})
+    markers.write_done(spool, 100007, 7, "succeeded", RELAY_ALERTS)
+
+
+def test_relay_pod_publishes_every_alert_through_a_broker_deletion(
+    release: helm_release.Release,
+) -> None:
+    """The pipeline image's relay, run by the node agent in a restricted workers namespace,
+    publishes a detector's alerts to the chart's Kafka while a broker is deleted."""
+    from tests.unit.relay import packets
+
+    bed, workers = release.bed, release.workers
+    pod = relay_pod("visit-100007-1-relay", bootstrap(release))
+    bed.kubectl("apply", "-n", workers, "-f", "-", stdin=json.dumps(pod))
+    name = pod["metadata"]["name"]
+
+    def phase(*phases: str) -> dict[str, Any] | None:
+        out = bed.kubectl("get", "pod", name, "-n", workers, "-o", "json")
+        current: dict[str, Any] = json.loads(out.stdout)
+        return current if current.get("status", {}).get("phase") in phases else None
+
+    created = helm_release.wait_for(lambda: phase("Running"), 60, "the relay pod to run")
+    spool = bed.pod_dir(created) / "volumes" / "scratch" / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    half = threading.Event()
+    writer = threading.Thread(target=spool_alerts, args=(spool, half), daemon=True)
+    writer.start()
+    assert half.wait(120)
+    release.bed.kubectl("delete", "pod", f"{STS}-2", "-n", release.namespace, "--wait=false")
+    writer.join(180)
+
+    final = helm_release.wait_for(
+        lambda: phase("Succeeded", "Failed"), 240, "the relay to drain the spool"
+    )
+    log = bed.container_log(final, "alert-relay")
+    assert final["status"]["phase"] == "Succeeded", log[-3000:]
+    status = json.loads((spool / "relay.status.json").read_text())
+    assert status["state"] == "drained" and status["acked"] == RELAY_ALERTS, status
+    assert not list(spool.glob("*.alert")), "every packet was deleted after its ack"
+    expected = {str(i) for i in packets.ids(RELAY_ALERTS)}
+    keys = consume_keys(release, "alerts", 10**9)
+    assert expected <= keys, f"{len(expected - keys)} alerts missing from the chart's Kafka"
