@@ -62,8 +62,11 @@ def test_image_is_multi_stage_pinned_non_root_and_locked(image: str) -> None:
         base = stage[0].split()[1]
         assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", base), base
     assert any("uv sync --frozen" in line for line in build)
-    assert not any(re.search(r"\b(uv|pip install|apt-get|gcc|build-essential)\b", line)
-                   for line in final if not line.startswith("ENV")), final
+    assert not any(
+        re.search(r"\b(uv|pip install|apt-get|gcc|build-essential)\b", line)
+        for line in final
+        if not line.startswith("ENV")
+    ), final
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] == "10001"
     assert any(line.startswith("COPY --from=build /src/.venv") for line in final)

@@ -122,3 +122,13 @@ def test_existing_kafka_is_required_when_the_chart_runs_none() -> None:
     )
     assert result.returncode != 0
     assert "kafka.external.bootstrapServers is required" in result.stderr
+
+
+def test_alert_stream_switch_takes_kafka_out_of_every_promptconfig() -> None:
+    configs = render.kinds(
+        render.template("all-on", **{"alertStream.enabled": "false"}), "PromptConfig"
+    )
+    assert configs and all("kafka" not in c["spec"] for c in configs)
+    assert all(
+        "kafka" in c["spec"] for c in render.kinds(render.template("all-on"), "PromptConfig")
+    )
