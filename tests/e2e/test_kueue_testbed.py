@@ -1,0 +1,200 @@
+"""Kueue and KWOK on the test bed do what the operator's queueing and the benchmark rely on.
+
+KWOK runs a pod with a regular init container, a native sidecar and a main container through
+Pending, Running and Succeeded with the kubelet's container states, and fails one with the exit
+code and message its annotations ask for. Kueue suspends a labelled Job on creation (its
+webhook, reached by the API server over loopback), admits Jobs under a ClusterQueue quota that
+fits one at a time in WorkloadPriorityClass order, steers their pods onto the KWOK nodes through
+its ResourceFlavor, and all of them complete.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_testbed_k8s import apply, get, job_condition, statuses, wait_for
+from tests.testbed import kueue, kwok
+from tests.testbed.k8s import cluster
+
+pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+
+RUN = "kwok.shutterline.io/run-duration"
+
+
+@pytest.fixture
+def namespace(k8s_cluster: cluster.Cluster) -> Iterator[str]:
+    """A fresh namespace for one test (deleted afterwards, without waiting)."""
+    name = f"kq-{uuid.uuid4().hex[:8]}"
+    k8s_cluster.kubectl("create", "namespace", name)
+    yield name
+    k8s_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _pod(name: str, namespace: str, sim: kwok.Kwok, annotations: dict[str, str]) -> dict[str, Any]:
+    container = {"image": "busybox", "command": ["true"]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": sim.node_selector(),
+            "tolerations": [sim.toleration()],
+            "initContainers": [
+                {"name": "precache", **container},
+                {"name": "telemetry", "restartPolicy": "Always", **container},
+            ],
+            "containers": [{"name": "pipeline", **container}],
+        },
+    }
+
+
+def test_kwok_runs_init_sidecar_and_main_to_completion(
+    k8s_cluster: cluster.Cluster, kwok_nodes: kwok.Kwok, namespace: str
+) -> None:
+    apply(k8s_cluster, _pod("ok", namespace, kwok_nodes, {RUN: "1500ms"}))
+    running = wait_for(
+        lambda: (
+            (p := get(k8s_cluster, "pod", "ok", namespace))
+            and p["status"].get("phase") == "Running"
+            and p
+        ),
+        30,
+        "the pod Running on a KWOK node",
+    )
+    assert running["spec"]["nodeName"] in kwok_nodes.node_names
+    init = statuses(running, "initContainerStatuses")
+    assert init["precache"]["state"]["terminated"]["exitCode"] == 0
+    assert "running" in init["telemetry"]["state"], init["telemetry"]
+    assert "running" in statuses(running, "containerStatuses")["pipeline"]["state"]
+    done = wait_for(
+        lambda: (
+            (p := get(k8s_cluster, "pod", "ok", namespace))
+            and p["status"].get("phase") == "Succeeded"
+            and p
+        ),
+        30,
+        "the pod Succeeded",
+    )
+    main = statuses(done, "containerStatuses")["pipeline"]["state"]["terminated"]
+    assert (main["exitCode"], main["reason"]) == (0, "Completed")
+    sidecar = statuses(done, "initContainerStatuses")["telemetry"]["state"]["terminated"]
+    assert sidecar["exitCode"] == 0
+    started = running["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    assert main["startedAt"] == started, "the main container keeps its start time"
+
+
+def test_kwok_fails_a_pod_with_the_requested_exit_code(
+    k8s_cluster: cluster.Cluster, kwok_nodes: kwok.Kwok, namespace: str
+) -> None:
+    annotations = {
+        RUN: "200ms",
+        "kwok.shutterline.io/exit-code": "65",
+        "kwok.shutterline.io/message": "no template covers detector 7",
+    }
+    apply(k8s_cluster, _pod("bad", namespace, kwok_nodes, annotations))
+    failed = wait_for(
+        lambda: (
+            (p := get(k8s_cluster, "pod", "bad", namespace))
+            and p["status"].get("phase") == "Failed"
+            and p
+        ),
+        30,
+        "the pod Failed",
+    )
+    main = statuses(failed, "containerStatuses")["pipeline"]["state"]["terminated"]
+    assert (main["exitCode"], main["reason"]) == (65, "Error")
+    assert main["message"] == "no template covers detector 7"
+
+
+def _job(name: str, namespace: str, queue: str, priority: str) -> dict[str, Any]:
+    """An Indexed Job of two 500m pods that each run 2 s, queued in ``queue``."""
+    container = {
+        "name": "pipeline",
+        "image": "busybox",
+        "command": ["true"],
+        "resources": {"requests": {"cpu": "500m", "memory": "64Mi"}},
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "kueue.x-k8s.io/queue-name": queue,
+                "kueue.x-k8s.io/priority-class": priority,
+            },
+        },
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": 2,
+            "parallelism": 2,
+            "template": {
+                "metadata": {"annotations": {RUN: "2s"}},
+                "spec": {"restartPolicy": "Never", "containers": [container]},
+            },
+        },
+    }
+
+
+def _admitted_at(controller: kueue.Kueue, namespace: str) -> dict[str, float]:
+    """Job name -> when its Workload was admitted (monotonic seconds, first time seen)."""
+    found: dict[str, float] = {}
+    for workload in controller.workloads(namespace):
+        owner = workload["metadata"]["ownerReferences"][0]["name"]
+        conditions = workload.get("status", {}).get("conditions") or []
+        if any(c["type"] == "Admitted" and c["status"] == "True" for c in conditions):
+            found[owner] = time.monotonic()
+    return found
+
+
+def test_kueue_admits_jobs_in_priority_order_under_quota(
+    k8s_cluster: cluster.Cluster,
+    kueue_controller: kueue.Kueue,
+    kwok_nodes: kwok.Kwok,
+    namespace: str,
+) -> None:
+    queue = kueue_controller.setup_queues(
+        namespace,
+        {"cpu": "1", "memory": "1Gi"},
+        name=f"q-{namespace}",
+        node_labels=kwok_nodes.node_selector(),
+        tolerations=[kwok_nodes.toleration()],
+    )
+    low = kueue_controller.priority_class(f"low-{namespace}", 100)
+    high = kueue_controller.priority_class(f"high-{namespace}", 1000)
+    apply(k8s_cluster, _job("first", namespace, queue, low))
+    wait_for(lambda: _admitted_at(kueue_controller, namespace), 30, "the first Job admitted")
+    # While the first runs (the quota fits one Job), a low then a high priority Job arrive.
+    apply(k8s_cluster, _job("later-low", namespace, queue, low))
+    apply(k8s_cluster, _job("later-high", namespace, queue, high))
+    for name in ("later-low", "later-high"):
+        job = get(k8s_cluster, "job", name, namespace)
+        assert job is not None and job["spec"]["suspend"] is True, "Kueue's webhook suspends it"
+    order: dict[str, float] = {}
+
+    def all_admitted() -> bool:
+        for name, when in _admitted_at(kueue_controller, namespace).items():
+            order.setdefault(name, when)
+        return len(order) == 3
+
+    wait_for(all_admitted, 90, "all three Jobs admitted")
+    assert sorted(order, key=order.__getitem__) == ["first", "later-high", "later-low"]
+    priorities = {
+        w["metadata"]["ownerReferences"][0]["name"]: w["spec"]["priority"]
+        for w in kueue_controller.workloads(namespace)
+    }
+    assert priorities == {"first": 100, "later-low": 100, "later-high": 1000}
+    wait_for(
+        lambda: all(job_condition(k8s_cluster, n, namespace) == "Complete" for n in order),
+        60,
+        "every Job Complete",
+    )
+    pods = k8s_cluster.kubectl("get", "pods", "-n", namespace, "-o", "jsonpath={..nodeName}")
+    assert set(pods.stdout.split()) <= set(kwok_nodes.node_names), "the flavor steers to KWOK"
