@@ -11,12 +11,11 @@ its ResourceFlavor, and all of them complete.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.e2e import test_testbed_k8s
 from tests.e2e.test_testbed_k8s import apply, get, job_condition, statuses, wait_for
 from tests.testbed import kueue, kwok
 from tests.testbed.k8s import cluster
@@ -24,15 +23,17 @@ from tests.testbed.k8s import cluster
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
 RUN = "kwok.shutterline.io/run-duration"
+namespace = test_testbed_k8s.namespace  # the same fresh-namespace fixture
 
 
-@pytest.fixture
-def namespace(k8s_cluster: cluster.Cluster) -> Iterator[str]:
-    """A fresh namespace for one test (deleted afterwards, without waiting)."""
-    name = f"kq-{uuid.uuid4().hex[:8]}"
-    k8s_cluster.kubectl("create", "namespace", name)
-    yield name
-    k8s_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+def _in_phase(bed: cluster.Cluster, name: str, namespace: str, phase: str) -> dict[str, Any]:
+    """Pod ``name`` once it has reached ``phase`` (fails the test after 30 s)."""
+
+    def reached() -> dict[str, Any] | None:
+        pod = get(bed, "pod", name, namespace)
+        return pod if pod and pod["status"].get("phase") == phase else None
+
+    return dict(wait_for(reached, 30, f"pod {name} {phase}"))
 
 
 def _pod(name: str, namespace: str, sim: kwok.Kwok, annotations: dict[str, str]) -> dict[str, Any]:
@@ -58,29 +59,13 @@ def test_kwok_runs_init_sidecar_and_main_to_completion(
     k8s_cluster: cluster.Cluster, kwok_nodes: kwok.Kwok, namespace: str
 ) -> None:
     apply(k8s_cluster, _pod("ok", namespace, kwok_nodes, {RUN: "1500ms"}))
-    running = wait_for(
-        lambda: (
-            (p := get(k8s_cluster, "pod", "ok", namespace))
-            and p["status"].get("phase") == "Running"
-            and p
-        ),
-        30,
-        "the pod Running on a KWOK node",
-    )
+    running = _in_phase(k8s_cluster, "ok", namespace, "Running")
     assert running["spec"]["nodeName"] in kwok_nodes.node_names
     init = statuses(running, "initContainerStatuses")
     assert init["precache"]["state"]["terminated"]["exitCode"] == 0
     assert "running" in init["telemetry"]["state"], init["telemetry"]
     assert "running" in statuses(running, "containerStatuses")["pipeline"]["state"]
-    done = wait_for(
-        lambda: (
-            (p := get(k8s_cluster, "pod", "ok", namespace))
-            and p["status"].get("phase") == "Succeeded"
-            and p
-        ),
-        30,
-        "the pod Succeeded",
-    )
+    done = _in_phase(k8s_cluster, "ok", namespace, "Succeeded")
     main = statuses(done, "containerStatuses")["pipeline"]["state"]["terminated"]
     assert (main["exitCode"], main["reason"]) == (0, "Completed")
     sidecar = statuses(done, "initContainerStatuses")["telemetry"]["state"]["terminated"]
@@ -98,15 +83,7 @@ def test_kwok_fails_a_pod_with_the_requested_exit_code(
         "kwok.shutterline.io/message": "no template covers detector 7",
     }
     apply(k8s_cluster, _pod("bad", namespace, kwok_nodes, annotations))
-    failed = wait_for(
-        lambda: (
-            (p := get(k8s_cluster, "pod", "bad", namespace))
-            and p["status"].get("phase") == "Failed"
-            and p
-        ),
-        30,
-        "the pod Failed",
-    )
+    failed = _in_phase(k8s_cluster, "bad", namespace, "Failed")
     main = statuses(failed, "containerStatuses")["pipeline"]["state"]["terminated"]
     assert (main["exitCode"], main["reason"]) == (65, "Error")
     assert main["message"] == "no template covers detector 7"

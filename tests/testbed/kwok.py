@@ -444,7 +444,19 @@ def start(
     settings = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokConfiguration",
-        "options": {"podPlayStageParallelism": 16, "nodePlayStageParallelism": 4},
+        # Every option spelled out: a configuration file's options are not defaulted.
+        "options": {
+            "cidr": "10.0.0.0/24",
+            "podPlayStageParallelism": 16,
+            "nodePlayStageParallelism": 4,
+            "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 2,
+            "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+            "enableDebuggingHandlers": False,
+            "enableProfilingHandler": False,
+            "enableContentionProfiling": False,
+        },
     }
     config = state_dir / "kwok.yaml"
     documents = [settings, *node_stages(), *pod_stages(init_ms, run_ms)]
