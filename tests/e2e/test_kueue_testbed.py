@@ -120,17 +120,6 @@ def _job(name: str, namespace: str, queue: str, priority: str) -> dict[str, Any]
     }
 
 
-def _admitted_at(controller: kueue.Kueue, namespace: str) -> dict[str, float]:
-    """Job name -> when its Workload was admitted (monotonic seconds, first time seen)."""
-    found: dict[str, float] = {}
-    for workload in controller.workloads(namespace):
-        owner = workload["metadata"]["ownerReferences"][0]["name"]
-        conditions = workload.get("status", {}).get("conditions") or []
-        if any(c["type"] == "Admitted" and c["status"] == "True" for c in conditions):
-            found[owner] = time.monotonic()
-    return found
-
-
 def test_kueue_admits_jobs_in_priority_order_under_quota(
     k8s_cluster: cluster.Cluster,
     kueue_controller: kueue.Kueue,
@@ -143,31 +132,28 @@ def test_kueue_admits_jobs_in_priority_order_under_quota(
         name=f"q-{namespace}",
         node_labels=kwok_nodes.node_selector(),
         tolerations=[kwok_nodes.toleration()],
+        hold=True,
     )
     low = kueue_controller.priority_class(f"low-{namespace}", 100)
     high = kueue_controller.priority_class(f"high-{namespace}", 1000)
-    apply(k8s_cluster, _job("first", namespace, queue, low))
-    wait_for(lambda: _admitted_at(kueue_controller, namespace), 30, "the first Job admitted")
-    # While the first runs (the quota fits one Job), a low then a high priority Job arrive.
-    apply(k8s_cluster, _job("later-low", namespace, queue, low))
-    apply(k8s_cluster, _job("later-high", namespace, queue, high))
-    for name in ("later-low", "later-high"):
+    # Lined up while the queue holds: two low-priority Jobs, then a high-priority one.
+    for name, priority in (("low-a", low), ("low-b", low), ("high", high)):
+        apply(k8s_cluster, _job(name, namespace, queue, priority))
+        # Kueue breaks priority ties by creation time, which has one-second resolution.
+        time.sleep(1.1)
+    for name in ("low-a", "low-b", "high"):
         job = get(k8s_cluster, "job", name, namespace)
         assert job is not None and job["spec"]["suspend"] is True, "Kueue's webhook suspends it"
-    order: dict[str, float] = {}
-
-    def all_admitted() -> bool:
-        for name, when in _admitted_at(kueue_controller, namespace).items():
-            order.setdefault(name, when)
-        return len(order) == 3
-
-    wait_for(all_admitted, 90, "all three Jobs admitted")
-    assert sorted(order, key=order.__getitem__) == ["first", "later-high", "later-low"]
+    wait_for(lambda: len(kueue_controller.workloads(namespace)) == 3, 30, "three Workloads")
+    kueue_controller.release(queue)
+    order, most = kueue_controller.admission_order(namespace, 3, timeout=90)
+    assert order == ["high", "low-a", "low-b"], "priority first, then creation order"
+    assert most == 1, "the quota fits one Job at a time"
     priorities = {
         w["metadata"]["ownerReferences"][0]["name"]: w["spec"]["priority"]
         for w in kueue_controller.workloads(namespace)
     }
-    assert priorities == {"first": 100, "later-low": 100, "later-high": 1000}
+    assert priorities == {"low-a": 100, "low-b": 100, "high": 1000}
     wait_for(
         lambda: all(job_condition(k8s_cluster, n, namespace) == "Complete" for n in order),
         60,

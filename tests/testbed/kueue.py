@@ -217,6 +217,7 @@ class Kueue:
         name: str = "shutterline",
         node_labels: dict[str, str] | None = None,
         tolerations: list[dict[str, str]] | None = None,
+        hold: bool = False,
     ) -> str:
         """A ResourceFlavor, a ClusterQueue with ``quota`` and a LocalQueue in ``namespace``.
 
@@ -224,14 +225,21 @@ class Kueue:
         ``kueue.x-k8s.io/queue-name`` label gives). ``quota`` maps each resource the pods
         request (``cpu``, ``memory``, ...) to its nominal quota; a pod requesting a resource
         not in it is never admitted. ``node_labels`` and ``tolerations`` of the flavor are
-        added to admitted pods (e.g. to steer them onto KWOK nodes). Returns ``name``.
+        added to admitted pods (e.g. to steer them onto KWOK nodes). With ``hold`` the
+        ClusterQueue admits nothing until `release` (so a test can line up its workloads
+        first). Returns ``name``.
         """
         self.apply(
             resource_flavor(name, node_labels, tolerations),
-            cluster_queue(name, name, quota),
+            cluster_queue(name, name, quota, hold),
             local_queue(namespace, name, name),
         )
         return name
+
+    def release(self, cluster_queue_name: str) -> None:
+        """Let a held ClusterQueue admit (``stopPolicy: None``)."""
+        patch = json.dumps({"spec": {"stopPolicy": "None"}})
+        self.kubectl("patch", "clusterqueue", cluster_queue_name, "--type=merge", "-p", patch)
 
     def priority_class(self, name: str, value: int) -> str:
         """Create or update WorkloadPriorityClass ``name`` with ``value``; returns ``name``."""
@@ -242,6 +250,42 @@ class Kueue:
         """The Workload objects Kueue made in ``namespace``."""
         result = self.kubectl("get", "workloads.kueue.x-k8s.io", "-n", namespace, "-o", "json")
         return list(json.loads(result.stdout)["items"])
+
+    def admission_order(
+        self, namespace: str, count: int, timeout: float = 120.0
+    ) -> tuple[list[str], int]:
+        """Poll until ``count`` Workloads in ``namespace`` have been admitted.
+
+        Returns the owners' (Jobs') names in the order their admission was first seen, and
+        the most Workloads seen admitted and unfinished at once. Raises `procs.ComponentError`
+        after ``timeout``.
+        """
+        order: list[str] = []
+        most = 0
+
+        def admitted_all() -> bool:
+            nonlocal most
+            active = 0
+            for workload in self.workloads(namespace):
+                owner = workload["metadata"]["ownerReferences"][0]["name"]
+                states = {
+                    c["type"]
+                    for c in workload.get("status", {}).get("conditions") or []
+                    if c["status"] == "True"
+                }
+                if "Admitted" in states and owner not in order:
+                    order.append(owner)
+                active += "Admitted" in states and "Finished" not in states
+            most = max(most, active)
+            return len(order) >= count
+
+        procs.wait_until(admitted_all, timeout, f"{count} Kueue workloads admitted", self.log)
+        return order, most
+
+    @property
+    def log(self) -> Path:
+        """The controller manager's log file."""
+        return self.process.log
 
     def env(self) -> dict[str, str]:
         """What ``python -m tests.testbed up`` would export for it (nothing: it has no API)."""
@@ -274,11 +318,14 @@ def resource_flavor(
     }
 
 
-def cluster_queue(name: str, flavor: str, quota: dict[str, str]) -> dict[str, Any]:
+def cluster_queue(
+    name: str, flavor: str, quota: dict[str, str], hold: bool = False
+) -> dict[str, Any]:
     """A ClusterQueue open to every namespace with one flavor of nominal ``quota``.
 
     Strict FIFO: the head of the queue (highest priority, then oldest) blocks the rest, so
-    admission order is priority order even when a smaller workload would fit.
+    admission order is priority order even when a smaller workload would fit. ``hold``:
+    ``stopPolicy: Hold`` (nothing admitted until it is set to ``None``).
     """
     resources = [{"name": resource, "nominalQuota": amount} for resource, amount in quota.items()]
     return {
@@ -288,6 +335,7 @@ def cluster_queue(name: str, flavor: str, quota: dict[str, str]) -> dict[str, An
         "spec": {
             "namespaceSelector": {},
             "queueingStrategy": "StrictFIFO",
+            "stopPolicy": "Hold" if hold else "None",
             "resourceGroups": [
                 {
                     "coveredResources": sorted(quota),
