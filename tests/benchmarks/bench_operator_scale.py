@@ -1,0 +1,476 @@
+"""The operator at scale: many Visits applied at once behind a concurrency limit, pods by KWOK.
+
+Run: ``.venv/bin/python tests/benchmarks/bench_operator_scale.py [--visits 500]
+[--detectors 62] [--limit 248] [--run-ms 1000] [--timeout 1800]``.
+
+Starts a test-bed control plane without a node agent, ``--nodes`` untainted KWOK nodes whose
+pods run ``--run-ms`` after ``--init-ms`` of init containers, the operator as a process with
+its own service account (operator/rbac), and one PromptConfig with the built-in queue at
+``--limit`` detectors. Then it creates ``--visits`` Visits of ``--detectors`` detectors as fast
+as it can and waits (bounded by ``--timeout``) until every one is terminal. Two watches (Visits,
+Jobs) time every transition on arrival; both see the same watch delay.
+
+Reported:
+
+- Visit -> Job created (all Visits: the burst), and Visit -> Job running for the Visits the
+  queue released at once (under the limit); queue hand-off: a Job complete -> the next
+  Job released;
+- Job complete -> Visit ``Succeeded``;
+- the operator's peak resident memory (``VmHWM``);
+- API requests per visit: the API server's ``apiserver_request_total`` (every client) by
+  verb and resource, and the operator's own by resource and verb (one FlowSchema per rule of
+  its ClusterRole, counted by ``apiserver_flowcontrol_dispatched_requests_total``);
+- lost (no Job) and stuck (not terminal) Visits.
+
+Baseline measured in the same run: the round trip of creating a (suspended) Job directly.
+Targets (issue 7): p99 Visit -> Job under 0.5 s, memory under 300 MB, none lost or stuck.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: E402  (imports follow the sys.path set-up that makes tests/ importable)
+import argparse
+import collections
+import contextlib
+import json
+import re
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import yaml
+from kubernetes import client, watch
+from tests.e2e import operatorbed
+from tests.testbed import kwok
+from tests.testbed.k8s import cluster
+
+NAMESPACE = "prompt"
+TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut"}
+_SAMPLE = re.compile(r"^(\w+)\{(.*)\} ([0-9.eE+-]+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank; NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def summary(values: list[float]) -> str:
+    """``median / p99 / max (n)`` in seconds."""
+    if not values:
+        return "n/a (0 samples)"
+    return (
+        f"median {statistics.median(values):.3f} s, p99 {percentile(values, 0.99):.3f} s, "
+        f"max {max(values):.3f} s (n={len(values)})"
+    )
+
+
+class Timeline:
+    """When (monotonic) each watched transition was first seen, per Visit name."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.visit_added: dict[str, float] = {}
+        self.visit_phase: dict[str, str] = {}
+        self.visit_done: dict[str, float] = {}
+        self.job_added: dict[str, float] = {}
+        self.job_released: dict[str, float] = {}
+        self.job_complete: dict[str, float] = {}
+
+    def visit(self, kind: str, obj: dict[str, Any], now: float) -> None:
+        """Record a Visit event."""
+        name = obj["metadata"]["name"]
+        phase = (obj.get("status") or {}).get("phase")
+        with self.lock:
+            self.visit_added.setdefault(name, now)
+            if phase:
+                self.visit_phase[name] = phase
+            if phase in TERMINAL:
+                self.visit_done.setdefault(name, now)
+
+    def job(self, kind: str, obj: dict[str, Any], now: float) -> None:
+        """Record a Job event (keyed by its Visit owner)."""
+        owners = [r["name"] for r in obj["metadata"].get("ownerReferences") or []]
+        if not owners or kind == "DELETED":
+            return
+        name = owners[0]
+        with self.lock:
+            self.job_added.setdefault(name, now)
+            if not obj["spec"].get("suspend"):
+                self.job_released.setdefault(name, now)
+            for condition in (obj.get("status") or {}).get("conditions") or []:
+                if condition["type"] == "Complete" and condition["status"] == "True":
+                    self.job_complete.setdefault(name, now)
+
+
+def _watch_forever(api: client.ApiClient, group: str, plural: str, record: Any) -> None:
+    """Stream events of ``group``/``plural`` in NAMESPACE into ``record`` (resumes on ends)."""
+    objects = client.CustomObjectsApi(api)
+    group_name, _, version = group.rpartition("/")
+    version_kw: dict[str, Any] = {}
+    while True:
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(
+                objects.list_namespaced_custom_object,
+                group_name,
+                version,
+                NAMESPACE,
+                plural,
+                deserialize=False,
+                allow_watch_bookmarks=True,
+                **version_kw,
+            ):
+                data = json.loads(event) if isinstance(event, str) else event
+                if data["type"] == "BOOKMARK":
+                    continue
+                record(data["type"], data["object"], time.monotonic())
+                version_kw = {"resource_version": data["object"]["metadata"]["resourceVersion"]}
+        except client.ApiException as error:
+            if error.status != 410:
+                raise
+            version_kw = {}
+
+
+def start_watches(bed: cluster.Cluster, timeline: Timeline) -> None:
+    """Daemon threads watching Visits and Jobs in NAMESPACE."""
+    for group, plural, record in (
+        ("shutterline.io/v1alpha1", "visits", timeline.visit),
+        ("batch/v1", "jobs", timeline.job),
+    ):
+        api = bed.api_client()
+        thread = threading.Thread(
+            target=_watch_forever, args=(api, group, plural, record), daemon=True
+        )
+        thread.start()
+
+
+def _ssl_context(bed: cluster.Cluster) -> ssl.SSLContext:
+    pki = bed.plane.pki
+    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    context.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
+    return context
+
+
+def scrape(bed: cluster.Cluster) -> dict[str, collections.Counter[tuple[str, ...]]]:
+    """Request counters from the API server's ``/metrics``.
+
+    ``all``: (verb, resource/subresource) of every client; ``operator``: (flow schema) of
+    the operator's FlowSchemas.
+    """
+    url = f"{bed.server}/metrics"
+    with urllib.request.urlopen(url, timeout=30, context=_ssl_context(bed)) as answer:
+        text = answer.read().decode()
+    every: collections.Counter[tuple[str, ...]] = collections.Counter()
+    ours: collections.Counter[tuple[str, ...]] = collections.Counter()
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match[2]))
+        if match[1] == "apiserver_request_total":
+            resource = labels.get("resource", "") or "(non-resource)"
+            if labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            every[(labels.get("verb", ""), resource)] += float(match[3])
+        elif match[1] == "apiserver_flowcontrol_dispatched_requests_total":
+            schema = labels.get("flow_schema", "")
+            if schema.startswith("bench-op-"):
+                ours[(schema.removeprefix("bench-op-"),)] += float(match[3])
+    return {"all": every, "operator": ours}
+
+
+def operator_flow_schemas() -> list[dict[str, Any]]:
+    """One FlowSchema per (resource, verb) of the operator's ClusterRole, plus a catch-all.
+
+    Same priority level as any service account (``workload-low``): counting, not favouring.
+    """
+    rbac = list(yaml.safe_load_all((ROOT / "operator" / "rbac" / "rbac.yaml").read_text()))
+    role = next(doc for doc in rbac if doc["kind"] == "ClusterRole")
+    subject = {
+        "kind": "ServiceAccount",
+        "serviceAccount": {"name": "shutterline-operator", "namespace": operatorbed.SYSTEM_NS},
+    }
+    schemas = []
+    for rule in role["rules"]:
+        for resource in rule["resources"]:
+            for verb in rule["verbs"]:
+                name = f"{resource.replace('/', '-')}-{verb}"
+                resource_rule = {
+                    "verbs": [verb],
+                    "apiGroups": rule["apiGroups"],
+                    "resources": [resource],
+                    "namespaces": ["*"],
+                    "clusterScope": True,
+                }
+                schemas.append(_flow_schema(name, 500, subject, [resource_rule], []))
+    everything = [
+        {
+            "verbs": ["*"],
+            "apiGroups": ["*"],
+            "resources": ["*"],
+            "namespaces": ["*"],
+            "clusterScope": True,
+        }
+    ]
+    other = [{"verbs": ["*"], "nonResourceURLs": ["*"]}]
+    schemas.append(_flow_schema("other", 501, subject, everything, other))
+    return schemas
+
+
+def _flow_schema(
+    name: str,
+    precedence: int,
+    subject: dict[str, Any],
+    resource_rules: list[dict[str, Any]],
+    non_resource_rules: list[dict[str, Any]],
+) -> dict[str, Any]:
+    rule: dict[str, Any] = {"subjects": [subject], "resourceRules": resource_rules}
+    if non_resource_rules:
+        rule["nonResourceRules"] = non_resource_rules
+    return {
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "FlowSchema",
+        "metadata": {"name": f"bench-op-{name}"},
+        "spec": {
+            "priorityLevelConfiguration": {"name": "workload-low"},
+            "matchingPrecedence": precedence,
+            "distinguisherMethod": {"type": "ByUser"},
+            "rules": [rule],
+        },
+    }
+
+
+def install(bed: cluster.Cluster, work: Path, limit: int) -> operatorbed.OperatorProcess:
+    """CRDs, RBAC, the FlowSchemas, a PromptConfig; then start the operator and return it."""
+    bed.kubectl("apply", "-f", str(ROOT / "crds"))
+    for crd in ("visits.shutterline.io", "promptconfigs.shutterline.io"):
+        bed.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    for namespace in (operatorbed.SYSTEM_NS, NAMESPACE):
+        bed.kubectl("create", "namespace", namespace)
+    bed.kubectl("apply", "-f", str(ROOT / "operator" / "rbac" / "rbac.yaml"))
+    operatorbed.apply(bed, *operator_flow_schemas())
+    config = operatorbed.make_config(
+        NAMESPACE,
+        concurrency={"detectors": limit},
+        # Finished Jobs (and their pods) go soon: a night's worth would fill etcd.
+        ttlSecondsAfterFinished=15,
+        debug=operatorbed.stand_in("true"),
+    )
+    operatorbed.apply(bed, config)
+    # Private in the harness, but exactly what the e2e tests run the operator with.
+    kubeconfig = operatorbed._service_account_kubeconfig(bed, work / "operator.kubeconfig")
+    env = {"SHUTTERLINE_NAMESPACES": NAMESPACE}
+    return operatorbed.OperatorProcess(kubeconfig, work / "operator.log", env).start()
+
+
+def baseline_job_creates(bed: cluster.Cluster, count: int = 30) -> list[float]:
+    """Round trips of creating a suspended Job directly (same API server, same run)."""
+    bed.kubectl("create", "namespace", "baseline")
+    batch = client.CustomObjectsApi(api := bed.api_client())
+    seconds = []
+    try:
+        for index in range(count):
+            job = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": f"baseline-{index}"},
+                "spec": {
+                    "suspend": True,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "busybox"}],
+                        }
+                    },
+                },
+            }
+            started = time.monotonic()
+            batch.create_namespaced_custom_object("batch", "v1", "baseline", "jobs", job)
+            seconds.append(time.monotonic() - started)
+    finally:
+        api.close()
+        bed.kubectl("delete", "namespace", "baseline", "--wait=false")
+    return seconds
+
+
+def create_visits(bed: cluster.Cluster, count: int, detectors: int) -> float:
+    """Create ``count`` Visits from 8 threads as fast as the API server takes them."""
+    started = time.monotonic()
+    local = threading.local()
+
+    def create(index: int) -> None:
+        if not hasattr(local, "api"):
+            local.api = client.CustomObjectsApi(bed.api_client())
+        visit = operatorbed.make_visit(
+            f"visit-{index:04d}",
+            NAMESPACE,
+            visitId=100000 + index,
+            detectors=list(range(1, detectors + 1)),
+            deadlineSeconds=3600,
+        )
+        local.api.create_namespaced_custom_object(
+            "shutterline.io", "v1alpha1", NAMESPACE, "visits", visit
+        )
+
+    with futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+    return time.monotonic() - started
+
+
+def peak_rss_mb(pid: int) -> float:
+    """``VmHWM`` (peak resident set) of ``pid`` in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_all(timeline: Timeline, count: int, timeout: float, started: float) -> None:
+    """Print progress every 10 s until ``count`` Visits are terminal or ``timeout`` passes."""
+    deadline = started + timeout
+    last = 0.0
+    while time.monotonic() < deadline:
+        with timeline.lock:
+            done, jobs = len(timeline.visit_done), len(timeline.job_added)
+            running = len(timeline.job_released) - len(timeline.job_complete)
+        if time.monotonic() - last >= 10:
+            last = time.monotonic()
+            print(
+                f"  {last - started:6.0f} s: {jobs}/{count} Jobs, {running} running, "
+                f"{done}/{count} Visits finished",
+                flush=True,
+            )
+        if done >= count:
+            return
+        time.sleep(0.5)
+    print(f"  time-out after {timeout:.0f} s", flush=True)
+
+
+def latencies(timeline: Timeline, limit_visits: int) -> dict[str, list[float]]:
+    """The reported intervals from the watched transitions."""
+    t = timeline
+    names = sorted(t.visit_added)
+    created = [t.job_added[n] - t.visit_added[n] for n in names if n in t.job_added]
+    released = sorted(t.job_released.items(), key=lambda item: item[1])
+    first = [n for n, _ in released[:limit_visits]]
+    at_once = [t.job_released[n] - t.visit_added[n] for n in first]
+    completions = sorted(t.job_complete.values())
+    handoff = []
+    for _, when in released[limit_visits:]:
+        freed = [c for c in completions if c <= when]
+        if freed:
+            handoff.append(when - freed[-1])
+    finish = [
+        t.visit_done[n] - t.job_complete[n]
+        for n in names
+        if n in t.job_complete and n in t.visit_done
+    ]
+    return {
+        "Visit -> Job created (all)": created,
+        "Visit -> Job running (released at once, under the limit)": at_once,
+        "Job complete -> next Job released (queue hand-off)": handoff,
+        "Job complete -> Visit Succeeded": finish,
+    }
+
+
+def _request_table(before: dict[str, Any], after: dict[str, Any], key: str, visits: int) -> None:
+    delta = after[key] - before[key]
+    total = sum(delta.values())
+    print(f"  total {total:.0f}, {total / visits:.1f} per visit")
+    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:25]:
+        print(f"    {' '.join(labels):48s} {value:8.0f}  {value / visits:7.2f}/visit")
+
+
+def report(
+    timeline: Timeline,
+    args: argparse.Namespace,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    extra: dict[str, float],
+) -> int:
+    """Print the figures; return 1 if a Visit was lost or stuck."""
+    for title, values in latencies(timeline, args.limit // args.detectors).items():
+        print(f"{title}: {summary(values)}")
+    print(f"baseline, direct Job create round trip: {summary(extra['baseline'])}")
+    created = latencies(timeline, 1)["Visit -> Job created (all)"]
+    if created:
+        ratio = percentile(created, 0.99) / statistics.median(extra["baseline"])
+        print(f"  p99 Visit -> Job / median direct create: {ratio:.1f}x (target p99 < 0.5 s)")
+    print(f"operator peak resident memory: {extra['rss']:.0f} MB (target < 300 MB)")
+    print(f"API requests, every client (verb, resource), {args.visits} visits:")
+    _request_table(before, after, "all", args.visits)
+    print("API requests of the operator alone (resource-verb of its ClusterRole):")
+    _request_table(before, after, "operator", args.visits)
+    phases = collections.Counter(timeline.visit_phase.get(n, "none") for n in timeline.visit_added)
+    lost = [n for n in timeline.visit_added if n not in timeline.job_added]
+    stuck = [n for n in timeline.visit_added if timeline.visit_phase.get(n) not in TERMINAL]
+    seen = len(timeline.visit_added)
+    print(f"Visits seen {seen}/{args.visits}, phases {dict(phases)}")
+    print(f"lost (no Job): {len(lost)} {lost[:5]}; stuck (not terminal): {len(stuck)} {stuck[:5]}")
+    return 1 if lost or stuck or seen < args.visits else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return non-zero if a Visit was lost or stuck."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--visits", type=int, default=500)
+    parser.add_argument("--detectors", type=int, default=62)
+    parser.add_argument("--limit", type=int, default=248, help="detectors running at once")
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--init-ms", type=int, default=200)
+    parser.add_argument("--run-ms", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args(argv)
+    print(
+        f"{args.visits} visits x {args.detectors} detectors, limit {args.limit} detectors, "
+        f"{args.nodes} KWOK nodes, pods {args.init_ms} + {args.run_ms} ms",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
+        work = Path(tmp)
+        bed = cluster.start(work / "k8s", nodes=0)
+        sim = None
+        operator = None
+        try:
+            capacity = {"cpu": "4000", "memory": "16Ti", "pods": "1000"}
+            sim = kwok.start(
+                bed, work / "kwok", args.nodes, capacity, False, args.init_ms, args.run_ms
+            )
+            operator = install(bed, work, args.limit)
+            extra: dict[str, Any] = {"baseline": baseline_job_creates(bed)}
+            timeline = Timeline()
+            start_watches(bed, timeline)
+            time.sleep(1)
+            before = scrape(bed)
+            started = time.monotonic()
+            seconds = create_visits(bed, args.visits, args.detectors)
+            print(f"  {args.visits} Visits created in {seconds:.1f} s", flush=True)
+            wait_all(timeline, args.visits, args.timeout, started)
+            assert operator.process.proc is not None
+            extra["rss"] = peak_rss_mb(operator.process.proc.pid)
+            after = scrape(bed)
+            return report(timeline, args, before, after, extra)
+        finally:
+            for part in (operator, sim):
+                if part is not None:
+                    with contextlib.suppress(Exception):
+                        part.stop()
+            bed.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
