@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import trace
 
 from shutterline import exceptions
+from shutterline.butler import transient
 from shutterline.pipeline import settings as settings_mod
 from shutterline.telemetry import stages, tracing
 
@@ -97,16 +98,7 @@ def _run(
     report.src = (
         outputs.src[outputs.src["psf_star"]] if "psf_star" in outputs.src.colnames else None
     )
-    # Internal products come after the alerts are out; failing to keep them must not take
-    # back alerts already spooled, so it is reported, not raised.
-    with rec.stage("products") as span:
-        try:
-            pipeline_io.store_products(settings, local, outputs)
-        except Exception as exc:
-            reason = f"internal products not stored: {type(exc).__name__}: {exc}"
-            log.warning("visit %s detector %s: %s", visit, detector, reason)
-            rec.emit("products_error", reason)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, reason))
+    pipeline_io.store_products_reported(settings, local, outputs, rec)
 
 
 def _record_failure(
@@ -117,7 +109,8 @@ def _record_failure(
     report.status = "failed"
     report.reason = f"{type(exc).__name__}: {exc}"
     is_ours = isinstance(exc, exceptions.ShutterlineError)
-    report.exit_code = getattr(exc, "exit_code", exceptions.EXIT_PERMANENT)
+    # A service error (S3, PostgreSQL, network) is worth a retry; anything else is not.
+    report.exit_code = transient.exit_code(exc)
     span.set_status(trace.Status(trace.StatusCode.ERROR, report.reason))
     # An unexpected exception is a bug, not bad data: keep its traceback in the log.
     log.error(
