@@ -221,8 +221,10 @@ class Relay:
         if packet is None:
             return False
         try:
+            if packet.name_id is None:
+                raise framing.CorruptPacketError("name is not [<visit>_<detector>_]<id>.alert")
             alert_id = framing.check_packet(packet.payload, self.schema)
-            if packet.name_id is not None and packet.name_id != alert_id:
+            if packet.name_id != alert_id:
                 raise framing.CorruptPacketError(f"named {packet.name_id}, holds alert {alert_id}")
         except framing.CorruptPacketError as exc:
             self._quarantine(name, str(exc))
@@ -396,7 +398,8 @@ class Relay:
     def _stalled(self) -> bool:
         """True once work has waited ``relay_give_up_s`` without a single delivery."""
         depth = self._scan.depth
-        pending = self._flights or self._records or depth or (self._scan.done - self.published)
+        pending = self._flights or self._records or self._backlog or self._resend or depth
+        pending = pending or (self._scan.done - self.published)
         now = time.monotonic()
         if not pending:
             self._stalled_since = None
@@ -407,14 +410,19 @@ class Relay:
         if down is not None and now - self._down_logged > self.tuning.outage_log_every_s:
             self._down_logged = now
             log.warning(
-                "broker unreachable for %.0f s; %d packets spooled; giving up in %.0f s",
-                now - down, depth,
+                "broker unreachable for %.0f s; %d packets waiting; giving up in %.0f s",
+                now - down, self._waiting(),
                 self.settings.relay_give_up_s - (now - self._stalled_since),
             )  # fmt: skip
         return now - self._stalled_since > self.settings.relay_give_up_s
 
+    def _waiting(self) -> int:
+        """Packets known to wait: in flight, in line, or at the last scan."""
+        queued = len(self._flights) + len(self._backlog) + len(self._resend)
+        return max(queued, self._scan.depth)
+
     def _give_up(self) -> Outcome:
-        depth = self._scan.depth
+        depth = len(spoolfiles.scan_names(self.spool))
         reason = (
             f"broker {self.settings.kafka_bootstrap} delivered nothing for "
             f"{self.settings.relay_give_up_s:.0f} s ({self._down_reason or 'no delivery report'}); "
