@@ -43,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+import urllib3
 import yaml
 from kubernetes import client, watch
 from tests.e2e import operatorbed
@@ -138,6 +139,9 @@ def _watch_forever(api: client.ApiClient, group: str, plural: str, record: Any) 
             if error.status != 410:
                 raise
             version_kw = {}
+        except urllib3.exceptions.HTTPError:
+            # The API server closed the stream (it restarts watches, or the bed is stopping).
+            time.sleep(0.5)
 
 
 def start_watches(bed: cluster.Cluster, timeline: Timeline) -> None:
