@@ -28,14 +28,11 @@ import argparse
 import collections
 import contextlib
 import json
-import re
-import ssl
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -47,13 +44,12 @@ import urllib3
 import yaml
 from kubernetes import client, watch
 from tests.e2e import operatorbed
-from tests.testbed import kwok
+from tests.testbed import apicounts, kwok
 from tests.testbed.k8s import cluster
 
 NAMESPACE = "prompt"
 TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut"}
-_SAMPLE = re.compile(r"^(\w+)\{(.*)\} ([0-9.eE+-]+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+PREFIX = "bench-op-"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -157,100 +153,15 @@ def start_watches(bed: cluster.Cluster, timeline: Timeline) -> None:
         thread.start()
 
 
-def _ssl_context(bed: cluster.Cluster) -> ssl.SSLContext:
-    pki = bed.plane.pki
-    context = ssl.create_default_context(cafile=str(pki.ca.cert))
-    context.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
-    return context
-
-
-def scrape(bed: cluster.Cluster) -> dict[str, collections.Counter[tuple[str, ...]]]:
-    """Request counters from the API server's ``/metrics``.
-
-    ``all``: (verb, resource/subresource) of every client; ``operator``: (flow schema) of
-    the operator's FlowSchemas.
-    """
-    url = f"{bed.server}/metrics"
-    with urllib.request.urlopen(url, timeout=30, context=_ssl_context(bed)) as answer:
-        text = answer.read().decode()
-    every: collections.Counter[tuple[str, ...]] = collections.Counter()
-    ours: collections.Counter[tuple[str, ...]] = collections.Counter()
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        labels = dict(_LABEL.findall(match[2]))
-        if match[1] == "apiserver_request_total":
-            resource = labels.get("resource", "") or "(non-resource)"
-            if labels.get("subresource"):
-                resource += "/" + labels["subresource"]
-            every[(labels.get("verb", ""), resource)] += int(float(match[3]))
-        elif match[1] == "apiserver_flowcontrol_dispatched_requests_total":
-            schema = labels.get("flow_schema", "")
-            if schema.startswith("bench-op-"):
-                ours[(schema.removeprefix("bench-op-"),)] += int(float(match[3]))
-    return {"all": every, "operator": ours}
-
-
 def operator_flow_schemas() -> list[dict[str, Any]]:
-    """One FlowSchema per (resource, verb) of the operator's ClusterRole, plus a catch-all.
-
-    Same priority level as any service account (``workload-low``): counting, not favouring.
-    """
+    """One FlowSchema per (resource, verb) of the operator's ClusterRole, plus a catch-all."""
     rbac = list(yaml.safe_load_all((ROOT / "operator" / "rbac" / "rbac.yaml").read_text()))
     role = next(doc for doc in rbac if doc["kind"] == "ClusterRole")
     subject = {
         "kind": "ServiceAccount",
         "serviceAccount": {"name": "shutterline-operator", "namespace": operatorbed.SYSTEM_NS},
     }
-    schemas = []
-    for rule in role["rules"]:
-        for resource in rule["resources"]:
-            for verb in rule["verbs"]:
-                name = f"{resource.replace('/', '-')}-{verb}"
-                resource_rule = {
-                    "verbs": [verb],
-                    "apiGroups": rule["apiGroups"],
-                    "resources": [resource],
-                    "namespaces": ["*"],
-                    "clusterScope": True,
-                }
-                schemas.append(_flow_schema(name, 500, subject, [resource_rule], []))
-    everything = [
-        {
-            "verbs": ["*"],
-            "apiGroups": ["*"],
-            "resources": ["*"],
-            "namespaces": ["*"],
-            "clusterScope": True,
-        }
-    ]
-    other = [{"verbs": ["*"], "nonResourceURLs": ["*"]}]
-    schemas.append(_flow_schema("other", 501, subject, everything, other))
-    return schemas
-
-
-def _flow_schema(
-    name: str,
-    precedence: int,
-    subject: dict[str, Any],
-    resource_rules: list[dict[str, Any]],
-    non_resource_rules: list[dict[str, Any]],
-) -> dict[str, Any]:
-    rule: dict[str, Any] = {"subjects": [subject], "resourceRules": resource_rules}
-    if non_resource_rules:
-        rule["nonResourceRules"] = non_resource_rules
-    return {
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-        "kind": "FlowSchema",
-        "metadata": {"name": f"bench-op-{name}"},
-        "spec": {
-            "priorityLevelConfiguration": {"name": "workload-low"},
-            "matchingPrecedence": precedence,
-            "distinguisherMethod": {"type": "ByUser"},
-            "rules": [rule],
-        },
-    }
+    return apicounts.flow_schemas(PREFIX, subject, role["rules"])
 
 
 def install(bed: cluster.Cluster, work: Path, limit: int) -> operatorbed.OperatorProcess:
@@ -420,11 +331,11 @@ def run_phase(
 ) -> tuple[int, dict[str, Any]]:
     """Apply ``count`` Visits at once and follow them; print the phase's figures."""
     names = {f"visit-{i:04d}" for i in range(first, first + count)}
-    before = scrape(bed)
+    before = apicounts.scrape(bed, PREFIX)
     seconds = create_visits(bed, first, count, args.detectors)
     print(f"  {count} Visits created in {seconds:.1f} s ({count / seconds:.0f}/s)", flush=True)
     took = wait_all(timeline, names, args.timeout)
-    after = scrape(bed)
+    after = apicounts.scrape(bed, PREFIX)
     finished = len(names & timeline.visit_done.keys())
     print(f"  {finished} Visits finished in {took:.0f} s ({60 * finished / took:.1f} per minute)")
     for title, values in latencies(timeline, names, args.limit // args.detectors).items():
@@ -433,8 +344,39 @@ def run_phase(
     print(f"  API requests, every client (verb, resource), per {'finished' * complete} visit:")
     _request_table(before, after, "all", per)
     print("  API requests of the operator (its ClusterRole's resource-verb):")
-    _request_table(before, after, "operator", per)
+    _request_table(before, after, "client", per)
     return verdict(timeline, names, complete), {"created": latencies(timeline, names, 1)}
+
+
+def picture(timeline: Timeline, path: Path) -> None:
+    """Cumulative Visits created, Jobs created and released, Jobs and Visits done, over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = timeline
+    series = {
+        "Visit created": t.visit_added,
+        "Job created": t.job_added,
+        "Job released": t.job_released,
+        "Job complete": t.job_complete,
+        "Visit finished": t.visit_done,
+    }
+    start = min(t.visit_added.values(), default=0.0)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, times in series.items():
+        xs = sorted(v - start for v in times.values())
+        ax.step(xs, range(1, len(xs) + 1), where="post", label=label)
+    ax.set_xlabel("seconds since the first Visit")
+    ax.set_ylabel("Visits")
+    ax.set_title("Operator at scale: Visits through the built-in queue (pods by KWOK)")
+    ax.legend(loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print(f"picture: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-ms", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=600, help="bound of each phase, s")
     parser.add_argument("--keep", type=Path, help="keep the test bed's state and logs here")
+    parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "operator_scale.png")
     args = parser.parse_args(argv)
     print(
         f"{args.detectors} detectors a visit, limit {args.limit} detectors, {args.nodes} KWOK "
@@ -489,6 +432,7 @@ def run(work: Path, args: argparse.Namespace) -> int:
                 f"burst p99 Visit -> Job / median direct create: {ratio:.0f}x (target p99 < 0.5 s)"
             )
         print(f"operator peak resident memory: {rss:.0f} MB (target < 300 MB)")
+        picture(timeline, args.picture)
         return code or burst_code
     finally:
         for part in reversed(parts):
