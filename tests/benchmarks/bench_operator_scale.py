@@ -295,8 +295,10 @@ def latencies(timeline: Timeline, names: set[str], at_once: int) -> dict[str, li
     }
 
 
-def _request_table(before: dict[str, Any], after: dict[str, Any], key: str, visits: int) -> None:
-    delta = after[key] - before[key]
+def _request_table(
+    before: apicounts.Counts, after: apicounts.Counts, key: str, visits: int
+) -> None:
+    delta = apicounts.delta(before, after, key)
     total = sum(delta.values())
     print(f"    total {total:.0f}, {total / visits:.1f} per visit")
     for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:20]:
@@ -345,6 +347,13 @@ def run_phase(
     _request_table(before, after, "all", per)
     print("  API requests of the operator (its ClusterRole's resource-verb):")
     _request_table(before, after, "client", per)
+    print("  API server's own time per request in this phase (the operator's critical writes):")
+    spent = apicounts.delta(before, after, "seconds")
+    timed = apicounts.delta(before, after, "timed")
+    for key in (("POST", "visits"), ("PATCH", "visits"), ("POST", "jobs"), ("PATCH", "jobs")):
+        if key in timed:
+            mean = spent.get(key, 0.0) / timed[key]
+            print(f"    {' '.join(key):16s} mean {mean:.3f} s (n={timed[key]:.0f})")
     return verdict(timeline, names, complete), {"created": latencies(timeline, names, 1)}
 
 

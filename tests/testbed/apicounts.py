@@ -20,11 +20,17 @@ from typing import Any
 
 from tests.testbed.k8s import cluster
 
-__all__ = ["Counts", "flow_schemas", "scrape"]
+__all__ = ["Counts", "delta", "flow_schemas", "scrape"]
 
-Counts = dict[str, collections.Counter[tuple[str, ...]]]
+Counts = dict[str, dict[tuple[str, ...], float]]
 _SAMPLE = re.compile(r"^(\w+)\{(.*)\} ([0-9.eE+-]+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+# Metric -> key in `scrape`'s answer: requests, and seconds spent serving them.
+_PER_REQUEST = {
+    "apiserver_request_total": "all",
+    "apiserver_request_duration_seconds_sum": "seconds",
+    "apiserver_request_duration_seconds_count": "timed",
+}
 _PRECEDENCE = 500  # before every default FlowSchema a service account would match
 
 
@@ -36,27 +42,37 @@ def _ssl_context(bed: cluster.Cluster) -> ssl.SSLContext:
 
 
 def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
-    """Request counters now: ``all`` by (verb, resource), ``client`` by (schema suffix,)."""
+    """Request counters now, by (verb, resource): ``all`` (requests), ``seconds`` and
+    ``timed`` (time the API server spent on them, and how many it timed; watches are timed
+    for their whole life); ``client`` by (schema suffix,): the FlowSchemas' dispatches."""
     url = f"{bed.server}/metrics"
     with urllib.request.urlopen(url, timeout=30, context=_ssl_context(bed)) as answer:
         text = answer.read().decode()
-    every: collections.Counter[tuple[str, ...]] = collections.Counter()
-    ours: collections.Counter[tuple[str, ...]] = collections.Counter()
+    counters: Counts = {name: collections.defaultdict(float) for name in _PER_REQUEST.values()}
+    ours: dict[tuple[str, ...], float] = collections.defaultdict(float)
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if not match:
             continue
         labels = dict(_LABEL.findall(match[2]))
-        if match[1] == "apiserver_request_total":
+        if match[1] in _PER_REQUEST:
             resource = labels.get("resource", "") or "(non-resource)"
             if labels.get("subresource"):
                 resource += "/" + labels["subresource"]
-            every[(labels.get("verb", ""), resource)] += int(float(match[3]))
+            key = (labels.get("verb", ""), resource)
+            counters[_PER_REQUEST[match[1]]][key] += float(match[3])
         elif match[1] == "apiserver_flowcontrol_dispatched_requests_total":
             schema = labels.get("flow_schema", "")
             if schema.startswith(prefix):
-                ours[(schema.removeprefix(prefix),)] += int(float(match[3]))
-    return {"all": every, "client": ours}
+                ours[(schema.removeprefix(prefix),)] += float(match[3])
+    return {**counters, "client": ours}
+
+
+def delta(before: Counts, after: Counts, name: str) -> dict[tuple[str, ...], float]:
+    """What counter ``name`` grew by between two `scrape` answers (only what grew)."""
+    old = before[name]
+    grown = {key: value - old.get(key, 0.0) for key, value in after[name].items()}
+    return {key: value for key, value in grown.items() if value > 0}
 
 
 def flow_schemas(
