@@ -33,7 +33,7 @@ typecheck: env
 	$(VENV)/bin/mypy pipeline-image/shutterline operator/shutterline_operator tests/testbed
 
 unit: env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The test bed's binaries (Kubernetes, etcd, MinIO, Jaeger, Kafka) are built before pytest:
 # tens of minutes on a fresh machine, seconds once cached under ~/.cache/shutterline.
