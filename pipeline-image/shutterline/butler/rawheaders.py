@@ -21,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from shutterline import exceptions
 from shutterline.butler import instrument, names
-from shutterline.camera import geometry, layout, rawformat
+from shutterline.camera import filters, geometry, layout, rawformat
 
 __all__ = ["RawInfo", "read_raw_info"]
 
@@ -111,14 +111,10 @@ def _obstype(value: Any) -> str:
 
 def _physical_filter(obstype: str) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
-        # DECam writes e.g. 'r DECam SDSS c0002 6415.0 1480.0': the band is the first word.
-        words = str(value).split()
-        band = words[0] if words else ""
-        if band in names.BANDS:
-            return band
+        # A bias sees no light: whatever stands in the beam, it has no band.
         if obstype == rawformat.OBSTYPE_BIAS:
             return instrument.NO_FILTER
-        raise ValueError(f"not one of the filters {names.BANDS}")
+        return filters.band_of(value)
 
     return convert
 

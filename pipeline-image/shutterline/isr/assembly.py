@@ -272,7 +272,7 @@ def _metadata(primary: fits.Header, ext: fits.Header, desc: str) -> dict[str, ob
         "VISIT": hdr.require_int(primary, "EXPNUM", desc),
         "DETECTOR": hdr.require_int(ext, "CCDNUM", desc),
         "DETPOS": hdr.require_str(ext, "DETPOS", desc),
-        "BAND": hdr.require_str(primary, "FILTER", desc),
+        "BAND": hdr.require_band(primary, desc),
         "OBSTYPE": hdr.require_str(primary, "OBSTYPE", desc),
         "MJD": hdr.require_float(primary, "MJD-OBS", desc),
         "DATE-OBS": hdr.require_str(primary, "DATE-OBS", desc),

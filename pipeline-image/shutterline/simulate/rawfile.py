@@ -15,7 +15,7 @@ from astropy import time
 from astropy import wcs as fitswcs
 from astropy.io import fits
 
-from shutterline.camera import layout, rawformat
+from shutterline.camera import filters, layout, rawformat
 from shutterline.simulate import detector, geometry, schedule
 
 __all__ = ["primary_header", "raw_path", "write_raw"]
@@ -35,7 +35,7 @@ def primary_header(plan: schedule.ExposurePlan) -> fits.Header:
     h["MJD-OBS"] = (plan.mjd, "MJD of exposure start (TAI)")
     h["DATE-OBS"] = (time.Time(plan.mjd, format="mjd", scale="tai").isot, "exposure start (TAI)")
     h["EXPTIME"] = (plan.exptime, "exposure time (s)")
-    h["FILTER"] = (plan.band, "filter in the beam (band name)")
+    h["FILTER"] = (filters.physical_filter_of(plan.band), "filter in the beam (DECam name)")
     h["OBSTYPE"] = (plan.obstype, "zero | dome flat | object")
     h["TELRA"] = (plan.ra, "boresight right ascension (deg, ICRS)")
     h["TELDEC"] = (plan.dec, "boresight declination (deg, ICRS)")

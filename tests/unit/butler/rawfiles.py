@@ -8,7 +8,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.time import Time
 
-from shutterline.camera import layout
+from shutterline.camera import filters, layout
 
 __all__ = ["write_raw"]
 
@@ -42,7 +42,8 @@ def write_raw(
     primary["MJD-OBS"] = mjd
     primary["DATE-OBS"] = Time(mjd, format="mjd", scale="tai").utc.isot
     primary["EXPTIME"] = 30.0
-    primary["FILTER"] = band
+    # A band name is written as DECam spells it; anything else as given (a bias, a bad value).
+    primary["FILTER"] = filters.physical_filter_of(band) if band in filters.BANDS else band
     primary["OBSTYPE"] = obstype
     primary["TELRA"] = ra
     primary["TELDEC"] = dec
