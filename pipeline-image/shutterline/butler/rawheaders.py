@@ -26,7 +26,6 @@ from shutterline.camera import filters, geometry, layout, rawformat
 __all__ = ["RawInfo", "read_raw_info"]
 
 _OBSTYPES = (rawformat.OBSTYPE_BIAS, rawformat.OBSTYPE_FLAT, rawformat.OBSTYPE_SCIENCE)
-_WCS_KEYS = ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD2_2")
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def _check_detector_keys(
 
 
 def _corners(path: str, header: fits.Header) -> np.ndarray:
-    for key in _WCS_KEYS:
+    for key in rawformat.WCS_KEYS:
         _get(path, header, key, str if key.startswith("CTYPE") else float)
     if not str(header["CTYPE1"]).endswith("TAN") or not str(header["CTYPE2"]).endswith("TAN"):
         raise exceptions.MalformedRawError(path, "CTYPE1", "is not a TAN projection")
@@ -190,21 +189,32 @@ def read_raw_info(path: str | Path, camera: layout.Camera = layout.CAMERA) -> Ra
     path = str(path)
     primary, image = _read_headers(path)
     obstype = _get(path, primary, "OBSTYPE", _obstype)
-    mjd = _get(path, primary, "MJD-OBS", _in_range(0.0, 1e6))
-    _get(path, primary, "DATE-OBS", lambda v: Time(str(v), format="isot"))
+    needed = rawformat.required_primary_keys(obstype)
+
+    def get(key: str, convert: Callable[[Any], Any], default: Any = math.nan) -> Any:
+        # A keyword the role does not need is read if usable, else left at its default.
+        if key in needed:
+            return _get(path, primary, key, convert)
+        try:
+            return _get(path, primary, key, convert)
+        except exceptions.MalformedRawError:
+            return default
+
+    mjd = get("MJD-OBS", _in_range(0.0, 1e6))
+    get("DATE-OBS", lambda v: Time(str(v), format="isot"))
     ccdnum = _get(path, image, "CCDNUM", _detector(camera))
     _check_detector_keys(path, image, ccdnum, camera)
     is_science = obstype == rawformat.OBSTYPE_SCIENCE
     return RawInfo(
         path=path,
-        exposure=_get(path, primary, "EXPNUM", _exposure_id),
+        exposure=get("EXPNUM", _exposure_id),
         detector=ccdnum,
         mjd=mjd,
-        exptime=_get(path, primary, "EXPTIME", _in_range(0.0, 1e5)),
-        physical_filter=_get(path, primary, "FILTER", _physical_filter(obstype)),
+        exptime=get("EXPTIME", _in_range(0.0, 1e5)),
+        physical_filter=get("FILTER", _physical_filter(obstype), instrument.NO_FILTER),
         obstype=obstype,
-        tel_ra=_get(path, primary, "TELRA", _in_range(0.0, 360.0)),
-        tel_dec=_get(path, primary, "TELDEC", _in_range(-90.0, 90.0)),
-        airmass=_get(path, primary, "AIRMASS", _in_range(0.0 if not is_science else 1.0, 100.0)),
-        corners=_corners(path, image) if is_science else None,
+        tel_ra=get("TELRA", _in_range(0.0, 360.0)),
+        tel_dec=get("TELDEC", _in_range(-90.0, 90.0)),
+        airmass=get("AIRMASS", _in_range(0.0 if not is_science else 1.0, 100.0)),
+        corners=_corners(path, image) if rawformat.needs_wcs(obstype) else None,
     )
