@@ -21,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from shutterline import exceptions
 from shutterline.butler import instrument, names
-from shutterline.camera import filters, geometry, layout, rawformat
+from shutterline.camera import filters, geometry, layout, rawformat, rawtime
 
 __all__ = ["RawInfo", "read_raw_info"]
 
@@ -32,6 +32,7 @@ _OBSTYPES = (rawformat.OBSTYPE_BIAS, rawformat.OBSTYPE_FLAT, rawformat.OBSTYPE_S
 class RawInfo:
     """What ingest needs from one raw file.
 
+    ``mjd`` is the exposure start in TAI, whatever the header's ``TIMESYS``.
     ``corners`` are the ICRS corners ``(4, 2)`` in degrees of the full raw pixel grid
     (overscan included) through the raw's approximate WCS; None for non-science exposures.
     """
@@ -200,8 +201,12 @@ def read_raw_info(path: str | Path, camera: layout.Camera = layout.CAMERA) -> Ra
         except exceptions.MalformedRawError:
             return default
 
-    mjd = get("MJD-OBS", _in_range(0.0, 1e6))
+    get("MJD-OBS", _in_range(0.0, 1e6))
     get("DATE-OBS", lambda v: Time(str(v), format="isot"))
+    try:
+        mjd = rawtime.start_tai(primary)
+    except rawtime.HeaderTimeError as exc:
+        raise exceptions.MalformedRawError(path, exc.keyword, str(exc)) from exc
     ccdnum = _get(path, image, "CCDNUM", _detector(camera))
     _check_detector_keys(path, image, ccdnum, camera)
     is_science = obstype == rawformat.OBSTYPE_SCIENCE

@@ -276,7 +276,7 @@ def _metadata(primary: fits.Header, ext: fits.Header, desc: str) -> dict[str, ob
         "DETPOS": hdr.require_str(ext, "DETPOS", desc),
         "BAND": hdr.require_band(primary, desc) if "FILTER" in needed else filters.NO_FILTER,
         "OBSTYPE": obstype,
-        "MJD": hdr.require_float(primary, "MJD-OBS", desc),
+        "MJD": hdr.require_start_tai(primary, desc),
         "DATE-OBS": hdr.require_str(primary, "DATE-OBS", desc),
         "EXPTIME": hdr.require_float(primary, "EXPTIME", desc),
         "BUNIT": "electron",
@@ -310,8 +310,9 @@ def assemble_with_saturation(hdul: fits.HDUList) -> tuple[exposure_mod.Exposure,
         ``variance`` = max(image, 0) + read_noise**2 of the pixel's amplifier, electrons**2;
         ``mask`` with ``SAT`` where the raw ADU reached the amplifier's ``SATURAT``; ``wcs``
         on the trimmed grid (None for a calibration raw without one); metadata VISIT,
-        DETECTOR, DETPOS, BAND, OBSTYPE, MJD, DATE-OBS, EXPTIME, BUNIT='electron', and TELRA,
-        TELDEC, AIRMASS (a calibration raw's only if it has them).
+        DETECTOR, DETPOS, BAND, OBSTYPE, MJD (exposure start, TAI), DATE-OBS (as written),
+        EXPTIME, BUNIT='electron', and TELRA, TELDEC, AIRMASS (a calibration raw's only if it
+        has them).
     saturated : numpy.ndarray
         Flat indices (into the ``(ny, nx)`` grid) of the pixels flagged ``SAT``.
 

@@ -7,7 +7,7 @@ import math
 from astropy.io import fits
 
 from shutterline import exceptions
-from shutterline.camera import filters, geometry, rawformat
+from shutterline.camera import filters, geometry, rawformat, rawtime
 
 __all__ = [
     "describe",
@@ -15,6 +15,7 @@ __all__ = [
     "require_float",
     "require_int",
     "require_section",
+    "require_start_tai",
     "require_str",
 ]
 
@@ -68,6 +69,15 @@ def require_band(primary: fits.Header, desc: str) -> str:
         return filters.band_of(value)
     except ValueError as exc:
         raise exceptions.MalformedRawError(desc, "FILTER", f"{value!r} {exc}") from exc
+
+
+def require_start_tai(primary: fits.Header, desc: str) -> float:
+    """The exposure start (``MJD-OBS`` in ``TIMESYS``) as MJD in TAI."""
+    require_float(primary, "MJD-OBS", desc)
+    try:
+        return rawtime.start_tai(primary)
+    except rawtime.HeaderTimeError as exc:
+        raise exceptions.MalformedRawError(desc, exc.keyword, str(exc)) from exc
 
 
 def require_section(

@@ -42,8 +42,9 @@ def write_raw(
     scale = layout.CAMERA.pixel_scale_arcsec / 3600.0
     primary = fits.Header()
     primary["EXPNUM"] = expnum
+    primary["TIMESYS"] = "TAI"
     primary["MJD-OBS"] = mjd
-    primary["DATE-OBS"] = Time(mjd, format="mjd", scale="tai").utc.isot
+    primary["DATE-OBS"] = Time(mjd, format="mjd", scale="tai").isot
     primary["EXPTIME"] = 30.0
     # A band name is written as DECam spells it; anything else as given (a bias, a bad value).
     primary["FILTER"] = filters.physical_filter_of(band) if band in filters.BANDS else band
