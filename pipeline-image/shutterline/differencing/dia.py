@@ -49,6 +49,10 @@ is real even when it is not PSF-like (a variable or transient on a resolved sour
 simulated night has extended variables, lost to these tests otherwise), while a static
 residual that bright is a dipole or below the floor.
 
+These rules (and the reliability penalties) were fitted on that night, the demo night of
+seed 7; `tests/benchmarks/bench_truth.py` reports them separately on validation nights with
+other seeds, seeing, densities and defects (`shutterline.evaluation.nights`).
+
 Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped.
 """
 
