@@ -15,15 +15,6 @@ __all__ = ["expected_detector", "register"]
 
 log = logging.getLogger(__name__)
 
-# Downward-API variables -> OpenTelemetry Kubernetes resource attributes.
-_K8S_ATTRIBUTES = {
-    "POD_NAME": "k8s.pod.name",
-    "POD_NAMESPACE": "k8s.namespace.name",
-    "NODE_NAME": "k8s.node.name",
-    "JOB_NAME": "k8s.job.name",
-    "CONTAINER_NAME": "k8s.container.name",
-}
-
 
 def register(subparsers: Any) -> None:
     """Add ``relay`` to the command line."""
@@ -59,25 +50,27 @@ def expected_detector(env: Mapping[str, str]) -> set[tuple[int, int]] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from shutterline import exceptions
     from shutterline.pipeline import settings as settings_mod
-    from shutterline.relay import loop, metrics
+    from shutterline.relay import loop, markers, metrics
     from shutterline.telemetry import tracing
 
     settings = settings_mod.Settings.from_env()
-    attributes = {
-        attr: os.environ[var] for var, attr in _K8S_ATTRIBUTES.items() if var in os.environ
-    }
-    provider = tracing.configure(
-        "shutterline-relay", settings.otlp_endpoint, settings.spans_path, attributes
-    )
+    # configure adds the pod's k8s.* resource attributes from the downward-API variables.
+    provider = tracing.configure("shutterline-relay", settings.otlp_endpoint, settings.spans_path)
     if settings.relay_metrics_port is not None:
         metrics.serve(settings.relay_metrics_port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     parent = tracing.pod_context(os.environ.get("TRACEPARENT"), os.environ.get("POD_NAME"))
-    relay = loop.Relay(settings, expect=expected_detector(os.environ), parent=parent, stop=stop)
     try:
+        relay = loop.Relay(settings, expect=expected_detector(os.environ), parent=parent, stop=stop)
         outcome = relay.run()
+    except exceptions.PermanentError as exc:
+        # The pipeline waits for this file: tell it, rather than let it wait for ever.
+        status = {"state": "failed", "reason": str(exc), "acked": 0}
+        markers.write_json(settings.spool / markers.STATUS, status)
+        raise
     finally:
         provider.force_flush()
     log.info("relay finished: %s", outcome)

@@ -56,20 +56,8 @@ def announcement(task: task_mod.DetectorTask) -> selection.Announcement:
 
 
 def _start_tracing(settings: settings_mod.Settings, env: Mapping[str, str]) -> Any:
-    attributes = {
-        key: env[name]
-        for name, key in (
-            ("POD_NAME", "k8s.pod.name"),
-            ("POD_NAMESPACE", "k8s.namespace.name"),
-            ("NODE_NAME", "k8s.node.name"),
-            ("JOB_NAME", "k8s.job.name"),
-            ("CONTAINER_NAME", "k8s.container.name"),
-        )
-        if env.get(name)
-    }
-    tracing.configure(
-        "shutterline-pipeline", settings.otlp_endpoint, settings.spans_path, attributes
-    )
+    # configure adds the pod's k8s.* resource attributes from the downward-API variables.
+    tracing.configure("shutterline-pipeline", settings.otlp_endpoint, settings.spans_path)
     return tracing.pod_context(env.get("TRACEPARENT") or None, env.get("POD_NAME") or None)
 
 
@@ -135,6 +123,8 @@ def _preload(settings: settings_mod.Settings, task: task_mod.DetectorTask) -> _P
     data = inputs.read_inputs(butler, plan)
     with transient.retriable(f"opening the APDB {settings.apdb}"):
         apdb.open_apdb(settings.apdb, create=True)
+    if arrival.prepare(task.raw_uri):
+        log.warning("the raw %s was there before its detector was ready", task.raw_uri)
     return _Preloaded(butler, plan, data)
 
 
@@ -220,9 +210,13 @@ def run_task(
 
     env = os.environ if env is None else env
     parent = _start_tracing(settings, env)
-    rec = stages.StageRecorder(attributes={"visit": task.visit, "detector": task.detector})
+    data_id = {"instrument": task.spec.instrument, "band": task.spec.band}
+    rec = stages.StageRecorder(
+        attributes={"visit": task.visit, "detector": task.detector, **data_id}
+    )
     result = report_mod.PodResult(task.visit, task.detector)
-    name = f"detector {task.detector}"
+    # Under the pod span ("detector N", the telemetry sidecar's): this container's own span.
+    name = "pipeline"
     with _TRACER.start_as_current_span(name, context=parent, attributes=rec.attributes) as span:
         try:
             _process(settings, task, rec, result)

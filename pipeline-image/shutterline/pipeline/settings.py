@@ -36,6 +36,8 @@ ENV: dict[str, str] = {
     "relay_give_up_s": "SHUTTERLINE_RELAY_GIVE_UP_S",
     "telemetry_hz": "SHUTTERLINE_TELEMETRY_HZ",
     "relay_metrics_port": "SHUTTERLINE_RELAY_METRICS_PORT",
+    "otlp_metrics_endpoint": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "pod_name": "POD_NAME",
 }
 
 _TRUE = ("1", "true", "yes")
@@ -77,6 +79,13 @@ class Settings:
         Sampling rate of the telemetry sidecar.
     relay_metrics_port
         Port of the relay's Prometheus ``/metrics``; ``None`` serves none.
+    otlp_metrics_endpoint
+        Full URL (``.../v1/metrics``) of an OTLP/HTTP metrics receiver; without one the
+        telemetry sidecar's samples go only on the pod span (a trace store such as Jaeger
+        takes no metrics, so ``OTEL_EXPORTER_OTLP_ENDPOINT`` is not used for them).
+    pod_name
+        The worker pod's name (downward API); spans of a pod's containers parent on its pod
+        span (`shutterline.telemetry.tracing.pod_context`). None in the embedded run.
     """
 
     repo: str
@@ -96,6 +105,8 @@ class Settings:
     relay_give_up_s: float = 300.0
     telemetry_hz: float = 4.0
     relay_metrics_port: int | None = None
+    otlp_metrics_endpoint: str | None = None
+    pod_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

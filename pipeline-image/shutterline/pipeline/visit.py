@@ -64,10 +64,11 @@ def run_detector_job(
     """
     _configure_once(settings)
     rec = stages.StageRecorder(attributes={"visit": visit, "detector": detector})
-    parent = tracing.context_from_traceparent(traceparent)
-    with _TRACER.start_as_current_span(
-        f"detector {detector}", context=parent, attributes=rec.attributes
-    ) as span:
+    # In a worker pod the detector's spans hang under the pod span the telemetry sidecar records.
+    parent = tracing.pod_context(traceparent, settings.pod_name)
+    # The pod span is "detector N" already; the pipeline container's own span is "pipeline".
+    name = "pipeline" if settings.pod_name else f"detector {detector}"
+    with _TRACER.start_as_current_span(name, context=parent, attributes=rec.attributes) as span:
         report = DetectorReport(visit, detector, "succeeded")
         try:
             _run(settings, visit, detector, rec, report)
@@ -88,10 +89,12 @@ def _run(
     rec: stages.StageRecorder,
     report: DetectorReport,
 ) -> None:
+    from shutterline.butler import names
     from shutterline.pipeline import detector as detector_mod
     from shutterline.pipeline import io as pipeline_io
 
     inputs, local = pipeline_io.load_inputs(settings, visit, detector, rec)
+    rec.identify(instrument=names.INSTRUMENT, band=inputs.band)
     outputs, paths = detector_mod.process_detector(inputs, settings, rec)
     report.alert_paths = paths
     report.dia_sources = outputs.dia_sources
