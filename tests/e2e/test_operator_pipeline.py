@@ -66,6 +66,9 @@ def pipeline_ns(
         pytest.fail("`shutterline pod run` is missing: the worker's pod commands are needed")
     bed, ns = operator_bed[0], prompt_namespace
     apdb = backbone.new_apdb()
+    # The APDB exists before visits arrive, as in operations: pods of one visit creating a
+    # fresh schema at once race (one of them fails on a table the other just made).
+    apdb_mod.open_apdb(apdb, create=True)
     credentials = {k: v for k, v in backbone.env().items() if k != "SHUTTERLINE_REPO"}
     secrets = [
         {
