@@ -20,8 +20,9 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 env: $(VENV)/.synced
 
+# `make demo KAFKA=host:port` also publishes every alert through the alert relay.
 demo: env
-	$(PY) -m shutterline.cli.main demo --workdir .demo
+	$(PY) -m shutterline.cli.main demo --workdir .demo $(if $(KAFKA),--kafka $(KAFKA))
 
 lint: env
 	$(VENV)/bin/lint-imports

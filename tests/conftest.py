@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.testbed.fixtures_services",
     "tests.testbed.fixtures_k8s",
+    "tests.testbed.fixtures_scale",
     "tests.e2e.backbone",
 ]

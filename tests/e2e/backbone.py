@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Backbone", "backbone"]
+__all__ = ["NIGHT", "Backbone", "backbone", "make_backbone"]
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,32 @@ class Backbone:
         """What a worker container needs to reach the backbone (plus the S3 credentials)."""
         return {**self.s3.env(), "SHUTTERLINE_REPO": self.repo}
 
+    def pod_env(
+        self, visit: int, detector: int, scratch: Path, spec: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """The environment the operator sets on ``detector``'s worker pod of ``visit``
+        (docs/architecture.md), with its volume at ``scratch``, a fresh APDB and a
+        termination-message file in ``scratch``; plus this process's own environment."""
+        import json
+        import os
+
+        spec = spec or self.visit_spec(visit)
+        detectors = [int(d) for d in spec["detectors"]]
+        index = detectors.index(int(detector))
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SHUTTERLINE_")},
+            **self.env(),
+            "SHUTTERLINE_APDB": self.new_apdb(),
+            "SHUTTERLINE_SPOOL": str(scratch / "spool"),
+            "SHUTTERLINE_WORKDIR": str(scratch / "work"),
+            "SHUTTERLINE_RAW_WAIT_S": "120",
+            "SHUTTERLINE_VISIT_SPEC": json.dumps(spec),
+            "SHUTTERLINE_DETECTORS": ",".join(str(d) for d in detectors),
+            "JOB_COMPLETION_INDEX": str(index),
+            "POD_NAME": f"visit-{visit}-{index}-pod",
+            "TESTBED_TERMINATION_MESSAGE_PATH": str(scratch / "termination-log"),
+        }
+
     def new_apdb(self) -> str:
         """A fresh, empty PostgreSQL database for an APDB; its SQLAlchemy URL."""
         return str(self.postgres.create_database("apdb"))
@@ -149,32 +175,41 @@ def _build(night: Path, repo_uri: str, registry: str, science: set[int]) -> None
     templates_build.build_templates(butler, jobs=1, repo_uri=repo_uri, progress=False)
 
 
+def make_backbone(s3_server: Any, postgres_server: Any, workdir: Path, **night: Any) -> Backbone:
+    """Simulate the night (`NIGHT`, with ``night`` overrides) under ``workdir`` and build its
+    central repository in ``s3_server`` with a registry in ``postgres_server``.
+
+    The S3 credentials must be in the environment already (lsst-resources reads them there).
+    """
+    from shutterline.simulate import play, simulate_night
+
+    t0 = time.perf_counter()
+    night_dir = workdir / "night"
+    simulate_night(night_dir, jobs=2, **{**NIGHT, **night})
+    instrument, visits = play.load_schedule(night_dir / "schedule.yaml")
+    bucket = s3_server.make_bucket("backbone")
+    repo_uri = f"s3://{bucket}/repo"
+    registry = postgres_server.create_database("backbone")
+    _build(night_dir, repo_uri, registry, {int(v["visit"]) for v in visits})
+    log.info("backbone ready in %.0f s", time.perf_counter() - t0)
+    return Backbone(
+        night=night_dir,
+        repo=repo_uri,
+        bucket=bucket,
+        raw_uri=play.DEFAULT_RAW_URI.format(bucket=bucket),
+        instrument=instrument,
+        visits=visits,
+        s3=s3_server,
+        postgres=postgres_server,
+    )
+
+
 @pytest.fixture(scope="session")
 def backbone(
     s3_server: Any, postgres_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backbone]:
     """The small night in S3 + PostgreSQL, science raws held back (see the module docstring)."""
-    from shutterline.simulate import play, simulate_night
-
-    t0 = time.perf_counter()
-    night = tmp_path_factory.mktemp("backbone") / "night"
-    simulate_night(night, jobs=2, **NIGHT)
-    instrument, visits = play.load_schedule(night / "schedule.yaml")
-    bucket = s3_server.make_bucket("backbone")
-    repo_uri = f"s3://{bucket}/repo"
     with pytest.MonkeyPatch.context() as patch:
         for key, value in s3_server.env().items():
             patch.setenv(key, value)
-        registry = postgres_server.create_database("backbone")
-        _build(night, repo_uri, registry, {int(v["visit"]) for v in visits})
-        log.info("backbone ready in %.0f s", time.perf_counter() - t0)
-        yield Backbone(
-            night=night,
-            repo=repo_uri,
-            bucket=bucket,
-            raw_uri=play.DEFAULT_RAW_URI.format(bucket=bucket),
-            instrument=instrument,
-            visits=visits,
-            s3=s3_server,
-            postgres=postgres_server,
-        )
+        yield make_backbone(s3_server, postgres_server, tmp_path_factory.mktemp("backbone"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 
 import pytest
@@ -59,24 +60,27 @@ def _read_all(bootstrap, topic, expected, partitions=3, timeout=60.0):
     return messages
 
 
-def _pipeline_alerts(sqlite_apdb):
+def _pipeline_alerts(tmp_path):
     """Alerts of two visits of the pipeline's stages 6-8 (the second with history)."""
-    first = example.run_visit(sqlite_apdb, 1, 60000.5, with_asteroid=False)
-    second = example.run_visit(sqlite_apdb, 2, 60001.5, with_asteroid=True)
+    from shutterline.association import apdb
+
+    handle = apdb.open_apdb(tmp_path / "apdb.sqlite3", create=True)
+    first = example.run_visit(handle, 1, 60000.5, with_asteroid=False)
+    second = example.run_visit(handle, 2, 60001.5, with_asteroid=True)
     return first.alerts + second.alerts
 
 
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_an_alert_broker_decodes_every_message_with_the_registry(
-    kafka_broker, schema_registry, sqlite_apdb, tmp_path
+    kafka_broker, schema_registry, tmp_path
 ):
     from shutterline.alerts import serialize
 
     topic = harness.unique_topic("alerts")
     harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
     spool = tmp_path / "spool"
-    alerts = _pipeline_alerts(sqlite_apdb)
+    alerts = _pipeline_alerts(tmp_path)
     schema = serialize.load_schema()
     writer = alert_spool.AlertSpool(spool)
     writer.write_many(
@@ -98,23 +102,26 @@ def test_an_alert_broker_decodes_every_message_with_the_registry(
     assert outcome.state == "drained" and outcome.exit_code == 0
 
     # The reading side: confluent-kafka's registry client and deserializer, lsst-alert-packet.
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": schema_registry.url}))
-    major, minor = alert_packet.get_latest_schema_version()
-    reference = alert_packet.Schema.from_uri(
-        alert_packet.get_schema_uri(major, minor).join(f"lsst.v{major}_{minor}.alert.avsc")
-    )
-    messages = _read_all(kafka_broker.bootstrap, topic, len(alerts))
-    assert len(messages) == len(alerts)
-    by_id = {a["diaSourceId"]: a for a in alerts}
-    for message in messages:
-        assert message.value()[0] == 0 and int.from_bytes(message.value()[1:5], "big") == 1101
-        context = SerializationContext(topic, MessageField.VALUE)
-        decoded = deserialize(message.value(), context)
-        assert reference.validate(decoded)
-        assert message.key() == str(decoded["diaSourceId"]).encode()
-        original = by_id.pop(decoded["diaSourceId"])
-        assert decoded["diaSource"]["psfFlux"] == pytest.approx(original["diaSource"]["psfFlux"])
-        assert decoded["cutoutDifference"] == original["cutoutDifference"]
+    with SchemaRegistryClient({"url": schema_registry.url}) as registry:
+        deserialize = AvroDeserializer(registry)
+        major, minor = alert_packet.get_latest_schema_version()
+        reference = alert_packet.Schema.from_uri(
+            alert_packet.get_schema_uri(major, minor).join(f"lsst.v{major}_{minor}.alert.avsc")
+        )
+        messages = _read_all(kafka_broker.bootstrap, topic, len(alerts))
+        assert len(messages) == len(alerts)
+        by_id = {a["diaSourceId"]: a for a in alerts}
+        for message in messages:
+            assert message.value()[0] == 0 and int.from_bytes(message.value()[1:5], "big") == 1101
+            context = SerializationContext(topic, MessageField.VALUE)
+            decoded = deserialize(message.value(), context)
+            assert reference.validate(decoded)
+            assert message.key() == str(decoded["diaSourceId"]).encode()
+            original = by_id.pop(decoded["diaSourceId"])
+            assert decoded["diaSource"]["psfFlux"] == pytest.approx(
+                original["diaSource"]["psfFlux"]
+            )
+            assert decoded["cutoutDifference"] == original["cutoutDifference"]
     assert not by_id
     assert any(len(a["prvDiaSources"] or []) for a in alerts), "history reached the stream"
 
@@ -150,6 +157,7 @@ def test_corrupt_packets_are_quarantined_not_sent(kafka_broker, tmp_path, caplog
         f"{VISIT}_{DETECTOR}_3.alert": payload[: len(payload) - 1000],
         f"{VISIT}_{DETECTOR}_4.alert": payload,  # holds alert BASE_ID + 99, not 4
         "junk.alert": payload,
+        "a_b_c.alert": payload,
     }
     for name, data in corrupt.items():
         (spool / name).write_bytes(data)
@@ -191,3 +199,71 @@ def test_a_full_spool_with_the_broker_gone_exits_69_and_keeps_every_packet(tmp_p
     assert status["state"] == "gave_up" and status["acked"] == 0
     assert "2000 packets left in the spool" in status["reason"]
     assert "unreachable" in log and "giving up" in log
+
+
+@pytest.mark.kafka
+def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_path):
+    from shutterline.pipeline import visit
+    from shutterline.relay import embedded
+
+    topic = harness.unique_topic("alerts")
+    harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
+    spool = tmp_path / "spool"
+    writer = alert_spool.AlertSpool(spool, fsync=False)
+    ids = packets.ids(30)
+    paths = writer.write_many(list(packets.payloads(ids)), visit=VISIT, detector=DETECTOR)
+    reports = [
+        visit.DetectorReport(VISIT, DETECTOR, "succeeded", alert_paths=[str(p) for p in paths]),
+        visit.DetectorReport(VISIT, 8, "failed", reason="MissingInputError: no flat", exit_code=65),
+    ]
+    reports[0].quantities = {"dia_sources": 30}
+    reports[0].seconds = {"isr": 1.25}
+    settings = _settings(spool, kafka_broker.bootstrap, topic)
+    outcome = embedded.publish_reports(settings, reports, relay_spool=tmp_path / "relay-spool")
+
+    assert outcome.state == "drained" and outcome.status["acked"] == 30
+    assert sorted(outcome.status["published"]) == ["100007_7", "100007_8"]
+    assert all(p.exists() for p in paths), "the demo's own packets stay for its report"
+    assert not list((tmp_path / "relay-spool").glob("*.alert"))
+    keys = {m.key() for m in _read_all(kafka_broker.bootstrap, topic, 30)}
+    assert keys == {str(i).encode() for i in ids}
+    records = _read_all(kafka_broker.bootstrap, f"{topic}-metrics", 2)
+    by_key = {m.key(): json.loads(m.value()) for m in records}
+    assert by_key[b"100007_7"]["quantities"]["dia_sources"] == 30
+    assert by_key[b"100007_7"]["stages"] == {"isr": 1.25}
+    assert by_key[b"100007_8"]["done"] == {"status": "failed", "alerts": 0}
+    assert by_key[b"100007_8"]["reason"].startswith("MissingInputError")
+
+    # A relay started again on a drained spool (a restarted sidecar) sends nothing twice.
+    relay_settings = _settings(tmp_path / "relay-spool", kafka_broker.bootstrap, topic)
+    again = loop.Relay(relay_settings, expect={(VISIT, DETECTOR), (VISIT, 8)}).run()
+    assert again.state == "drained" and again.status["acked"] == 0
+    assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 2, timeout=5)) == 2
+
+    # The next visit through the same relay spool publishes its own record only.
+    nxt = visit.DetectorReport(VISIT + 1, DETECTOR, "succeeded")
+    third = embedded.publish_reports(settings, [nxt], relay_spool=tmp_path / "relay-spool")
+    assert third.status["published"] == ["100008_7"]
+    assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 3, timeout=5)) == 3
+
+
+def test_sigterm_keeps_the_spool_and_exits_75_while_packets_remain(tmp_path):
+    spool = tmp_path / "spool"
+    writer = alert_spool.AlertSpool(spool, fsync=False)
+    writer.write_many(list(packets.payloads(packets.ids(50))), visit=VISIT, detector=DETECTOR)
+    gone = f"127.0.0.1:{procs.free_port()}"
+    env = harness.relay_env(spool, gone, "alerts", SHUTTERLINE_RELAY_GIVE_UP_S="300")
+    relay = harness.start_relay(env, tmp_path / "relay.log")
+    try:
+        procs.wait_until(
+            lambda: "unreachable" in (tmp_path / "relay.log").read_text(), 60, "outage logged"
+        )
+        relay.send_signal(signal.SIGTERM)
+        code = relay.wait(timeout=30)
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait(10)
+    assert code == 75, (tmp_path / "relay.log").read_text()[-2000:]
+    assert len(list(spool.glob("*.alert"))) == 50
+    assert not (spool / markers.STATUS).exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -98,22 +97,8 @@ def make_pod(backbone: Any, tmp_path: Path, visit: int, detector: int, **env: st
     """The environment the operator sets on a worker pod (docs/architecture.md)."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()  # the volume, where the kubelet keeps the termination message too
-    spec = backbone.visit_spec(visit)
-    detectors = [int(d) for d in spec["detectors"]]
-    base = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SHUTTERLINE_")},
-        **backbone.env(),
-        "SHUTTERLINE_APDB": backbone.new_apdb(),
-        "SHUTTERLINE_SPOOL": str(scratch / "spool"),
-        "SHUTTERLINE_WORKDIR": str(scratch / "work"),
-        "SHUTTERLINE_RAW_WAIT_S": "120",
-        "SHUTTERLINE_SPANS_PATH": str(scratch / "spans.jsonl"),
-        "SHUTTERLINE_VISIT_SPEC": json.dumps(spec),
-        "SHUTTERLINE_DETECTORS": ",".join(str(d) for d in detectors),
-        "JOB_COMPLETION_INDEX": str(detectors.index(detector)),
-        "POD_NAME": f"visit-{visit}-{detectors.index(detector)}-abcde",
-        "TESTBED_TERMINATION_MESSAGE_PATH": str(scratch / "termination-log"),
-    }
+    base = backbone.pod_env(visit, detector, scratch)
+    base["SHUTTERLINE_SPANS_PATH"] = str(scratch / "spans.jsonl")
     return Pod({**base, **env}, scratch, visit, detector)
 
 

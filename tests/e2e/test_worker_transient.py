@@ -150,7 +150,9 @@ def test_s3_down_while_waiting_for_the_raw(own_s3: s3.S3Server) -> None:
 def test_unreachable_apdb_while_loading_is_retriable(flaky: Flaky, tmp_path: Path) -> None:
     cfg, job = _task(flaky)
     assert pod.precache_task(cfg, job, env={}) is not None
-    dead = dataclasses.replace(cfg, apdb=f"postgresql://nobody@127.0.0.1:{procs.free_port()}/a")
+    dead = dataclasses.replace(
+        cfg, apdb=f"postgresql+psycopg2://nobody@127.0.0.1:{procs.free_port()}/a"
+    )
     message = tmp_path / "termination-log"
     code = pod.run_task(dead, job, env={"TESTBED_TERMINATION_MESSAGE_PATH": str(message)})
     assert code == exceptions.EXIT_RETRIABLE

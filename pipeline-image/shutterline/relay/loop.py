@@ -121,6 +121,7 @@ class Relay:
         self._down_logged = 0.0
         self._down_reason = ""
         self._fatal: str | None = None
+        self._failure_logged: dict[int, float] = {}
         self._last_txretries = 0
         self._closing = False
         self._producer = self._new_producer()
@@ -190,9 +191,9 @@ class Relay:
         names = spoolfiles.scan_names(self.spool)
         keys: collections.Counter[Key] = collections.Counter()
         for name in names:
-            parts = name.split("_", 2)
-            if len(parts) == 3:
-                keys[(int(parts[0]), int(parts[1]))] += 1
+            parsed = spoolfiles.parse_name(name)
+            if parsed is not None and parsed[0] is not None and parsed[1] is not None:
+                keys[(parsed[0], parsed[1])] += 1
         done = set(markers.done_markers(self.spool))
         self._scan = _Scan(self._scan.number + 1, time.monotonic(), len(names), keys, done)
         metrics.SPOOL_DEPTH.set(len(names))
@@ -221,8 +222,10 @@ class Relay:
         if packet is None:
             return False
         try:
+            if packet.name_id is None:
+                raise framing.CorruptPacketError("name is not [<visit>_<detector>_]<id>.alert")
             alert_id = framing.check_packet(packet.payload, self.schema)
-            if packet.name_id is not None and packet.name_id != alert_id:
+            if packet.name_id != alert_id:
                 raise framing.CorruptPacketError(f"named {packet.name_id}, holds alert {alert_id}")
         except framing.CorruptPacketError as exc:
             self._quarantine(name, str(exc))
@@ -285,7 +288,10 @@ class Relay:
         if err.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
             self._quarantine(name, f"rejected by the broker: {err.str()}")
             return
-        log.warning("delivery of %s failed (%s); it stays spooled and is sent again", name, err)
+        now = time.monotonic()
+        if now - self._failure_logged.get(err.code(), -60.0) > self.tuning.outage_log_every_s:
+            self._failure_logged[err.code()] = now  # one line per kind of failure and interval
+            log.warning("delivery of %s failed (%s); it stays spooled and is sent again", name, err)
         self.counters["retries"] += 1
         metrics.RETRIES.inc()
         self._resend.append(name)
@@ -351,7 +357,7 @@ class Relay:
     def _finish_detectors(self) -> None:
         """Publish the record of every done detector none of whose packets remain."""
         scan = self._scan
-        for key in scan.done:
+        for key in self._done_keys():
             if key in self.published or key in self._records:
                 continue
             seen = self._done_seen.setdefault(key, scan.number)
@@ -363,6 +369,11 @@ class Relay:
             report = functools.partial(self._record_delivered, key)
             name = f"{key[0]}_{key[1]}".encode()
             self._produce(self.settings.metrics_topic, name, record, report)
+
+    def _done_keys(self) -> set[Key]:
+        """Done detectors this relay answers for (all of them unless told which)."""
+        done = self._scan.done
+        return done if self.expect is None else done & self.expect
 
     def _record_delivered(self, key: Key, err: Any, _msg: Any) -> None:
         self._records.discard(key)
@@ -396,7 +407,8 @@ class Relay:
     def _stalled(self) -> bool:
         """True once work has waited ``relay_give_up_s`` without a single delivery."""
         depth = self._scan.depth
-        pending = self._flights or self._records or depth or (self._scan.done - self.published)
+        pending = self._flights or self._records or self._backlog or self._resend or depth
+        pending = pending or (self._done_keys() - self.published)
         now = time.monotonic()
         if not pending:
             self._stalled_since = None
@@ -407,14 +419,19 @@ class Relay:
         if down is not None and now - self._down_logged > self.tuning.outage_log_every_s:
             self._down_logged = now
             log.warning(
-                "broker unreachable for %.0f s; %d packets spooled; giving up in %.0f s",
-                now - down, depth,
+                "broker unreachable for %.0f s; %d packets waiting; giving up in %.0f s",
+                now - down, self._waiting(),
                 self.settings.relay_give_up_s - (now - self._stalled_since),
             )  # fmt: skip
         return now - self._stalled_since > self.settings.relay_give_up_s
 
+    def _waiting(self) -> int:
+        """Packets known to wait: in flight, in line, or at the last scan."""
+        queued = len(self._flights) + len(self._backlog) + len(self._resend)
+        return max(queued, self._scan.depth)
+
     def _give_up(self) -> Outcome:
-        depth = self._scan.depth
+        depth = len(spoolfiles.scan_names(self.spool))
         reason = (
             f"broker {self.settings.kafka_bootstrap} delivered nothing for "
             f"{self.settings.relay_give_up_s:.0f} s ({self._down_reason or 'no delivery report'}); "

@@ -21,9 +21,32 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 __all__ = ["Tuning", "producer_config"]
+
+
+class _Repeats(logging.Filter):
+    """One line of each kind per ``every_s``: a broker that is down makes librdkafka log
+    every reconnect attempt, and the relay says so itself in one clear line."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.getMessage().split(": ", 1)[0]  # "FAIL [client] [thrd:broker]"
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.every_s) < self.every_s:
+            return False
+        self._last[kind] = now
+        return True
+
+
+_LIBRDKAFKA = logging.getLogger("shutterline.relay.librdkafka")
+_LIBRDKAFKA.addFilter(_Repeats())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +94,6 @@ def producer_config(bootstrap: str, tuning: Tuning, **callbacks: Any) -> dict[st
         "retry.backoff.max.ms": 1000,
         "statistics.interval.ms": 2000,
         "log.connection.close": False,
-        "logger": logging.getLogger("shutterline.relay.librdkafka"),
+        "logger": _LIBRDKAFKA,
         **callbacks,
     }

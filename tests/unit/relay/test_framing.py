@@ -26,6 +26,8 @@ def test_a_well_formed_packet_gives_its_alert_id():
         (b"\x01" + GOOD[1:], "magic byte 1"),
         (GOOD[:1] + struct.pack(">I", 701) + GOOD[5:], "schema id 701, the relay publishes 1101"),
         (GOOD[: len(GOOD) // 2], "Avro body does not decode"),
+        (GOOD[:-1000], "Avro body does not decode"),
+        (GOOD[:-1], "Avro body does not decode"),
         (GOOD + b"\x00\x01", "2 bytes after the Avro record"),
         (b"\x00" + struct.pack(">I", 1101) + b"\xff" * 64, "Avro body does not decode"),
     ],
