@@ -13,7 +13,8 @@ Why these settings:
   more than a few milliseconds; ``lz4`` compression: the cutouts are noisy floats that
   compress little, the headers and the catalog fields a lot, and lz4 costs half to two
   thirds of zstd's CPU on the same bytes (0.10 against 0.15-0.20 ms per packet, producer
-  threads included) and sent them faster in ``tests/benchmarks/bench_relay.py``.
+  threads included) and sent them faster in three of four runs of
+  ``tests/benchmarks/bench_relay.py``.
 * ``queue.buffering.max.*`` a little above the relay's in-flight caps: the relay bounds
   its memory itself, the producer's queue never becomes the limit that blocks.
 """
