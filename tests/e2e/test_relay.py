@@ -202,6 +202,7 @@ def test_a_full_spool_with_the_broker_gone_exits_69_and_keeps_every_packet(tmp_p
 
 
 @pytest.mark.kafka
+@pytest.mark.slow
 def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_path):
     from shutterline.pipeline import visit
     from shutterline.relay import embedded
@@ -247,6 +248,7 @@ def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_pat
     assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 3, timeout=5)) == 3
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_the_spool_and_exits_75_while_packets_remain(tmp_path):
     spool = tmp_path / "spool"
     writer = alert_spool.AlertSpool(spool, fsync=False)

