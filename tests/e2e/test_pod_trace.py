@@ -66,7 +66,12 @@ def _job(name: str, namespace: str, settings: dict[str, str], detectors: int) ->
         return {"name": cname, "image": IMAGE, "args": args, "env": env,
                 "volumeMounts": scratch, **extra}  # fmt: skip
 
-    sidecar = {"restartPolicy": "Always"}
+    # As the operator builds them: native sidecars that stay up until the pod ends.
+    def sidecar_container(cname: str, args: list[str]) -> dict[str, Any]:
+        spec = container(cname, args, restartPolicy="Always")
+        spec["env"].append(_env("SHUTTERLINE_NATIVE_SIDECAR", "1"))
+        return spec
+
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -82,8 +87,8 @@ def _job(name: str, namespace: str, settings: dict[str, str], detectors: int) ->
                     "shareProcessNamespace": True,
                     "volumes": [{"name": "scratch", "emptyDir": {}}],
                     "initContainers": [
-                        container("telemetry", ["telemetry"], **sidecar),
-                        container("alert-relay", ["relay"], **sidecar),
+                        sidecar_container("telemetry", ["telemetry"]),
+                        sidecar_container("alert-relay", ["relay"]),
                         container("precache", ["pod", "precache"]),
                     ],
                     "containers": [container("pipeline", ["pod", "run"])],
@@ -180,6 +185,9 @@ def test_pod_trace_reaches_jaeger_with_stages_and_samples(
     pod_name = pod["metadata"]["name"]
     logs = {c: k8s_cluster.container_log(pod, c) for c in ("pipeline", "telemetry", "alert-relay")}
     assert pod["status"]["phase"] == "Succeeded", json.dumps(logs, indent=1)
+    # Done sidecars wait for the pod to end rather than exit and be restarted.
+    restarts = {s["name"]: s["restartCount"] for s in pod["status"]["initContainerStatuses"]}
+    assert restarts == {"telemetry": 0, "alert-relay": 0, "precache": 0}, restarts
     trace_id = f"{root.get_span_context().trace_id:032x}"
     spans = _trace(otlp_receiver, trace_id, 5 + len(STAGES))
     _check_tree(spans, pod_name, namespace, root.get_span_context().span_id)

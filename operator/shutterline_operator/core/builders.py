@@ -240,6 +240,7 @@ def _container(
     }
     if name in ("telemetry", "alert-relay"):
         container["restartPolicy"] = "Always"
+        container["env"].append({"name": "SHUTTERLINE_NATIVE_SIDECAR", "value": "1"})
     if name == "pipeline":
         container["readinessProbe"] = {
             "exec": {"command": ["test", "-e", names.RAW_MARKER]},

@@ -74,4 +74,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         provider.force_flush()
     log.info("relay finished: %s", outcome)
+    if settings.native_sidecar:
+        # The kubelet restarts an exited native sidecar for as long as the pod lives; the
+        # pipeline has its answer in relay.status.json, so stay up until the pod ends.
+        stop.wait()
     return outcome.exit_code

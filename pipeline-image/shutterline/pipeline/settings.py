@@ -38,6 +38,7 @@ ENV: dict[str, str] = {
     "relay_metrics_port": "SHUTTERLINE_RELAY_METRICS_PORT",
     "otlp_metrics_endpoint": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "pod_name": "POD_NAME",
+    "native_sidecar": "SHUTTERLINE_NATIVE_SIDECAR",
 }
 
 _TRUE = ("1", "true", "yes")
@@ -86,6 +87,9 @@ class Settings:
     pod_name
         The worker pod's name (downward API); spans of a pod's containers parent on its pod
         span (`shutterline.telemetry.tracing.pod_context`). None in the embedded run.
+    native_sidecar
+        Run as a Kubernetes native sidecar: when its work is done the process stays up until
+        SIGTERM, because the kubelet restarts an exited sidecar for as long as the pod lives.
     """
 
     repo: str
@@ -107,6 +111,7 @@ class Settings:
     relay_metrics_port: int | None = None
     otlp_metrics_endpoint: str | None = None
     pod_name: str | None = None
+    native_sidecar: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -136,7 +141,7 @@ def _parse(name: str, text: str) -> object:
     try:
         if name in ("spool", "workdir", "spans_path"):
             return Path(text)
-        if name == "direct":
+        if name in ("direct", "native_sidecar"):
             return text.lower() in _TRUE
         if name == "export":
             return tuple(x for x in text.split(",") if x)

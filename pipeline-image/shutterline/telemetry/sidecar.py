@@ -139,6 +139,8 @@ def run(
         ended_by = _watch(settings, env, stop, span, tally, path, meters)
     finally:
         _close(span, tally, path, provider, meters, ended_by)
+    if settings.native_sidecar:
+        stop.wait()  # the kubelet would restart an exited sidecar: stay until the pod ends
     return 0
 
 

@@ -75,6 +75,12 @@ def test_containers_in_start_order_with_native_sidecars() -> None:
     assert [c["name"] for c in pod["containers"]] == ["pipeline"]
     sidecars = {c["name"]: c.get("restartPolicy") for c in pod["initContainers"]}
     assert sidecars == {"telemetry": "Always", "alert-relay": "Always", "precache": None}
+    lingering = {
+        c["name"]
+        for c in pod["initContainers"]
+        if {"name": "SHUTTERLINE_NATIVE_SIDECAR", "value": "1"} in c["env"]
+    }
+    assert lingering == {"telemetry", "alert-relay"}
     commands = {c["name"]: c["command"] for c in [*pod["initContainers"], *pod["containers"]]}
     assert commands["pipeline"] == ["shutterline", "pod", "run"]
     assert commands["precache"] == ["shutterline", "pod", "precache"]
