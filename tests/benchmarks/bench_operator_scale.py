@@ -285,7 +285,11 @@ def latencies(timeline: Timeline, names: set[str], at_once: int) -> dict[str, li
     created = [t.job_added[n] - t.visit_added[n] for n in names if n in t.job_added]
     released = sorted((t.job_released[n], n) for n in names if n in t.job_released)
     first = [n for _, n in released[:at_once]]
-    finish = [t.visit_done[n] - t.job_complete[n] for n in names if n in t.job_complete]
+    finish = [
+        t.visit_done[n] - t.job_complete[n]
+        for n in names
+        if n in t.job_complete and n in t.visit_done
+    ]
     return {
         "Visit -> Job created": created,
         "Visit -> Job running, released at once (under the limit)": [
