@@ -28,6 +28,7 @@ import argparse
 import collections
 import contextlib
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -134,6 +135,11 @@ def _watch_forever(api: client.ApiClient, group: str, plural: str, record: Any) 
         except client.ApiException as error:
             if error.status != 410:
                 raise
+            version_kw = {}
+        except KeyError:
+            # The client trips over an ERROR event (410, version too old) when not
+            # deserializing: start afresh (first-seen times are kept, so nothing goes back).
+            print(f"  ({plural} watch restarted)", flush=True)
             version_kw = {}
         except urllib3.exceptions.HTTPError:
             # The API server closed the stream (it restarts watches, or the bed is stopping).
@@ -406,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the test bed's state and logs here")
     parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "operator_scale.png")
     args = parser.parse_args(argv)
+    # A time-out's SIGTERM must still stop the test bed (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(
         f"{args.detectors} detectors a visit, limit {args.limit} detectors, {args.nodes} KWOK "
         f"nodes, pods {args.init_ms} + {args.run_ms} ms",
