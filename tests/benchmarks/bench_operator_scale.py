@@ -319,20 +319,25 @@ def _request_table(
 
 
 def verdict(timeline: Timeline, names: set[str], complete: bool) -> int:
-    """Print phases, lost and stuck Visits; 1 if any was lost (or stuck when ``complete``).
+    """Print phases, lost and stuck Visits; 1 if any was lost (or unfinished when ``complete``).
 
-    Not yet finished at the bound is stuck only if its Job is neither waiting in the queue
-    (suspended, ``Queued``) nor running.
+    At a bound, an unfinished Visit is waiting if its Job is suspended (``unreported`` when
+    the operator has not yet written it a status), active if released, else stuck.
     """
     t = timeline
     phases = collections.Counter(t.visit_phase.get(n, "none") for n in names)
     lost = sorted(n for n in names if n not in t.job_added)
-    unfinished = [n for n in names if t.visit_phase.get(n) not in TERMINAL]
-    waiting = {n for n in unfinished if t.visit_phase.get(n) == "Queued"}
+    unfinished = {n for n in names if t.visit_phase.get(n) not in TERMINAL} - set(lost)
     active = {n for n in unfinished if n in t.job_released}
-    stuck = sorted(n for n in unfinished if complete or n not in waiting | active)
+    waiting = unfinished - active
+    unreported = {n for n in waiting if n not in t.visit_phase}
+    stuck = sorted(unfinished if complete else unfinished - active - waiting)
     print(f"  Visits seen {len(names & t.visit_added.keys())}/{len(names)}; phases {dict(phases)}")
-    print(f"  lost (no Job): {len(lost)} {lost[:5]}; stuck: {len(stuck)} {stuck[:5]}")
+    print(
+        f"  lost (no Job): {len(lost)} {lost[:5]}; stuck: {len(stuck)} {stuck[:5]}; at the end "
+        f"{len(active)} running, {len(waiting)} waiting in the queue ({len(unreported)} of "
+        "them without a status from the operator yet)"
+    )
     return 1 if lost or stuck else 0
 
 
