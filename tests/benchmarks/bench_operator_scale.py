@@ -15,10 +15,12 @@ Jobs) time every transition on arrival, so both ends see the same watch delay.
 Reported: Visit -> Job created; Visit -> Job running for those released at once (under the
 limit); Job done (every index has an outcome) -> Visit ``Succeeded``; the operator's peak
 resident memory (``VmHWM``); API requests per visit, of every client
-(``apiserver_request_total`` by verb and resource) and of the operator alone (one FlowSchema per rule of its ClusterRole, counted by
-``apiserver_flowcontrol_dispatched_requests_total``); lost and stuck Visits. Baseline in the
-same run: the round trip of creating a suspended Job directly. Targets (issue 7): p99 Visit ->
-Job under 0.5 s, memory under 300 MB, none lost or stuck.
+(``apiserver_request_total`` by verb and resource) and of the operator alone (one FlowSchema
+per rule of its ClusterRole, counted by ``apiserver_flowcontrol_dispatched_requests_total``);
+the API server's own time per write; lost and stuck Visits; a picture of the run
+(``--picture``). Baseline in the same run: the round trip of creating a suspended Job
+directly. Targets (issue 7): p99 Visit -> Job under 0.5 s, memory under 300 MB, none lost or
+stuck.
 """
 
 from __future__ import annotations
