@@ -20,8 +20,9 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 env: $(VENV)/.synced
 
+# `make demo KAFKA=host:port` also publishes every alert through the alert relay.
 demo: env
-	$(PY) -m shutterline.cli.main demo --workdir .demo
+	$(PY) -m shutterline.cli.main demo --workdir .demo $(if $(KAFKA),--kafka $(KAFKA))
 
 lint: env
 	$(VENV)/bin/lint-imports
@@ -32,7 +33,7 @@ typecheck: env
 	$(VENV)/bin/mypy pipeline-image/shutterline operator/shutterline_operator tests/testbed
 
 unit: env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # The test bed's binaries (Kubernetes, etcd, MinIO, Jaeger, Kafka) are built before pytest:
 # tens of minutes on a fresh machine, seconds once cached under ~/.cache/shutterline.

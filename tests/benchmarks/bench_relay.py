@@ -8,7 +8,10 @@ Starts the test bed's Kafka broker on loopback, then, in the same run:
    ``--packets`` real 79 KB alert packets (read, checked, produced, each deleted after its
    delivery report) beside the plain confluent-kafka producer with the same configuration
    sending the same bytes from memory; packets/s, MB/s and the ratio of medians (target
-   >= 0.8); one more plain run with zstd instead of lz4 for the compression choice;
+   >= 0.8), and the CPU time of this process (librdkafka's threads included) per packet,
+   which does not depend on what else the machine runs; one more plain run with zstd
+   instead of lz4 for the compression choice, and one relay run whose packet check reads
+   only the 5-byte header, to show what the Avro check costs;
 2. latency: a writer renames packets into the spool at a steady rate (batches of 10 every
    20 ms, about 40 MB/s) while the relay runs; the time from each packet's rename into the
    spool to its delivery report: median and p99.
@@ -34,9 +37,10 @@ import confluent_kafka
 from tests.testbed import kafka
 from tests.unit.relay import packets
 
+from shutterline.alerts import serialize
 from shutterline.alerts import spool as alert_spool
 from shutterline.pipeline import settings as settings_mod
-from shutterline.relay import loop, markers, producer
+from shutterline.relay import framing, loop, markers, producer
 
 VISIT, DETECTOR = 100007, 7
 
@@ -56,11 +60,14 @@ def _settings(spool: Path, bootstrap: str, topic: str) -> settings_mod.Settings:
 Payloads = list[tuple[int, bytes]]
 
 
-def plain_producer(bootstrap: str, payloads: Payloads, tuning: producer.Tuning) -> float:
+Timing = tuple[float, float]  # wall seconds, CPU seconds of this process
+
+
+def plain_producer(bootstrap: str, payloads: Payloads, tuning: producer.Tuning) -> Timing:
     """Seconds for the plain producer to send ``payloads`` and have every one acknowledged."""
     config = producer.producer_config(bootstrap, tuning)
     config.pop("logger")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     client = confluent_kafka.Producer(config)
     failed: list[Any] = []
     report = lambda err, _msg: failed.append(err) if err else None  # noqa: E731
@@ -76,21 +83,35 @@ def plain_producer(bootstrap: str, payloads: Payloads, tuning: producer.Tuning) 
     client.flush(120)
     if failed:
         raise RuntimeError(f"plain producer: {len(failed)} failed deliveries: {failed[0]}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def relay_drain(bootstrap: str, payloads: Payloads, work: Path) -> float:
+def relay_drain(bootstrap: str, payloads: Payloads, work: Path) -> Timing:
     """Seconds for the relay to drain a spool holding ``payloads`` (written beforehand)."""
     spool = work / f"spool-{time.monotonic_ns()}"
     alert_spool.AlertSpool(spool, fsync=False).write_many(payloads, visit=VISIT, detector=DETECTOR)
     markers.write_done(spool, VISIT, DETECTOR, "succeeded", len(payloads))
     settings = _settings(spool, bootstrap, f"relay-{time.monotonic_ns()}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     outcome = loop.Relay(settings, expect={(VISIT, DETECTOR)}).run()
-    seconds = time.perf_counter() - started
+    timing = time.perf_counter() - started, time.process_time() - cpu
     if outcome.state != "drained" or outcome.status["acked"] != len(payloads):
         raise RuntimeError(f"relay: {outcome}")
-    return seconds
+    return timing
+
+
+def _header_only(payload: bytes, schema: serialize.AlertSchema) -> int:
+    """The relay's check without the Avro body (benchmark only: what the body check costs)."""
+    del schema
+    if payload[:1] != b"\x00":
+        raise framing.CorruptPacketError("magic byte")
+    value, shift, at = 0, 0, 5  # diaSourceId is the record's first field: one varint
+    while True:
+        byte = payload[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1)
 
 
 def latency(bootstrap: str, payloads: Payloads, work: Path) -> dict[str, float]:
@@ -141,26 +162,44 @@ def main() -> None:
                         plain.append(plain_producer(broker.bootstrap, payloads, tuning))
                     else:
                         relayed.append(relay_drain(broker.bootstrap, payloads, work))
-                print(
-                    f"  run {i + 1}: plain {plain[-1]:.2f} s, relay {relayed[-1]:.2f} s", flush=True
-                )
+                line = f"  run {i + 1}: plain {plain[-1][0]:.2f} s, relay {relayed[-1][0]:.2f} s"
+                print(line, flush=True)
             zstd = plain_producer(
                 broker.bootstrap, payloads, dataclasses.replace(tuning, compression="zstd")
             )
+            check, framing.check_packet = framing.check_packet, _header_only
+            try:
+                unchecked = relay_drain(broker.bootstrap, payloads, work)
+            finally:
+                framing.check_packet = check
             late = latency(broker.bootstrap, payloads[: min(2000, len(payloads))], work)
         finally:
             broker.stop()
-    p, r = statistics.median(plain), statistics.median(relayed)
-    print("\nthroughput (median of runs)      packets/s     MB/s")
-    print(f"  plain producer, from memory     {args.packets / p:9.0f} {megabytes / p:8.1f}")
-    print(f"  relay, spool -> Kafka           {args.packets / r:9.0f} {megabytes / r:8.1f}")
-    print(f"  plain producer, zstd (1 run)    {args.packets / zstd:9.0f} {megabytes / zstd:8.1f}")
-    print(f"  ratio relay / plain: {p / r:.2f} (target >= 0.8)")
+    _report(args.packets, megabytes, plain, relayed, {"zstd": zstd, "unchecked": unchecked})
     print(
         f"\nrename -> delivery report ({min(2000, args.packets)} packets at ~500/s): "
         f"median {late['median'] * 1e3:.1f} ms, p99 {late['p99'] * 1e3:.1f} ms, "
         f"max {late['max'] * 1e3:.1f} ms"
     )
+
+
+def _report(
+    n: int, megabytes: float, plain: list[Timing], relayed: list[Timing], once: dict[str, Timing]
+) -> None:
+    p = statistics.median(t[0] for t in plain)
+    r = statistics.median(t[0] for t in relayed)
+    rows = [
+        ("plain producer, from memory", p, statistics.median(t[1] for t in plain)),
+        ("relay, spool -> Kafka", r, statistics.median(t[1] for t in relayed)),
+        ("plain producer, zstd (1 run)", *once["zstd"]),
+        ("relay, header-only check (1 run)", *once["unchecked"]),
+    ]
+    print(
+        f"\n{'throughput (median of runs)':34} {'packets/s':>9} {'MB/s':>7} {'CPU ms/packet':>14}"
+    )
+    for label, wall, cpu in rows:
+        print(f"  {label:32} {n / wall:9.0f} {megabytes / wall:7.1f} {cpu / n * 1e3:14.3f}")
+    print(f"  ratio relay / plain: {p / r:.2f} (target >= 0.8)")
 
 
 if __name__ == "__main__":

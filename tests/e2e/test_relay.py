@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 
 import pytest
@@ -156,6 +157,7 @@ def test_corrupt_packets_are_quarantined_not_sent(kafka_broker, tmp_path, caplog
         f"{VISIT}_{DETECTOR}_3.alert": payload[: len(payload) - 1000],
         f"{VISIT}_{DETECTOR}_4.alert": payload,  # holds alert BASE_ID + 99, not 4
         "junk.alert": payload,
+        "a_b_c.alert": payload,
     }
     for name, data in corrupt.items():
         (spool / name).write_bytes(data)
@@ -200,6 +202,7 @@ def test_a_full_spool_with_the_broker_gone_exits_69_and_keeps_every_packet(tmp_p
 
 
 @pytest.mark.kafka
+@pytest.mark.slow
 def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_path):
     from shutterline.pipeline import visit
     from shutterline.relay import embedded
@@ -231,3 +234,38 @@ def test_the_embedded_run_publishes_through_the_same_relay(kafka_broker, tmp_pat
     assert by_key[b"100007_7"]["stages"] == {"isr": 1.25}
     assert by_key[b"100007_8"]["done"] == {"status": "failed", "alerts": 0}
     assert by_key[b"100007_8"]["reason"].startswith("MissingInputError")
+
+    # A relay started again on a drained spool (a restarted sidecar) sends nothing twice.
+    relay_settings = _settings(tmp_path / "relay-spool", kafka_broker.bootstrap, topic)
+    again = loop.Relay(relay_settings, expect={(VISIT, DETECTOR), (VISIT, 8)}).run()
+    assert again.state == "drained" and again.status["acked"] == 0
+    assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 2, timeout=5)) == 2
+
+    # The next visit through the same relay spool publishes its own record only.
+    nxt = visit.DetectorReport(VISIT + 1, DETECTOR, "succeeded")
+    third = embedded.publish_reports(settings, [nxt], relay_spool=tmp_path / "relay-spool")
+    assert third.status["published"] == ["100008_7"]
+    assert len(_read_all(kafka_broker.bootstrap, f"{topic}-metrics", 3, timeout=5)) == 3
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_the_spool_and_exits_75_while_packets_remain(tmp_path):
+    spool = tmp_path / "spool"
+    writer = alert_spool.AlertSpool(spool, fsync=False)
+    writer.write_many(list(packets.payloads(packets.ids(50))), visit=VISIT, detector=DETECTOR)
+    gone = f"127.0.0.1:{procs.free_port()}"
+    env = harness.relay_env(spool, gone, "alerts", SHUTTERLINE_RELAY_GIVE_UP_S="300")
+    relay = harness.start_relay(env, tmp_path / "relay.log")
+    try:
+        procs.wait_until(
+            lambda: "unreachable" in (tmp_path / "relay.log").read_text(), 60, "outage logged"
+        )
+        relay.send_signal(signal.SIGTERM)
+        code = relay.wait(timeout=30)
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait(10)
+    assert code == 75, (tmp_path / "relay.log").read_text()[-2000:]
+    assert len(list(spool.glob("*.alert"))) == 50
+    assert not (spool / markers.STATUS).exists()

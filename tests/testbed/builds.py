@@ -184,12 +184,15 @@ def ensure_services() -> dict[str, Path]:
     """
     # Imported here: the component modules import this one.
     from tests.testbed import kafka, otlp, postgres, registry, s3
+    from tests.testbed.k8s import kafkaimage
 
     started = time.monotonic()
     found = {
         "postgres": postgres.find_bindir(),
         "minio": s3.ensure_built(),
         "kafka": kafka.ensure_fetched(),
+        # The node agent's apache/kafka runtime (TopicCommand, MetadataQuorumCommand ...).
+        "kafka-tools": kafkaimage.ensure_tools(),
         "jaeger": otlp.ensure_built(),
         "registry": registry.ensure_fetched(),
     }

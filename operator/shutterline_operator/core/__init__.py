@@ -1,4 +1,3 @@
-"""Pure core: names, validation, the Job builder, status folding, queue order; plain dicts in
-and out, no kopf, no Kubernetes client, no I/O, no clock (``now`` is always an argument)."""
+"""Pure functions over plain dicts (Job, status, queue, validation): no kopf, client, I/O, clock."""
 
 __all__: list[str] = []

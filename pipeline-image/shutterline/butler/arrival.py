@@ -24,7 +24,7 @@ from lsst.resources import ResourcePath
 from shutterline import exceptions
 from shutterline.butler import rawheaders, selection, transient
 
-__all__ = ["POLL_INTERVAL_S", "check_raw", "download_raw", "wait_for_raw"]
+__all__ = ["POLL_INTERVAL_S", "check_raw", "download_raw", "prepare", "wait_for_raw"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,19 @@ def _read(uri: str) -> bytes:
         return bytes(ResourcePath(uri).read())
     body = _client().get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"]
     return bytes(body.read())
+
+
+def prepare(uri: str) -> bool:
+    """Make the first look at ``uri`` cheap: build the S3 client (seconds on a busy node)
+    and reach the backbone once. Returns whether the raw is there already.
+
+    Raises
+    ------
+    shutterline.exceptions.RetriableError
+        The backbone cannot be reached.
+    """
+    with transient.retriable(f"looking for raw {uri}"):
+        return _exists(uri)
 
 
 def wait_for_raw(uri: str, timeout_s: float, interval_s: float = POLL_INTERVAL_S) -> float:

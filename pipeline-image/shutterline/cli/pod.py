@@ -42,11 +42,21 @@ def register(subparsers: Any) -> None:
 
 
 def _precache(args: argparse.Namespace) -> int:
-    from shutterline.pipeline import pod, settings, task
+    from shutterline.butler import transient
+    from shutterline.pipeline import pod, records, settings, task
 
-    cfg = settings.Settings.from_env()
-    job = task.DetectorTask.from_env()
-    report = pod.precache_task(cfg, job)
+    try:
+        cfg = settings.Settings.from_env()
+        job = task.DetectorTask.from_env()
+        report = pod.precache_task(cfg, job)
+    except Exception as exc:
+        # Any failure gets the contract's code (a bug is not worth a retry: 65) and its reason
+        # where the operator reads it, the container's termination message.
+        result = records.PodResult(-1, -1)
+        result.fail(exc, transient.exit_code(exc))
+        records.write_termination_message(result, os.environ)
+        print(f"shutterline pod precache: error: {result.reason}", file=sys.stderr)
+        return result.exit_code
     if report is None:
         print(f"visit {job.visit} detector {job.detector}: already pre-staged")
     else:

@@ -50,8 +50,9 @@ def expected_detector(env: Mapping[str, str]) -> set[tuple[int, int]] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from shutterline import exceptions
     from shutterline.pipeline import settings as settings_mod
-    from shutterline.relay import loop, metrics
+    from shutterline.relay import loop, markers, metrics
     from shutterline.telemetry import tracing
 
     settings = settings_mod.Settings.from_env()
@@ -62,9 +63,14 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     parent = tracing.pod_context(os.environ.get("TRACEPARENT"), os.environ.get("POD_NAME"))
-    relay = loop.Relay(settings, expect=expected_detector(os.environ), parent=parent, stop=stop)
     try:
+        relay = loop.Relay(settings, expect=expected_detector(os.environ), parent=parent, stop=stop)
         outcome = relay.run()
+    except exceptions.PermanentError as exc:
+        # The pipeline waits for this file: tell it, rather than let it wait for ever.
+        status = {"state": "failed", "reason": str(exc), "acked": 0}
+        markers.write_json(settings.spool / markers.STATUS, status)
+        raise
     finally:
         provider.force_flush()
     log.info("relay finished: %s", outcome)

@@ -123,6 +123,8 @@ def _preload(settings: settings_mod.Settings, task: task_mod.DetectorTask) -> _P
     data = inputs.read_inputs(butler, plan)
     with transient.retriable(f"opening the APDB {settings.apdb}"):
         apdb.open_apdb(settings.apdb, create=True)
+    if arrival.prepare(task.raw_uri):
+        log.warning("the raw %s was there before its detector was ready", task.raw_uri)
     return _Preloaded(butler, plan, data)
 
 

@@ -1,9 +1,10 @@
 """The relay loop: spool -> Kafka, a packet deleted only after its delivery report.
 
 One thread does everything: it scans the spool (a poll every ``poll_interval_s``: the
-standard library has no inotify, and a scan of a directory of a few thousand names costs
-well under a millisecond, so a 20 ms poll adds at most that to a packet's latency, works on
-every file system an emptyDir may sit on and needs no extra dependency), reads and checks
+standard library has no inotify; a scan costs 5 us of CPU for an empty spool and 0.6 ms
+for a thousand names, and the relay rescans only once it has handed out the names of the
+last scan, so a 20 ms poll adds at most that to a packet's latency, works on every file
+system an emptyDir may sit on and needs no extra dependency), reads and checks
 each new packet, hands it to the producer while the in-flight window has room, and serves
 the producer's delivery reports, which delete the packets. A failed report puts the packet
 back in line; nothing is ever dropped. While the broker is away the window fills and the
@@ -121,6 +122,7 @@ class Relay:
         self._down_logged = 0.0
         self._down_reason = ""
         self._fatal: str | None = None
+        self._failure_logged: dict[int, float] = {}
         self._last_txretries = 0
         self._closing = False
         self._producer = self._new_producer()
@@ -190,9 +192,9 @@ class Relay:
         names = spoolfiles.scan_names(self.spool)
         keys: collections.Counter[Key] = collections.Counter()
         for name in names:
-            parts = name.split("_", 2)
-            if len(parts) == 3:
-                keys[(int(parts[0]), int(parts[1]))] += 1
+            parsed = spoolfiles.parse_name(name)
+            if parsed is not None and parsed[0] is not None and parsed[1] is not None:
+                keys[(parsed[0], parsed[1])] += 1
         done = set(markers.done_markers(self.spool))
         self._scan = _Scan(self._scan.number + 1, time.monotonic(), len(names), keys, done)
         metrics.SPOOL_DEPTH.set(len(names))
@@ -287,7 +289,10 @@ class Relay:
         if err.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
             self._quarantine(name, f"rejected by the broker: {err.str()}")
             return
-        log.warning("delivery of %s failed (%s); it stays spooled and is sent again", name, err)
+        now = time.monotonic()
+        if now - self._failure_logged.get(err.code(), -60.0) > self.tuning.outage_log_every_s:
+            self._failure_logged[err.code()] = now  # one line per kind of failure and interval
+            log.warning("delivery of %s failed (%s); it stays spooled and is sent again", name, err)
         self.counters["retries"] += 1
         metrics.RETRIES.inc()
         self._resend.append(name)
@@ -353,7 +358,7 @@ class Relay:
     def _finish_detectors(self) -> None:
         """Publish the record of every done detector none of whose packets remain."""
         scan = self._scan
-        for key in scan.done:
+        for key in self._done_keys():
             if key in self.published or key in self._records:
                 continue
             seen = self._done_seen.setdefault(key, scan.number)
@@ -365,6 +370,11 @@ class Relay:
             report = functools.partial(self._record_delivered, key)
             name = f"{key[0]}_{key[1]}".encode()
             self._produce(self.settings.metrics_topic, name, record, report)
+
+    def _done_keys(self) -> set[Key]:
+        """Done detectors this relay answers for (all of them unless told which)."""
+        done = self._scan.done
+        return done if self.expect is None else done & self.expect
 
     def _record_delivered(self, key: Key, err: Any, _msg: Any) -> None:
         self._records.discard(key)
@@ -399,7 +409,7 @@ class Relay:
         """True once work has waited ``relay_give_up_s`` without a single delivery."""
         depth = self._scan.depth
         pending = self._flights or self._records or self._backlog or self._resend or depth
-        pending = pending or (self._scan.done - self.published)
+        pending = pending or (self._done_keys() - self.published)
         now = time.monotonic()
         if not pending:
             self._stalled_since = None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shutterline.alerts import spool as alert_spool
 
-__all__ = ["QUARANTINE", "Packet", "quarantine", "read_packet", "scan_names"]
+__all__ = ["QUARANTINE", "Packet", "parse_name", "quarantine", "read_packet", "scan_names"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,20 @@ class Packet:
         return (self.visit, self.detector)
 
 
+def parse_name(name: str) -> tuple[int | None, int | None, int] | None:
+    """``(visit, detector, alert id)`` of a packet name (visit, detector None for ``<id>.alert``);
+    None for a name outside the spool's pattern."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    visit, detector, alert_id = match.groups()
+    return (
+        int(visit) if visit else None,
+        int(detector) if detector else None,
+        int(alert_id),
+    )
+
+
 def scan_names(directory: Path) -> list[str]:
     """Names of the finished packets in ``directory``, oldest writer order first (by name)."""
     try:
@@ -75,7 +89,7 @@ def scan_names(directory: Path) -> list[str]:
 
 def read_packet(directory: Path | str, name: str) -> Packet | None:
     """The packet ``name``, or None if it has gone (discarded by a failed detector)."""
-    match = _NAME.match(name)
+    parsed = parse_name(name)
     try:
         fd = os.open(os.path.join(directory, name), os.O_RDONLY)
     except FileNotFoundError:
@@ -86,11 +100,7 @@ def read_packet(directory: Path | str, name: str) -> Packet | None:
             payload = fh.read()
     finally:
         os.close(fd)
-    visit = detector = name_id = None
-    if match is not None:
-        visit = int(match.group(1)) if match.group(1) else None
-        detector = int(match.group(2)) if match.group(2) else None
-        name_id = int(match.group(3))
+    visit, detector, name_id = parsed if parsed is not None else (None, None, None)
     return Packet(name, payload, visit, detector, name_id, spooled_at)
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["find_pipeline", "is_pipeline_command", "wait_for_pipeline"]
+__all__ = ["find_pipeline", "is_pipeline_command", "scan_proc", "wait_for_pipeline"]
 
 #: The pipeline container's command (docs/architecture.md, "The worker pod").
 PIPELINE_COMMAND = ("pod", "run")
@@ -60,13 +60,18 @@ def find_pipeline(env: Mapping[str, str] | None = None) -> int | None:
     env = os.environ if env is None else env
     if env.get("TESTBED_POD_DIR"):
         return _from_pid_file(env["TESTBED_POD_DIR"])
+    found = scan_proc()
+    return min(found) if found else None
+
+
+def scan_proc() -> list[int]:
+    """Every process in this namespace whose command line is ``shutterline pod run``."""
     me = os.getpid()
-    found = [
+    return [
         int(name)
         for name in os.listdir("/proc")
         if name.isdigit() and int(name) != me and is_pipeline_command(_cmdline(int(name)))
     ]
-    return min(found) if found else None
 
 
 def wait_for_pipeline(

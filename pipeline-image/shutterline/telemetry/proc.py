@@ -142,7 +142,7 @@ class ProcessTree:
         Least seconds between two scans for descendants.
     """
 
-    def __init__(self, pid: int, descendants: bool = True, rescan_s: float = 1.0) -> None:
+    def __init__(self, pid: int, descendants: bool = True, rescan_s: float = 5.0) -> None:
         self.pid = pid
         self.descendants = descendants
         self.rescan_s = rescan_s
@@ -153,9 +153,10 @@ class ProcessTree:
     def pids(self) -> list[int]:
         """The root and, if asked, every live descendant (root first).
 
-        The scan of ``/proc`` costs a read per process on the node (milliseconds on a host
-        with hundreds), so it is redone at most every ``rescan_s``; a worker that starts in
-        between is counted from the next scan on (its parent's counters hold it once reaped).
+        The scan of ``/proc`` costs a read per process in the namespace (6 ms on a test-bed
+        host with 250, where every pod shares the host's), so it is redone at most every
+        ``rescan_s``; a worker that starts in between is counted from the next scan on, and
+        one that lives less than that once it is reaped (in its parent's counters).
         """
         if not self.descendants or time.monotonic() - self._scanned < self.rescan_s:
             return self._pids

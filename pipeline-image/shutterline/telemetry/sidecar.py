@@ -165,7 +165,10 @@ def _watch(
     log.info("sampling pipeline process %d at %.1f Hz", pid, settings.telemetry_hz)
     gauges = metrics.ProcessMetrics(meters, tally.identity.data_id())
     next_at = time.monotonic()
-    while not stop.is_set():
+    while True:
+        # One more sample after SIGTERM: the last figures, and whether the pipeline is gone
+        # already (Kubernetes stops the sidecars as soon as the main container has exited).
+        stopping = stop.is_set()
         try:
             sample = tree.sample()
         except proc.ProcessGone:
@@ -175,9 +178,10 @@ def _watch(
         if tally.samples <= MAX_EVENTS:
             span.add_event("sample", _event(sample), timestamp=int(sample.time * 1e9))
         summary.write_summary(path, tally.record())
+        if stopping:
+            return "SIGTERM"
         next_at += period
         stop.wait(max(0.0, next_at - time.monotonic()))
-    return "SIGTERM"
 
 
 def _event(sample: proc.ProcSample) -> dict[str, float | int]:

@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from tests.testbed import builds, procs
-from tests.testbed.k8s import build, controlplane, images, kubeapi, podlifecycle, tools
+from tests.testbed.k8s import (
+    build,
+    controlplane,
+    images,
+    kubeapi,
+    podlifecycle,
+    provisioner,
+    tools,
+)
 
-__all__ = ["Cluster", "node_ready", "start", "start_node_agent"]
+__all__ = ["Cluster", "node_ready", "start", "start_node_agent", "start_provisioner"]
 
 
 @dataclass
@@ -29,6 +37,7 @@ class Cluster:
     state_dir: Path
     node_names: list[str]
     agents: list[procs.ManagedProcess] = field(default_factory=list)
+    provisioner: procs.ManagedProcess | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -67,13 +76,15 @@ class Cluster:
     def check_alive(self) -> None:
         """Raise `procs.ComponentError` naming the first component that has exited."""
         self.plane.check_alive()
-        for agent in self.agents:
-            agent.check_alive()
+        for process in [*self.agents, *([self.provisioner] if self.provisioner else [])]:
+            process.check_alive()
 
     def stop(self) -> None:
-        """Stop the node agents (and their pods' processes), then the control plane."""
+        """Stop the node agents (and their pods' processes), the provisioner, the plane."""
         for agent in self.agents:
             agent.stop(timeout=30)
+        if self.provisioner is not None:
+            self.provisioner.stop()
         self.plane.stop()
 
 
@@ -128,6 +139,28 @@ def start_node_agent(
     return agent
 
 
+def start_provisioner(
+    plane: controlplane.ControlPlane, state_dir: Path, timeout: float = 60.0
+) -> procs.ManagedProcess:
+    """Start the local-path provisioner (`provisioner`); wait for its StorageClass."""
+    argv = [sys.executable, "-m", "tests.testbed.k8s.provisioner"]
+    argv += ["--kubeconfig", str(plane.kubeconfig), "--root", str(state_dir / "volumes")]
+    log = state_dir / "logs" / "provisioner.log"
+    process = procs.ManagedProcess("provisioner", argv, log, cwd=images.REPO_ROOT).start()
+    admin = kubeapi.NodeApi(plane.kubeconfig)
+    path = f"/apis/storage.k8s.io/v1/storageclasses/{provisioner.STORAGE_CLASS}"
+
+    def ready() -> bool:
+        admin.request("GET", path)
+        return True
+
+    try:
+        procs.wait_process_ready(process, ready, timeout, "provisioner (StorageClass)")
+    finally:
+        admin.close()
+    return process
+
+
 def start(
     state_dir: Path,
     nodes: int = 1,
@@ -143,6 +176,7 @@ def start(
     plane = controlplane.start(state_dir, binaries, timeout)
     cluster = Cluster(plane, binaries, state_dir, [f"testbed-node-{i}" for i in range(nodes)])
     try:
+        cluster.provisioner = start_provisioner(plane, state_dir, timeout)
         for name in cluster.node_names:
             cluster.agents.append(start_node_agent(plane, state_dir, name, timeout, capacity))
     except BaseException:

@@ -40,6 +40,7 @@ __all__ = [
     "rewrite",
 ]
 
+# The host's address, and a pod's when the agent has not given it one (see `podnet`).
 POD_IP = "127.0.0.1"
 # (kind: 'configmap' | 'secret', namespace, name) -> decoded data, or None when it is absent.
 Lookup = Callable[[str, str, str], "dict[str, str] | None"]
@@ -76,14 +77,15 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 def field_value(pod: dict[str, Any], path: str) -> str:
     """The downward-API value of ``fieldRef.fieldPath`` ``path`` for ``pod``."""
     meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+    pod_ip = str(pod.get("status", {}).get("podIP") or POD_IP)
     simple = {
         "metadata.name": meta.get("name", ""),
         "metadata.namespace": meta.get("namespace", ""),
         "metadata.uid": meta.get("uid", ""),
         "spec.nodeName": spec.get("nodeName", ""),
         "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-        "status.podIP": POD_IP,
-        "status.podIPs": POD_IP,
+        "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
         "status.hostIP": POD_IP,
         "status.hostIPs": POD_IP,
     }

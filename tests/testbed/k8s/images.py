@@ -10,8 +10,11 @@ to `RUNTIMES` (see docs/testbed.md).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.testbed.k8s import kafkaimage
 
 __all__ = [
     "REPO_ROOT",
@@ -35,29 +38,37 @@ class UnknownImageError(LookupError):
 
 @dataclass(frozen=True)
 class Runtime:
-    """How the agent runs containers of one image: its ENTRYPOINT, CMD and ``PATH``."""
+    """How the agent runs containers of one image: its ENTRYPOINT, CMD and ``PATH``.
+
+    ``tree``, if set, lays out the image's own files for a container (given its directory)
+    and maps each image path to the host path standing in for it.
+    """
 
     suffix: str
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...] = ()
     path: tuple[str, ...] = _HOST_PATH
+    tree: Callable[[Path], dict[str, Path]] | None = None
 
     def path_value(self) -> str:
         """The container's ``PATH``."""
         return ":".join(self.path)
 
+    def files(self, container_dir: Path) -> dict[str, Path]:
+        """Image path -> host path of the image's files (none for most runtimes)."""
+        return self.tree(container_dir) if self.tree is not None else {}
+
 
 # The project's images run from this checkout's virtual environment (the same code the image
-# would hold); 'busybox'-like images run shell commands with the host's /bin/sh and tools.
+# would hold); 'busybox'-like images run shell commands with the host's /bin/sh and tools;
+# 'apache/kafka' runs the test bed's cached Kafka behind the official image's paths.
 RUNTIMES: tuple[Runtime, ...] = (
     Runtime("shutterline-pipeline", ("shutterline",), (), _VENV_PATH),
-    Runtime(
-        "shutterline-operator",
-        ("kopf", "run", "--all-namespaces", "-m", "shutterline_operator"),
-        (),
-        _VENV_PATH,
-    ),
+    # The ENTRYPOINTs of operator/Dockerfile and pipeline-image/Dockerfile (a test keeps
+    # them equal).
+    Runtime("shutterline-operator", ("python", "-m", "shutterline_operator"), (), _VENV_PATH),
     Runtime("python", (), ("python3",), _VENV_PATH),
+    Runtime("kafka", (), ("/etc/kafka/docker/run",), _HOST_PATH, kafkaimage.files),
     Runtime("busybox", (), ("sh",)),
     Runtime("alpine", (), ("/bin/sh",)),
     Runtime("debian", (), ("bash",)),

@@ -196,6 +196,23 @@ class NodeApi:
             return values
         return {key: base64.b64decode(value).decode() for key, value in values.items()}
 
+    def claim_path(self, namespace: str, claim: str) -> Path | None:
+        """Host directory of the volume bound to PVC ``namespace/claim`` (None if unbound)."""
+        try:
+            pvc = self.request(
+                "GET", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}"
+            )
+            volume = (pvc.get("spec") or {}).get("volumeName")
+            if not volume or (pvc.get("status") or {}).get("phase") != "Bound":
+                return None
+            spec = self.request("GET", f"/api/v1/persistentvolumes/{volume}")["spec"]
+        except client.ApiException as error:
+            if error.status in (403, 404):
+                return None
+            raise
+        source = spec.get("local") or spec.get("hostPath") or {}
+        return Path(source["path"]) if source.get("path") else None
+
     def service_account_token(
         self, pod: dict[str, Any], audience: str | None, expiration: int
     ) -> str:

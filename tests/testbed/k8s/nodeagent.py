@@ -4,8 +4,9 @@ Run as ``python -m tests.testbed.k8s.nodeagent --kubeconfig K --node-name N --st
 with a kubeconfig of user ``system:node:N`` (group ``system:nodes``). It registers the Node
 (Ready, with the given capacity), renews its Lease and heartbeat, watches the pods bound to it
 and hands each to a `podlifecycle.PodWorker`. When a pod is deleted its processes are stopped
-and the deletion is finished with grace period 0. On SIGTERM the agent stops every pod's
-processes (leaving the pods in the API) and exits. Per-pod files are under
+and the deletion is finished with grace period 0. Each pod gets its own loopback address and
+pods of headless Services get host names (`podnet`). On SIGTERM the agent stops every pod's
+processes (leaving the pods in the API), removes its host names and exits. Per-pod files are under
 ``<state dir>/pods/<namespace>_<name>_<uid>/`` (``containers/<name>/<restartCount>.log``).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tests.testbed.k8s import build, containers, kubeapi, logserver, podlifecycle
+from tests.testbed.k8s import build, containers, kubeapi, logserver, podlifecycle, podnet
 
 __all__ = ["NodeAgent", "main", "node_body", "node_status"]
 
@@ -93,7 +94,8 @@ class NodeAgent:
         self, api: kubeapi.NodeApi, node_name: str, state_dir: Path, capacity: dict[str, str]
     ) -> None:
         self.api, self.node_name, self.capacity = api, node_name, capacity
-        self.context = podlifecycle.AgentContext(api, state_dir, node_name)
+        self.network = podnet.PodNetwork(node_name)
+        self.context = podlifecycle.AgentContext(api, state_dir, node_name, network=self.network)
         self.workers: dict[str, podlifecycle.PodWorker] = {}
         self.finalized: set[str] = set()
         self.stopping = threading.Event()
@@ -212,6 +214,7 @@ class NodeAgent:
             worker.request_delete(min(worker.grace, grace), remove_from_api=False)
         for worker in workers:
             worker.join(grace + 5)
+        self.network.close()
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -261,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         agent.stopping.wait(0.5)
     for worker in list(agent.workers.values()):
         worker.join(15)
+    agent.network.close()
     return 0
 
 

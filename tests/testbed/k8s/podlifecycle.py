@@ -26,6 +26,7 @@ from tests.testbed.k8s import (
     images,
     kubeapi,
     kubeconfig_pod,
+    podnet,
     podstatus,
     probes,
     volumes,
@@ -48,6 +49,7 @@ class AgentContext:
     node_name: str
     backoff_base: float = 0.5
     backoff_max: float = 10.0
+    network: podnet.PodNetwork | None = None
 
 
 def pod_dir(state_dir: Path, pod: dict[str, Any]) -> Path:
@@ -78,6 +80,9 @@ class PodWorker(threading.Thread):
 
     def __init__(self, pod: dict[str, Any], context: AgentContext) -> None:
         super().__init__(name=f"pod-{pod['metadata']['name']}", daemon=True)
+        self.pod_ip = context.network.address(pod) if context.network is not None else ""
+        if self.pod_ip:
+            pod = {**pod, "status": {**(pod.get("status") or {}), "podIP": self.pod_ip}}
         self.pod, self.context = pod, context
         self.directory = pod_dir(context.state_dir, pod)
         self.inits, self.mains = _runs(pod, self.directory)
@@ -112,6 +117,8 @@ class PodWorker(threading.Thread):
     def run(self) -> None:
         """Step the pod until it is done, then report the final status."""
         try:
+            if self.context.network is not None:
+                self.context.network.publish(self.pod, self.pod_ip)
             self.report()
             while self.stage != "done" and not self.deleting.is_set():
                 if self._step():
@@ -124,6 +131,8 @@ class PodWorker(threading.Thread):
             self.message = "test-bed node agent error (see its log)"
             self._shutdown()
         finally:
+            if self.context.network is not None:
+                self.context.network.withdraw(self.pod)
             self.report()
             if self.on_done is not None:
                 self.on_done(self)
@@ -244,29 +253,36 @@ class PodWorker(threading.Thread):
         """The process (argv, environment, working directory) and its readiness probe argv."""
         runtime = images.resolve(str(run.spec.get("image", "")))
         if self.volume_dirs is None:
-            sources = volumes.Sources(
-                self.context.api.lookup, self.context.api.service_account_token
-            )
+            api = self.context.api
+            sources = volumes.Sources(api.lookup, api.service_account_token, api.claim_path)
             self.volume_dirs = volumes.prepare_volumes(self.pod, self.directory, sources)
         mounts = containerenv.mounts_for(run.spec, self.volume_dirs)
         mounts.append(containerenv.Mount(run.termination_path, run.termination_file))
+        # The image's own files (an image runtime's tree), unless a volume is mounted there.
+        mounted = {mount.path for mount in mounts}
+        image_files = [
+            containerenv.Mount(path, host)
+            for path, host in runtime.files(run.directory).items()
+            if path not in mounted
+        ]
+        paths = mounts + image_files
         base = self._base_env(run, runtime)
         env = containerenv.container_env(self.pod, run.spec, self.context.api.lookup, base)
         # Only what the pod itself sets is rewritten: the agent's own values (PATH to this
         # checkout's virtual environment, TMPDIR) are host paths already.
         env = {
-            key: value if base.get(key) == value else containerenv.rewrite(value, mounts)
+            key: value if base.get(key) == value else containerenv.rewrite(value, paths)
             for key, value in env.items()
         }
         env.update(containerenv.mount_env(mounts))
         env["TESTBED_TERMINATION_MESSAGE_PATH"] = str(run.termination_file)
         env.update(self._kubeconfig_env(mounts))
         raw = images.argv_for(runtime, run.spec.get("command") or [], run.spec.get("args") or [])
-        argv = [containerenv.rewrite(containerenv.expand(a, env), mounts) for a in raw]
+        argv = [containerenv.rewrite(containerenv.expand(a, env), paths) for a in raw]
         probe = ((run.spec.get("readinessProbe") or {}).get("exec") or {}).get("command") or []
-        probe_argv = [containerenv.rewrite(containerenv.expand(a, env), mounts) for a in probe]
+        probe_argv = [containerenv.rewrite(containerenv.expand(a, env), paths) for a in probe]
         working = run.spec.get("workingDir")
-        cwd = Path(containerenv.rewrite(working, mounts)) if working else run.directory
+        cwd = Path(containerenv.rewrite(working, paths)) if working else run.directory
         cwd.mkdir(parents=True, exist_ok=True)
         return argv, env, cwd, probe_argv
 
@@ -313,6 +329,7 @@ class PodWorker(threading.Thread):
             conditions=self.conditions,
             message=self.message,
             readiness={name: probe.ready for name, probe in self.probes.items()},
+            pod_ip=self.pod_ip,
         )
         meta = self.pod["metadata"]
         try:

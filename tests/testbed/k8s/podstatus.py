@@ -80,6 +80,7 @@ class PodView:
     conditions: Conditions
     message: str = ""
     readiness: dict[str, bool] = field(default_factory=dict)
+    pod_ip: str = ""
 
     def ready(self, run: containers.ContainerRun) -> bool:
         """Whether ``run`` counts as ready: running, and its probe (if any) passing."""
@@ -107,11 +108,12 @@ def _conditions(view: PodView) -> list[dict[str, Any]]:
 
 def pod_status(view: PodView) -> dict[str, Any]:
     """The whole ``status`` the agent writes for the pod (a merge patch replaces lists)."""
-    ip = containerenv.POD_IP
+    host = containerenv.POD_IP
+    ip = view.pod_ip or host
     status: dict[str, Any] = {
         "phase": view.phase,
-        "hostIP": ip,
-        "hostIPs": [{"ip": ip}],
+        "hostIP": host,
+        "hostIPs": [{"ip": host}],
         "podIP": ip,
         "podIPs": [{"ip": ip}],
         "startTime": view.start_time,

@@ -2,7 +2,9 @@
 
 ``emptyDir`` is an empty directory; ``configMap``, ``secret``, ``downwardAPI`` and
 ``projected`` (including the service-account token that every pod gets) are directories of
-files written once when the pod starts; ``hostPath`` is the host path itself. Other volume
+files written once when the pod starts; ``hostPath`` is the host path itself; a
+``persistentVolumeClaim`` is the directory of the PersistentVolume bound to the claim (``local``
+or ``hostPath``, as the test bed's provisioner makes them, see `provisioner`). Other volume
 types make the pod's containers wait with ``CreateContainerConfigError``.
 """
 
@@ -28,6 +30,8 @@ class Sources:
     lookup: containerenv.Lookup
     # (pod, audience or None, expirationSeconds) -> token
     token: Callable[[dict[str, Any], str | None, int], str]
+    # (namespace, claim name) -> host directory of its bound volume, or None if unbound
+    claim: Callable[[str, str], Path | None] | None = None
 
 
 def _write_items(directory: Path, data: dict[str, str], items: list[dict[str, Any]] | None) -> None:
@@ -84,9 +88,22 @@ def _projected(
             raise containerenv.ContainerConfigError(f"unsupported projection {sorted(source)}")
 
 
+def _claimed(pod: dict[str, Any], source: dict[str, Any], sources: Sources) -> Path:
+    namespace, claim = pod["metadata"]["namespace"], str(source["claimName"])
+    host = sources.claim(namespace, claim) if sources.claim is not None else None
+    if host is None:
+        raise containerenv.ContainerConfigError(
+            f"persistentVolumeClaim {namespace}/{claim} is not bound to a local volume"
+        )
+    host.mkdir(parents=True, exist_ok=True)
+    return host
+
+
 def _prepare_one(
     pod: dict[str, Any], volume: dict[str, Any], directory: Path, sources: Sources
 ) -> Path:
+    if "persistentVolumeClaim" in volume:
+        return _claimed(pod, volume["persistentVolumeClaim"], sources)
     if "hostPath" in volume:
         host = Path(volume["hostPath"]["path"])
         if volume["hostPath"].get("type") == "DirectoryOrCreate":

@@ -36,3 +36,15 @@ def test_relay_settings_from_the_environment():
     assert settings.relay_metrics_port == 9464 and settings.alert_topic == "alerts"
     with pytest.raises(exceptions.PermanentError, match="SHUTTERLINE_RELAY_METRICS_PORT"):
         settings_mod.Settings.from_env({**env, "SHUTTERLINE_RELAY_METRICS_PORT": "x"})
+
+
+def test_a_relay_that_cannot_start_says_so_in_its_status_and_exits_65(tmp_path, monkeypatch):
+    from shutterline.cli import main
+
+    monkeypatch.setenv("SHUTTERLINE_REPO", "s3://b/repo")
+    monkeypatch.setenv("SHUTTERLINE_APDB", "postgresql://h/apdb")
+    monkeypatch.setenv("SHUTTERLINE_SPOOL", str(tmp_path))
+    monkeypatch.delenv("SHUTTERLINE_KAFKA_BOOTSTRAP", raising=False)
+    assert main.main(["relay"]) == 65
+    status = json.loads((tmp_path / "relay.status.json").read_text())
+    assert status["state"] == "failed" and "SHUTTERLINE_KAFKA_BOOTSTRAP" in status["reason"]

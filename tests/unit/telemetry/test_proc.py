@@ -117,7 +117,7 @@ def test_written_bytes_are_counted_at_the_syscall_and_storage_layers(child: Chil
 
 
 def test_a_child_process_counts_in_the_tree(child: Child) -> None:
-    tree = proc.ProcessTree(child.p.pid)
+    tree = proc.ProcessTree(child.p.pid, rescan_s=0.5)
     alone = proc.ProcessTree(child.p.pid, descendants=False)
     child.do("spawn 0.6")
     samples = []

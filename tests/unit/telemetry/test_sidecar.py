@@ -181,7 +181,7 @@ def test_sidecar_records_the_pod_span_over_the_pipelines_life(
     samples = [e for e in span["events"] if e["name"] == "sample"]
     assert len(samples) == attrs["telemetry.samples"] >= 10  # >= 1.6 s at 10 Hz
     assert samples[-1]["attributes"]["process.cpu_s"] <= attrs["process.cpu_s"]
-    record = _wait_state(tmp_path / "scratch" / summary.FILE_NAME, "finished")
+    record = _wait_state(summary.summary_path(tmp_path / "scratch" / "spool"), "finished")
     assert record["samples"] == attrs["telemetry.samples"]
     assert record["write_chars"] >= 4 * 2**20
     assert record["pod_span_id"] == span["span_id"]
@@ -198,7 +198,7 @@ def test_sigterm_ends_the_span_and_exits_zero(tmp_path: Path) -> None:
     pipeline = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (tmp_path / "pod" / "pids" / "pipeline").write_text(str(pipeline.pid))
-        _wait_state(tmp_path / "scratch" / summary.FILE_NAME, "running")
+        _wait_state(summary.summary_path(tmp_path / "scratch" / "spool"), "running")
         sidecar.send_signal(signal.SIGTERM)
         assert sidecar.wait(15) == 0
     finally:
@@ -212,7 +212,7 @@ def test_sigterm_ends_the_span_and_exits_zero(tmp_path: Path) -> None:
 def test_a_restarted_sidecar_records_no_second_pod_span(tmp_path: Path) -> None:
     env = _env(tmp_path)
     first = _sidecar(env)
-    _wait_state(tmp_path / "scratch" / summary.FILE_NAME, "waiting")
+    _wait_state(summary.summary_path(tmp_path / "scratch" / "spool"), "waiting")
     first.send_signal(signal.SIGTERM)  # before any pipeline: still a finished pod span
     assert first.wait(15) == 0
     second = _sidecar(env)
@@ -232,14 +232,17 @@ def test_the_pipeline_is_found_by_its_command_line(tmp_path: Path) -> None:
     script = tmp_path / "shutterline"
     script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
     script.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "TESTBED_POD_DIR"}
-    assert locate.find_pipeline(env) is None
+    # Other pods' pipelines may run on this host (its process namespace is shared).
+    others = set(locate.scan_proc())
     child = subprocess.Popen([str(script), "pod", "run"])
     try:
         deadline = time.monotonic() + 10
-        while locate.find_pipeline(env) is None and time.monotonic() < deadline:
+        while child.pid not in locate.scan_proc() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert locate.find_pipeline(env) == child.pid
+        assert child.pid in locate.scan_proc() and child.pid not in others
+        env = {k: v for k, v in os.environ.items() if k != "TESTBED_POD_DIR"}
+        assert locate.find_pipeline(env) is not None
     finally:
         child.kill()
         child.wait()
+    assert child.pid not in locate.scan_proc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 __all__ = ["RecordingApi", "make_pod", "sh"]
@@ -24,6 +25,10 @@ class RecordingApi:
 
     def service_account_token(self, pod: dict[str, Any], audience: str | None, exp: int) -> str:
         return "token-for-" + pod["metadata"]["name"]
+
+    def claim_path(self, namespace: str, claim: str) -> Path | None:
+        path = self.objects.get(("claim", claim), {}).get("path")
+        return Path(path) if path else None
 
     def patch_pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         with self.lock:
