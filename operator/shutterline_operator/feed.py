@@ -57,12 +57,13 @@ def feed(
     lead_time_s: float,
     namespace: str,
     deadline_seconds: float = task.DEFAULT_DEADLINE_S,
-    on_created: Callable[[dict[str, Any], float], None] | None = None,
+    on_created: Callable[[dict[str, Any], float], object] | None = None,
 ) -> list[dict[str, Any]]:
     """Create each visit's Visit ``lead_time_s`` (wall seconds) before its observation start.
 
-    Visits already due are created at once. Returns the manifests in creation order;
-    ``on_created(manifest, unix_time)`` is called after each.
+    Visits already due are created at once; one that exists already (a re-run feed) is
+    left alone. Returns the manifests created, in order; ``on_created(manifest, unix_time)``
+    is called after each.
     """
     specs = [
         play.visit_spec(entry, instrument, raw_uri, clock, deadline_seconds) for entry in visits
@@ -73,7 +74,8 @@ def feed(
         if pause > 0:
             time.sleep(pause)
         manifest = visit_manifest(spec, namespace)
-        create_visit(api, manifest)
+        if not create_visit(api, manifest):
+            continue
         now = time.time()
         log.info(
             "announced %s, %.1f s before its shutter opens",

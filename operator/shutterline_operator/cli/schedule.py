@@ -3,8 +3,9 @@
 ``feed`` announces the night's visits (creates ``Visit`` objects ahead of their times);
 ``play`` is the camera (writes the raws into the backbone when each exposure ends). Both
 map the night onto the wall clock the same way: the first visit opens its shutter at
-``--start`` and the night runs ``--speed`` times faster than real time, so run them with
-the same ``--start`` and ``--speed`` (``feed`` prints the start it chose).
+``--start`` and the gaps between visits pass ``--speed`` times faster than in the night
+(each exposure still takes its real time), so run them with the same ``--start`` and
+``--speed`` (``feed`` prints the start it chose).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=2.0,
         metavar="S",
-        help="shutter close to raw in the backbone, night seconds (default 2)",
+        help="shutter close to raw in the backbone, seconds (default 2)",
     )
     camera.add_argument("--landings", type=Path, help="write the landing times here (JSON)")
     camera.set_defaults(func=_play)
@@ -84,7 +85,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--speed",
         type=float,
         default=1.0,
-        help="night seconds per wall second (default 1: real time)",
+        help="night seconds between visits per wall second (default 1: real time)",
     )
     p.add_argument("--visits", type=int, metavar="N", help="only the first N visits")
 

@@ -47,7 +47,7 @@ class ReplayClock:
     """Night time (MJD, TAI) to wall-clock time (unix seconds).
 
     ``origin_mjd`` happens at ``start_unix``; night time runs ``speed`` times faster than
-    the wall clock (``speed=1``: real time).
+    the wall clock (``speed=1``: real time) between the visits' starts.
     """
 
     origin_mjd: float
@@ -61,10 +61,6 @@ class ReplayClock:
     def wall(self, mjd: float) -> float:
         """Unix time at which night time ``mjd`` happens."""
         return self.start_unix + (mjd - self.origin_mjd) * 86400.0 / self.speed
-
-    def seconds(self, night_seconds: float) -> float:
-        """Wall-clock length of ``night_seconds`` of night time."""
-        return night_seconds / self.speed
 
 
 def load_schedule(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
@@ -144,7 +140,9 @@ def _due_raws(
     due = []
     for entry in visits:
         visit = int(entry["visit"])
-        at = clock.wall(float(entry["mjd"])) + clock.seconds(float(entry["exptime"]) + readout_s)
+        # The exposure and its readout take their real time; only the gaps between visits
+        # are compressed, so a Visit's shutter close (start + exposureTime) holds.
+        at = clock.wall(float(entry["mjd"])) + float(entry["exptime"]) + readout_s
         for detector in entry["detectors"]:
             path = rawfile.raw_path(night, visit, int(detector))
             if not path.is_file():
@@ -162,7 +160,7 @@ def play(
     readout_s: float = DEFAULT_READOUT_S,
     on_land: Callable[[Landing], None] | None = None,
 ) -> list[Landing]:
-    """Land every raw of ``visits`` at its time: shutter close plus ``readout_s`` (night time).
+    """Land every raw of ``visits`` at its time: shutter close plus ``readout_s`` seconds.
 
     Raws already late are written at once. Returns the landings in the order they happened.
     """
