@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
@@ -255,7 +256,7 @@ def _cache_key(url: str, timeout_s: float) -> tuple[str, float, int, int]:
 def _open(url: str, create: bool, timeout_s: float) -> ApdbHandle:
     try:
         if create and not _has_schema(url):
-            config = dax_apdb.ApdbSql.init_database(url)
+            config = _init_schema(url, timeout_s)
         else:
             config = dax_apdb.ApdbSqlConfig(db_url=url)
         config.connection_config.connection_timeout = timeout_s
@@ -265,6 +266,32 @@ def _open(url: str, create: bool, timeout_s: float) -> ApdbHandle:
         return ApdbHandle(dax_apdb.Apdb.from_config(config), url)
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
         raise exceptions.RetriableError(f"APDB {url}: {err.orig or err}") from err
+
+
+def _init_schema(url: str, timeout_s: float) -> dax_apdb.ApdbSqlConfig:
+    """Create the schema; if another process creates it at the same moment, use theirs.
+
+    The detectors of a visit may all find an empty database at once (pods starting
+    together): the losers of that race see "already exists" errors, which are no fault of
+    the data, so they wait for the winner's schema to be complete and open it.
+    """
+    try:
+        return dax_apdb.ApdbSql.init_database(url)
+    except sqlalchemy.exc.DBAPIError as err:
+        if isinstance(err, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            raise
+        first = err
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        config = dax_apdb.ApdbSqlConfig(db_url=url)
+        try:
+            dax_apdb.Apdb.from_config(config)
+            return config
+        except Exception:  # the winner is still writing tables or metadata
+            time.sleep(0.5)
+    raise exceptions.RetriableError(
+        f"APDB {url}: schema creation raced another process and is not complete: {first}"
+    ) from first
 
 
 def _sqlite_path(url: str) -> str:

@@ -36,3 +36,21 @@ def test_two_visits_and_a_retry_on_postgres(postgres_server):
     )
     assert reopened.row_counts() == {**handle.row_counts()}
     assert reopened.row_counts()["DiaSource"] == 80 and reopened.row_counts()["DiaObject"] == 80
+
+
+def _open_and_count(url: str) -> int:
+    return apdb.open_apdb(url, create=True).row_counts()["DiaSource"]
+
+
+@pytest.mark.slow
+def test_detectors_creating_the_schema_at_once_all_get_it(postgres_server):
+    # Pods of one visit start together and may all find the database empty: every one of
+    # them must open the APDB, not fail the losers of the race with a permanent error.
+    import concurrent.futures
+    import multiprocessing
+
+    url = postgres_server.create_database("apdb")
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        counts = list(pool.map(_open_and_count, [url] * 4))
+    assert counts == [0, 0, 0, 0]
