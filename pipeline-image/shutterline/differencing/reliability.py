@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["VERSION", "score"]
 
 #: The alert schema's ``reliabilityVersion``: this table of penalties, revision 1.
-VERSION = "shutterline-penalties-1"
+VERSION = "slpen-1"  # at most 7 characters: the APDB column is string(7)
 
 
 def score(
