@@ -12,7 +12,24 @@ from astropy.wcs import WCS
 
 from shutterline.images.mask import MaskBit
 
-__all__ = ["Exposure", "read_exposure", "write_exposure"]
+__all__ = ["Exposure", "njy_per_unit", "read_exposure", "write_exposure"]
+
+
+def njy_per_unit(metadata: dict[str, Any], what: str = "image") -> float:
+    """The factor from an image's units to nJy: ``NJY_PER_UNIT``, or 1 if ``BUNIT = 'nJy'``.
+
+    The one place every stage reads it from, so that all agree on the fallback.
+
+    Raises
+    ------
+    ValueError
+        Neither is in ``metadata`` (the message names ``what``).
+    """
+    if "NJY_PER_UNIT" in metadata:
+        return float(metadata["NJY_PER_UNIT"])
+    if str(metadata.get("BUNIT", "")).lower() == "njy":
+        return 1.0
+    raise ValueError(f"{what} has neither NJY_PER_UNIT nor BUNIT='nJy' in its metadata")
 
 
 @dataclasses.dataclass
