@@ -103,7 +103,8 @@ def run_image_stages(inputs: DetectorInputs, rec: stages.StageRecorder) -> Detec
         for key in ("N_CR", "N_SAT", "N_BAD"):
             rec.emit(key.lower(), int(exposure.metadata.get(key, 0)))
     with rec.stage("characterize"):
-        char = characterize.characterize(exposure)
+        # In place: nothing reads the ISR output again (saves a 64 MB image and mask copy).
+        char = characterize.characterize(exposure, in_place=True)
         rec.emit("psf_fwhm_px", float(char.exposure.metadata.get("PSF_FWHM", float("nan"))))
         rec.emit("n_sources", len(char.sources))
     with rec.stage("calibrate"):
