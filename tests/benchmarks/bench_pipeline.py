@@ -75,7 +75,7 @@ def run_once(inputs: Any, settings: Any) -> tuple[float, dict[str, float], int]:
     return time.perf_counter() - t0, rec.seconds, len(paths)
 
 
-def _settings(root: Path, tmp: str) -> object:
+def _settings(root: Path, tmp: str) -> Any:
     from shutterline.association import apdb
     from shutterline.pipeline import settings as settings_mod
 

@@ -72,7 +72,7 @@ def matched_difference(
     spec = scipy.fft.rfft2(c_img.astype(np.float32, copy=False), s=(fy, fx))
     spec *= k_hat
     spec *= np.float32(a)
-    other = scipy.fft.rfft2(o_img.astype(np.float32, copy=False), s=(fy, fx))
+    other = np.asarray(scipy.fft.rfft2(o_img.astype(np.float32, copy=False), s=(fy, fx)))
     other *= np.float32(b)
     spec -= other
     del other
