@@ -72,10 +72,10 @@ def matched_difference(
     spec = scipy.fft.rfft2(c_img.astype(np.float32, copy=False), s=(fy, fx))
     spec *= k_hat
     spec *= np.float32(a)
-    other = np.asarray(scipy.fft.rfft2(o_img.astype(np.float32, copy=False), s=(fy, fx)))
-    other *= np.float32(b)
-    spec -= other
-    del other
+    o_hat = scipy.fft.rfft2(o_img.astype(np.float32, copy=False), s=(fy, fx))
+    o_hat *= np.float32(b)
+    spec -= o_hat
+    del o_hat
     spec *= filter_spectrum(k_hat, float(kernel.sum()), *noise)
     del k_hat
     return scipy.fft.irfft2(spec, s=(fy, fx))[:ny, :nx].astype(np.float32, copy=False)
