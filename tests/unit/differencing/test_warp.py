@@ -144,6 +144,7 @@ def test_errors_name_the_problem() -> None:
 def _reference_lanczos3(src: Exposure, dst_wcs, y: np.ndarray, x: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     """The slow reference: exact source positions through both WCSs, Lanczos-3 weights from
     sines, the Jacobian from finite differences; one output pixel at a time."""
+    assert src.wcs is not None
     ra, dec = dst_wcs.all_pix2world(x, y, 0)
     v, u = src.wcs.all_world2pix(ra, dec, 0)
     ra1, dec1 = dst_wcs.all_pix2world([x[0], x[0] + 1.0, x[0]], [y[0], y[0], y[0] + 1.0], 0)
