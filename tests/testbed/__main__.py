@@ -1,10 +1,11 @@
 """``python -m tests.testbed up|down|build|status``: the whole test bed as long-lived processes.
 
-``up`` starts Kubernetes (control plane + one node agent) and whichever service modules exist
-(``tests/testbed/{s3,kafka,postgres,otlp}.py``, each with ``start(state_dir)``), waits until
-each is healthy, writes ``.testbed/kubeconfig`` and ``.testbed/env`` and prints what runs. A
-second ``up`` finds the bed by its pid files and health checks and reuses it. ``down`` stops
-every process and removes ``.testbed``. ``build`` only builds or fetches the binaries.
+``up`` starts Kubernetes (control plane + one node agent) and whichever service modules
+exist (``tests/testbed/{s3,kafka,postgres,otlp,registry}.py``, each with ``start(state_dir)``),
+waits until each is healthy, writes ``.testbed/kubeconfig`` and ``.testbed/env`` and prints
+what runs. A second ``up`` finds the bed by its pid files and health checks and reuses it.
+``down`` stops every process and removes ``.testbed``. ``build`` only builds or fetches the
+binaries.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.testbed.k8s import build, cluster, images, kubeapi, tools
 __all__ = ["main"]
 
 STATE = images.REPO_ROOT / ".testbed"
-SERVICES = ("s3", "kafka", "postgres", "otlp")
+SERVICES = ("s3", "kafka", "postgres", "otlp", "registry")
 # Processes that want another signal than SIGTERM for a prompt, clean stop.
 _STOP_SIGNALS = {"postgresql": signal.SIGINT}
 

@@ -183,7 +183,7 @@ def ensure_services() -> dict[str, Path]:
     Checks the Debian packages too, so a missing PostgreSQL is reported before any test.
     """
     # Imported here: the component modules import this one.
-    from tests.testbed import kafka, otlp, postgres, s3
+    from tests.testbed import kafka, otlp, postgres, registry, s3
 
     started = time.monotonic()
     found = {
@@ -191,6 +191,7 @@ def ensure_services() -> dict[str, Path]:
         "minio": s3.ensure_built(),
         "kafka": kafka.ensure_fetched(),
         "jaeger": otlp.ensure_built(),
+        "registry": registry.ensure_fetched(),
     }
     say(f"service components ready in {time.monotonic() - started:.0f} s")
     return found

@@ -1,4 +1,4 @@
-"""Session-scoped pytest fixtures for S3, PostgreSQL, Kafka and the trace receiver.
+"""Session-scoped pytest fixtures for S3, PostgreSQL, Kafka, the schema registry and Jaeger.
 
 Each fixture starts its component on free loopback ports the first time a test asks for it
 (building or fetching the pinned binaries once into ``~/.cache/shutterline/testbed/``) and
@@ -17,9 +17,9 @@ from typing import TypeVar
 
 import pytest
 
-from tests.testbed import kafka, otlp, postgres, s3
+from tests.testbed import kafka, otlp, postgres, registry, s3
 
-__all__ = ["kafka_broker", "otlp_receiver", "postgres_server", "s3_server"]
+__all__ = ["kafka_broker", "otlp_receiver", "postgres_server", "s3_server", "schema_registry"]
 
 Handle = TypeVar("Handle")
 
@@ -68,6 +68,18 @@ def kafka_broker(
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[registry.SchemaRegistry]:
+    """Apicurio Registry, Confluent-compatible API at ``.url`` (see `tests.testbed.registry`)."""
+    server = _start_live(request, registry.start, tmp_path_factory.mktemp("registry"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -93,6 +93,15 @@ class KafkaBroker:
         """Stop the broker (SIGTERM lets it shut down cleanly, then SIGKILL)."""
         self.process.stop(timeout=20)
 
+    def start(self, timeout: float = 90.0) -> None:
+        """Start a stopped broker again: same ports, same storage (topics and offsets kept)."""
+        if self.process.proc is not None and self.process.proc.poll() is None:
+            return
+        process = procs.ManagedProcess("kafka", self.process.argv, self.process.log)
+        self.process = process.start()
+        ready = lambda: _answers(self.bootstrap)  # noqa: E731
+        procs.wait_process_ready(self.process, ready, timeout, "kafka (broker, restarted)")
+
 
 def _properties(state_dir: Path, port: int, controller: int) -> Path:
     text = f"""process.roles=broker,controller

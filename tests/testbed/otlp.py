@@ -107,6 +107,14 @@ def decode_request(body: bytes, content_type: str) -> list[Span]:
                         "service_name": resource.get("service.name"),
                         "resource": resource,
                         "scope": scope_spans.scope.name,
+                        "events": [
+                            {
+                                "name": e.name,
+                                "time_unix_nano": int(e.time_unix_nano),
+                                "attributes": _attributes(e.attributes),
+                            }
+                            for e in span.events
+                        ],
                     }
                 )
     return spans

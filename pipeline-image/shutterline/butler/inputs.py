@@ -21,7 +21,7 @@ from shutterline.butler import names, selection
 from shutterline.images import exposure as exposure_io
 from shutterline.skymap import rings
 
-__all__ = ["DetectorInputs", "load_detector_inputs"]
+__all__ = ["DetectorInputs", "inputs_from", "load_detector_inputs", "read_inputs"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,38 @@ def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Any,
         return out | {key: future.result() for key, future in futures.items()}
 
 
+def read_inputs(butler: Butler, plan: selection.DetectorPlan, threads: int = 4) -> dict[Any, Any]:
+    """Every dataset of ``plan`` in memory, by dataset id (``threads`` reads at once)."""
+    return _read_all(butler, plan.refs, threads)
+
+
+def inputs_from(
+    plan: selection.DetectorPlan, data: dict[Any, Any], raw: fits.HDUList | None = None
+) -> DetectorInputs:
+    """Assemble the inputs from a plan and its datasets (`read_inputs`).
+
+    ``raw`` is the raw in memory when the plan has none (pre-staged from an announcement).
+    """
+    if raw is None and plan.raw is None:
+        raise ValueError(f"visit {plan.visit} detector {plan.detector}: the plan has no raw")
+    shards = [data[ref.id] for ref in plan.refcat]
+    return DetectorInputs(
+        visit=plan.visit,
+        detector=plan.detector,
+        band=plan.band,
+        mjd=plan.mjd,
+        exptime=plan.exptime,
+        boresight=plan.boresight,
+        raw=raw if raw is not None else data[plan.raw.id],  # type: ignore[union-attr]
+        bias=data[plan.bias.ref.id],
+        flat=data[plan.flat.ref.id],
+        templates=[(info, data[ref.id]) for info, ref in plan.templates],
+        refcat=shards[0] if len(shards) == 1 else vstack(shards, join_type="exact"),
+        orbits=data[plan.orbits.id] if plan.orbits is not None else None,
+        footprint=plan.corners,
+    )
+
+
 def load_detector_inputs(
     butler: Butler,
     visit: int,
@@ -100,7 +132,8 @@ def load_detector_inputs(
 ) -> DetectorInputs:
     """Read one detector's inputs from a central or a pre-cached repository.
 
-    ``threads`` datasets are read at once (each thread through its own Butler clone).
+    ``threads`` datasets are read at once (each thread through its own Butler clone). A
+    pre-staged pod reads the same way (`read_inputs`, then `inputs_from` once its raw is in).
 
     Raises
     ------
@@ -108,20 +141,4 @@ def load_detector_inputs(
         An input is missing (names the dataset type and data id).
     """
     plan = selection.plan_detector(butler, visit, detector, padding_arcsec)
-    data = _read_all(butler, plan.refs, threads)
-    shards = [data[ref.id] for ref in plan.refcat]
-    return DetectorInputs(
-        visit=visit,
-        detector=detector,
-        band=plan.band,
-        mjd=plan.mjd,
-        exptime=plan.exptime,
-        boresight=plan.boresight,
-        raw=data[plan.raw.id],
-        bias=data[plan.bias.ref.id],
-        flat=data[plan.flat.ref.id],
-        templates=[(info, data[ref.id]) for info, ref in plan.templates],
-        refcat=shards[0] if len(shards) == 1 else vstack(shards, join_type="exact"),
-        orbits=data[plan.orbits.id] if plan.orbits is not None else None,
-        footprint=plan.corners,
-    )
+    return inputs_from(plan, read_inputs(butler, plan, threads))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -18,12 +20,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from lsst.daf.butler import Butler
 from lsst.resources.file import FileResourcePath
 
-from shutterline.butler import fetch, names, repo, selection, verify
+from shutterline import exceptions
+from shutterline.butler import fetch, footprint, names, repo, selection, verify
 
-__all__ = ["PrecacheReport", "precache_detector"]
+__all__ = [
+    "PRESTAGED_FILE",
+    "PrecacheReport",
+    "precache_announced",
+    "precache_detector",
+    "read_prestaged",
+]
+
+#: In a pre-staged repository: the announcement and predicted footprint it was made for.
+PRESTAGED_FILE = "prestaged.json"
 
 _LOG = logging.getLogger(__name__)
 _CHUNK_LOCK = threading.Lock()
@@ -82,6 +95,8 @@ def _one_file_per_worker() -> Iterator[None]:
 
 
 def _insert_visit_records(local: Butler, plan: selection.DetectorPlan) -> None:
+    if plan.visit_data_id is None:  # planned from an announcement: the raw brings them
+        return
     records = plan.visit_data_id.records
     for element in ("visit", "visit_detector_region"):
         record = records[element]
@@ -193,7 +208,7 @@ def precache_detector(
     threads: int = 8,
     method: str = "stream",
 ) -> PrecacheReport:
-    """Create a local POSIX repository holding exactly one detector's inputs.
+    """Create a local POSIX repository holding exactly one detector's inputs, raw included.
 
     Parameters
     ----------
@@ -202,7 +217,7 @@ def precache_detector(
     local_root : str
         Directory of the new repository; must not exist or be empty.
     visit, detector : int
-        What to pre-cache for.
+        What to pre-cache for (its raw ingested in ``central``).
     padding_arcsec : float
         Templates and reference shards are chosen for the footprint grown by this much.
     threads : int
@@ -221,24 +236,94 @@ def precache_detector(
     """
     if method not in ("stream", "transfer_from"):
         raise ValueError(f"unknown pre-cache method {method!r}")
-    if isinstance(central, str):
-        central = repo.open_repo(central)
     t0 = time.perf_counter()
+    central = repo.open_repo(central) if isinstance(central, str) else central
     plan = selection.plan_detector(central, visit, detector, padding_arcsec)
-    jobs = fetch.file_jobs(central, plan.refs) if method == "stream" else []
-    query_seconds = time.perf_counter() - t0
+    return _precache_plan(central, local_root, plan, _Run(threads, method, t0), {})
+
+
+def precache_announced(
+    central: Butler | str,
+    local_root: str,
+    announced: selection.Announcement,
+    padding_arcsec: float = 60.0,
+    threads: int = 8,
+) -> PrecacheReport:
+    """Pre-stage a detector from its visit's announcement, before its raw exists.
+
+    The footprint is predicted from the boresight and rotation (`shutterline.butler.
+    footprint`) and grown by the padding plus `footprint.WCS_MARGIN_ARCSEC`; calibrations,
+    templates, reference shards and orbits are copied as `precache_detector` copies them.
+    The prediction is kept in the local repository (`read_prestaged`) so the pipeline plans
+    the same inputs from it there.
+
+    Raises
+    ------
+    shutterline.exceptions.MissingInputError, shutterline.exceptions.CorruptInputError
+        As `precache_detector`.
+    """
+    t0 = time.perf_counter()
+    central = repo.open_repo(central) if isinstance(central, str) else central
+    corners = footprint.predict_corners(
+        central, announced.detector, announced.ra, announced.dec, announced.rotation
+    )
+    padding = padding_arcsec + footprint.WCS_MARGIN_ARCSEC
+    plan = selection.plan_announced(central, announced, corners, padding)
+    record = {"announced": dataclasses.asdict(announced), "corners": corners.tolist()}
+    record["padding_arcsec"] = padding
+    extra = {PRESTAGED_FILE: json.dumps(record, indent=1)}
+    return _precache_plan(central, local_root, plan, _Run(threads, "stream", t0), extra)
+
+
+def read_prestaged(local_root: str | Path) -> tuple[selection.Announcement, np.ndarray, float]:
+    """``(announcement, predicted corners, padding)`` a pre-staged repository was made for.
+
+    Raises
+    ------
+    shutterline.exceptions.MissingInputError
+        ``local_root`` was not made by `precache_announced` (or not finished).
+    """
+    path = Path(local_root) / PRESTAGED_FILE
+    if not path.is_file():
+        raise exceptions.MissingInputError(
+            "pre-staged repository", {"path": str(local_root)}, "did the precache step run?"
+        )
+    record = json.loads(path.read_text())
+    announced = selection.Announcement(**record["announced"])
+    return announced, np.asarray(record["corners"], float), float(record["padding_arcsec"])
+
+
+@dataclass(frozen=True)
+class _Run:
+    threads: int
+    method: str
+    t0: float
+
+
+def _precache_plan(
+    central: Butler,
+    local_root: str,
+    plan: selection.DetectorPlan,
+    run: _Run,
+    extra: dict[str, str],
+) -> PrecacheReport:
+    """Copy ``plan`` into a new repository at ``local_root``, with ``extra`` files beside."""
+    jobs = fetch.file_jobs(central, plan.refs) if run.method == "stream" else []
+    query_seconds = time.perf_counter() - run.t0
     staging = _staging_path(local_root)
     try:
-        fill = _fill_stream if method == "stream" else _fill_transfer_from
-        times, result = fill(central, staging, plan, jobs, threads)
+        fill = _fill_stream if run.method == "stream" else _fill_transfer_from
+        times, result = fill(central, staging, plan, jobs, run.threads)
+        for name, text in extra.items():
+            (staging / name).write_text(text)
         _install(staging, Path(local_root))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     report = PrecacheReport(
         local_root=str(Path(local_root)),
-        visit=visit,
-        detector=detector,
+        visit=plan.visit,
+        detector=plan.detector,
         n_datasets=len(plan.refs),
         bytes=result.n_bytes,
         query_seconds=query_seconds,
@@ -246,7 +331,7 @@ def precache_detector(
         transfer_seconds=times.transfer,
         register_seconds=times.register,
         verify_seconds=times.verify,
-        wall_seconds=time.perf_counter() - t0,
+        wall_seconds=time.perf_counter() - run.t0,
         n_unverified=result.n_unverified,
     )
     _LOG.info("pre-cached %s", report)

@@ -8,6 +8,7 @@ further registry round trips to the source.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,11 @@ from shutterline.butler import names, refcat, skymaps
 from shutterline.skymap import rings
 
 __all__ = [
+    "Announcement",
     "CalibMatch",
     "DetectorPlan",
     "padded_corners",
+    "plan_announced",
     "plan_detector",
     "raws_of_exposures",
     "region_corners",
@@ -40,11 +43,32 @@ class CalibMatch:
 
 
 @dataclass(frozen=True)
+class Announcement:
+    """What the next-visit announcement says of one detector of a visit, before its raw.
+
+    ``mjd`` is the shutter opening (TAI); ``ra``, ``dec`` the boresight and ``rotation`` the
+    focal plane's position angle from its orientation at rotation 0 (degrees).
+    """
+
+    visit: int
+    detector: int
+    band: str
+    physical_filter: str
+    ra: float
+    dec: float
+    rotation: float
+    mjd: float
+    exptime: float
+
+
+@dataclass(frozen=True)
 class DetectorPlan:
     """The datasets and records one detector's processing reads.
 
-    ``corners`` is the detector footprint ``(4, 2)`` (ICRS degrees) from the raw WCS, and
-    ``padded`` the same grown by the padding, which selected templates and shards.
+    ``corners`` is the detector footprint ``(4, 2)`` (ICRS degrees) from the raw WCS (or,
+    planned from an announcement, predicted from the focal-plane layout), and ``padded`` the
+    same grown by the padding, which selected templates and shards. A plan made from an
+    announcement has no ``raw`` and no ``visit_data_id``: the raw does not exist yet.
     """
 
     visit: int
@@ -56,8 +80,8 @@ class DetectorPlan:
     boresight: tuple[float, float]
     corners: np.ndarray
     padded: np.ndarray
-    visit_data_id: DataCoordinate
-    raw: DatasetRef
+    visit_data_id: DataCoordinate | None
+    raw: DatasetRef | None
     bias: CalibMatch
     flat: CalibMatch
     templates: list[tuple[rings.PatchInfo, DatasetRef]]
@@ -67,8 +91,8 @@ class DetectorPlan:
     @property
     def refs(self) -> list[DatasetRef]:
         """Every dataset of the plan."""
-        found = [self.raw, self.bias.ref, self.flat.ref, *(r for _, r in self.templates)]
-        found += self.refcat
+        found = [self.bias.ref, self.flat.ref, *(r for _, r in self.templates), *self.refcat]
+        found = ([self.raw] if self.raw is not None else []) + found
         return found + ([self.orbits] if self.orbits is not None else [])
 
 
@@ -186,6 +210,52 @@ def _orbits(butler: Butler) -> DatasetRef | None:
     return refs[0] if refs else None
 
 
+@dataclass(frozen=True)
+class _Selected:
+    """The inputs a footprint and an observation time select."""
+
+    padded: np.ndarray
+    bias: CalibMatch
+    flat: CalibMatch
+    templates: list[tuple[rings.PatchInfo, DatasetRef]]
+    refcat: list[DatasetRef]
+    orbits: DatasetRef | None
+
+    def fields(self) -> dict[str, Any]:
+        """The plan's fields these fill (shallow: refs are not copied)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def _select(
+    butler: Butler,
+    where: dict[str, Any],
+    corners: np.ndarray,
+    padding_arcsec: float,
+    filters: tuple[str, str],
+    when: Timespan,
+    skymap: rings.RingsSkyMap,
+) -> _Selected:
+    """Calibrations valid ``when``, templates and shards around ``corners`` grown by the
+    padding, and the orbits; ``where`` is ``{visit, detector}`` for error messages."""
+    band, physical_filter = filters
+    base = {"instrument": names.INSTRUMENT, "detector": where["detector"]}
+    bias = _find_calib(butler, names.BIAS, base, when)
+    flat = _find_calib(butler, names.FLAT, {**base, "physical_filter": physical_filter}, when)
+    patches = skymap.patches_overlapping(corners[:, 0], corners[:, 1], padding_arcsec)
+    templates = _templates(butler, patches, band, skymap)
+    if not templates:
+        raise exceptions.MissingInputError(
+            names.TEMPLATE,
+            {"skymap": skymap.name, "band": band, "patches": [(p.tract, p.patch) for p in patches]},
+            "no template patch overlaps the detector footprint",
+        )
+    padded = padded_corners(corners, padding_arcsec)
+    shards = _refcat_shards(butler, padded)
+    if not shards:
+        raise exceptions.MissingInputError(names.REFCAT, where, "no shard overlaps the footprint")
+    return _Selected(padded, bias, flat, templates, shards, _orbits(butler))
+
+
 def plan_detector(
     butler: Butler,
     visit: int,
@@ -193,7 +263,8 @@ def plan_detector(
     padding_arcsec: float = 60.0,
     skymap: rings.RingsSkyMap = rings.SKYMAP,
 ) -> DetectorPlan:
-    """Find every input of one detector of one visit (about seven registry queries).
+    """Find every input of one detector of one visit whose raw is ingested (about seven
+    registry queries).
 
     Raises
     ------
@@ -205,45 +276,89 @@ def plan_detector(
     visit_record: DimensionRecord = data_id.records["visit"]  # type: ignore[assignment]
     region = data_id.records["visit_detector_region"].region  # type: ignore[union-attr]
     corners = region_corners(region)
-    padded = padded_corners(corners, padding_arcsec)
-    band = str(data_id["band"])
-    physical_filter = str(data_id["physical_filter"])
+    filters = (str(data_id["band"]), str(data_id["physical_filter"]))
     when = Timespan.fromInstant(visit_record.timespan.begin)
-    base = {"instrument": names.INSTRUMENT, "detector": detector}
-    raw = _one_ref(butler, names.RAW, names.RAW_COLLECTION, {**base, "exposure": visit})
-    bias = _find_calib(butler, names.BIAS, base, when)
-    flat = _find_calib(butler, names.FLAT, {**base, "physical_filter": physical_filter}, when)
-    patches = skymap.patches_overlapping(corners[:, 0], corners[:, 1], padding_arcsec)
-    templates = _templates(butler, patches, band, skymap)
-    if not templates:
-        raise exceptions.MissingInputError(
-            names.TEMPLATE,
-            {"skymap": skymap.name, "band": band, "patches": [(p.tract, p.patch) for p in patches]},
-            "no template patch overlaps the detector footprint",
-        )
-    shards = _refcat_shards(butler, padded)
-    if not shards:
-        raise exceptions.MissingInputError(
-            names.REFCAT, {"visit": visit, "detector": detector}, "no shard overlaps the footprint"
-        )
+    where = {"visit": visit, "detector": detector}
+    raw = _one_ref(
+        butler,
+        names.RAW,
+        names.RAW_COLLECTION,
+        {"instrument": names.INSTRUMENT, "detector": detector, "exposure": visit},
+    )
+    chosen = _select(butler, where, corners, padding_arcsec, filters, when, skymap)
     return DetectorPlan(
         visit=visit,
         detector=detector,
-        band=band,
-        physical_filter=physical_filter,
+        band=filters[0],
+        physical_filter=filters[1],
         mjd=_begin_mjd(visit_record.timespan),
         exptime=float(visit_record.exposure_time),
         boresight=_boresight(region, raw),
         corners=corners,
-        padded=padded,
         visit_data_id=data_id,
         raw=raw,
-        bias=bias,
-        flat=flat,
-        templates=templates,
-        refcat=shards,
-        orbits=_orbits(butler),
+        **chosen.fields(),
     )
+
+
+def plan_announced(
+    butler: Butler,
+    announced: Announcement,
+    corners: np.ndarray,
+    padding_arcsec: float = 60.0,
+    skymap: rings.RingsSkyMap = rings.SKYMAP,
+) -> DetectorPlan:
+    """Every input of a detector whose raw does not exist yet, for a predicted footprint.
+
+    ``corners`` (ICRS degrees, ``(n, 2)``) come from `shutterline.butler.footprint`;
+    ``padding_arcsec`` should include the margin for the raw WCS error, so the inputs the
+    raw's own footprint would select are among those chosen here.
+
+    Raises
+    ------
+    shutterline.exceptions.MissingInputError
+        As `plan_detector`, or the physical filter is not the instrument's.
+    """
+    filters = (announced.band, _physical_filter(butler, announced.band, announced.physical_filter))
+    when = Timespan.fromInstant(Time(announced.mjd, format="mjd", scale="tai"))
+    where = {"visit": announced.visit, "detector": announced.detector}
+    chosen = _select(butler, where, corners, padding_arcsec, filters, when, skymap)
+    return DetectorPlan(
+        visit=announced.visit,
+        detector=announced.detector,
+        band=announced.band,
+        physical_filter=filters[1],
+        mjd=announced.mjd,
+        exptime=announced.exptime,
+        boresight=(announced.ra, announced.dec),
+        corners=np.asarray(corners, float),
+        visit_data_id=None,
+        raw=None,
+        **chosen.fields(),
+    )
+
+
+def _physical_filter(butler: Butler, band: str, announced: str) -> str:
+    """The registry's physical filter for an announced one: the same name, or else the one
+    physical filter of the announced band (the instrument maps header filters to bands)."""
+    records = butler.query_dimension_records(
+        "physical_filter", instrument=names.INSTRUMENT, explain=False
+    )
+    by_name = {str(r.name): str(r.band) for r in records}
+    if announced in by_name:
+        if by_name[announced] != band:
+            raise exceptions.PermanentError(
+                f"physical filter {announced!r} is in band {by_name[announced]!r}, not {band!r}"
+            )
+        return announced
+    of_band = sorted(name for name, b in by_name.items() if b == band)
+    if len(of_band) != 1:
+        raise exceptions.MissingInputError(
+            "physical_filter",
+            {"instrument": names.INSTRUMENT, "band": band, "announced": announced},
+            f"the instrument has {len(of_band)} physical filters in this band: {of_band}",
+        )
+    return of_band[0]
 
 
 def _begin_mjd(timespan: Timespan) -> float:

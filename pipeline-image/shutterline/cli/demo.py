@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shape", default="2048x4096", help="pixels per detector, NXxNY")
     p.add_argument("--jobs", type=int, default=2, help="parallel processes")
     p.add_argument("--direct", action="store_true", help="read the repository directly")
+    from shutterline.cli import run
+
+    run.add_kafka_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -43,5 +46,7 @@ def _run(args: argparse.Namespace) -> int:
         shape=(nx, ny),
         jobs=args.jobs,
         direct=args.direct,
+        kafka=args.kafka,
+        schema_registry=args.schema_registry,
     )
     return night.run_demo(cfg)

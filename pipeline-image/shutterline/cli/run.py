@@ -36,7 +36,23 @@ def register(subparsers: Any) -> None:
     p.add_argument("--otlp-endpoint", help="OTLP/HTTP receiver for spans")
     p.add_argument("--spans", type=Path, help="also write spans as JSON lines to this file")
     p.add_argument("--summary", type=Path, help="write a JSON summary here")
+    add_kafka_arguments(p)
     p.set_defaults(func=_run)
+
+
+def add_kafka_arguments(p: Any) -> None:
+    """``--kafka`` and ``--schema-registry``: publish through the relay instead of files only."""
+    p.add_argument(
+        "--kafka",
+        metavar="BOOTSTRAP",
+        help="also publish the alerts and each detector's record to this Kafka broker through "
+        "the alert relay (default: alerts stay in the spool as files)",
+    )
+    p.add_argument(
+        "--schema-registry",
+        metavar="URL",
+        help="Confluent-compatible registry that must serve the alert schema (with --kafka)",
+    )
 
 
 def _int_list(text: str) -> list[int]:
@@ -55,6 +71,8 @@ def _run(args: argparse.Namespace) -> int:
         export=tuple(x for x in args.export.split(",") if x),
         otlp_endpoint=args.otlp_endpoint,
         spans_path=args.spans,
+        kafka_bootstrap=args.kafka,
+        schema_registry_url=args.schema_registry,
     )
     detectors = args.detectors or visit.detectors_of_visit(cfg, args.visit)
     reports = visit.run_visit(cfg, args.visit, detectors, jobs=args.jobs)
@@ -64,4 +82,11 @@ def _run(args: argparse.Namespace) -> int:
     failed = [r for r in reports if r.status != "succeeded"]
     for r in failed:
         print(f"detector {r.detector}: {r.reason}", file=sys.stderr)
-    return max((r.exit_code for r in failed), default=0)
+    code = max((r.exit_code for r in failed), default=0)
+    if cfg.kafka_bootstrap:
+        from shutterline.relay import embedded
+
+        outcome = embedded.publish_reports(cfg, reports)
+        print(f"relay {outcome.state}: {outcome.status['acked']} alerts to {cfg.kafka_bootstrap}")
+        code = max(code, outcome.exit_code)
+    return code

@@ -33,6 +33,8 @@ class DemoConfig:
     shape: tuple[int, int] = (2048, 4096)  # (nx, ny)
     jobs: int = 2
     direct: bool = False
+    kafka: str | None = None  # also publish through the alert relay to this broker
+    schema_registry: str | None = None
 
 
 def _step(name: str) -> Any:
@@ -91,6 +93,8 @@ def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
         workdir=out / "work",
         direct=cfg.direct,
         spans_path=out / "spans.jsonl",
+        kafka_bootstrap=cfg.kafka,
+        schema_registry_url=cfg.schema_registry,
     )
     reports: list[Any] = []
     _step(f"process {len(schedule)} visits x {cfg.detectors} detectors ({cfg.jobs} jobs)")
@@ -104,8 +108,23 @@ def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
                 flush=True,
             )
         reports.extend(done)
+        if cfg.kafka:
+            _publish(settings, done, out / "relay-spool")
         shutil.rmtree(settings.workdir, ignore_errors=True)  # a pod's volume goes with it
     return reports
+
+
+def _publish(settings: settings_mod.Settings, done: list[Any], relay_spool: Path) -> None:
+    """The visit's alerts through the alert relay; the demo's own spool stays for its report."""
+    from shutterline import exceptions
+    from shutterline.relay import embedded
+
+    outcome = embedded.publish_reports(settings, done, relay_spool=relay_spool)
+    print(
+        f"   relay {outcome.state}: {outcome.status['acked']} alerts to {settings.kafka_bootstrap}"
+    )
+    if outcome.exit_code:
+        raise exceptions.RelayUnavailableError(outcome.reason)
 
 
 def run_demo(cfg: DemoConfig) -> int:

@@ -6,10 +6,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import trace
+
 from shutterline.pipeline import settings as settings_mod
 from shutterline.telemetry import stages
 
-__all__ = ["load_inputs", "local_repo_path", "store_products"]
+__all__ = ["load_inputs", "local_repo_path", "store_products", "store_products_reported"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +85,21 @@ def store_products(settings: settings_mod.Settings, butler: Any, outputs: Any) -
         central = repo.open_repo(settings.repo, writeable=True)
         butler_outputs.export_outputs(butler, central, visit, detector, settings.export)
     return [r.datasetType.name for r in refs]
+
+
+def store_products_reported(
+    settings: settings_mod.Settings, butler: Any, outputs: Any, rec: stages.StageRecorder
+) -> None:
+    """`store_products` as stage ``products``; a failure is reported, never raised.
+
+    Internal products come after the alerts are out: failing to keep them must not take
+    back alerts already spooled.
+    """
+    with rec.stage("products") as span:
+        try:
+            store_products(settings, butler, outputs)
+        except Exception as exc:
+            reason = f"internal products not stored: {type(exc).__name__}: {exc}"
+            log.warning("%s", reason)
+            rec.emit("products_error", reason)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, reason))

@@ -35,6 +35,9 @@ ENV: dict[str, str] = {
     "schema_registry_url": "SHUTTERLINE_SCHEMA_REGISTRY_URL",
     "relay_give_up_s": "SHUTTERLINE_RELAY_GIVE_UP_S",
     "telemetry_hz": "SHUTTERLINE_TELEMETRY_HZ",
+    "relay_metrics_port": "SHUTTERLINE_RELAY_METRICS_PORT",
+    "otlp_metrics_endpoint": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "pod_name": "POD_NAME",
 }
 
 _TRUE = ("1", "true", "yes")
@@ -74,6 +77,15 @@ class Settings:
         How long the relay keeps trying an unreachable broker before it exits (code 69).
     telemetry_hz
         Sampling rate of the telemetry sidecar.
+    relay_metrics_port
+        Port of the relay's Prometheus ``/metrics``; ``None`` serves none.
+    otlp_metrics_endpoint
+        Full URL (``.../v1/metrics``) of an OTLP/HTTP metrics receiver; without one the
+        telemetry sidecar's samples go only on the pod span (a trace store such as Jaeger
+        takes no metrics, so ``OTEL_EXPORTER_OTLP_ENDPOINT`` is not used for them).
+    pod_name
+        The worker pod's name (downward API); spans of a pod's containers parent on its pod
+        span (`shutterline.telemetry.tracing.pod_context`). None in the embedded run.
     """
 
     repo: str
@@ -92,6 +104,9 @@ class Settings:
     schema_registry_url: str | None = None
     relay_give_up_s: float = 300.0
     telemetry_hz: float = 4.0
+    relay_metrics_port: int | None = None
+    otlp_metrics_endpoint: str | None = None
+    pod_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +142,8 @@ def _parse(name: str, text: str) -> object:
             return tuple(x for x in text.split(",") if x)
         if name in ("padding_arcsec", "raw_wait_s", "relay_give_up_s", "telemetry_hz"):
             return float(text)
+        if name == "relay_metrics_port":
+            return int(text)
     except ValueError as exc:
         raise exceptions.PermanentError(f"{ENV[name]}={text!r}: {exc}") from None
     return text

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry import trace
 
 from shutterline import exceptions
+from shutterline.butler import transient
 from shutterline.pipeline import settings as settings_mod
 from shutterline.telemetry import stages, tracing
 
@@ -63,10 +64,11 @@ def run_detector_job(
     """
     _configure_once(settings)
     rec = stages.StageRecorder(attributes={"visit": visit, "detector": detector})
-    parent = tracing.context_from_traceparent(traceparent)
-    with _TRACER.start_as_current_span(
-        f"detector {detector}", context=parent, attributes=rec.attributes
-    ) as span:
+    # In a worker pod the detector's spans hang under the pod span the telemetry sidecar records.
+    parent = tracing.pod_context(traceparent, settings.pod_name)
+    # The pod span is "detector N" already; the pipeline container's own span is "pipeline".
+    name = "pipeline" if settings.pod_name else f"detector {detector}"
+    with _TRACER.start_as_current_span(name, context=parent, attributes=rec.attributes) as span:
         report = DetectorReport(visit, detector, "succeeded")
         try:
             _run(settings, visit, detector, rec, report)
@@ -87,26 +89,19 @@ def _run(
     rec: stages.StageRecorder,
     report: DetectorReport,
 ) -> None:
+    from shutterline.butler import names
     from shutterline.pipeline import detector as detector_mod
     from shutterline.pipeline import io as pipeline_io
 
     inputs, local = pipeline_io.load_inputs(settings, visit, detector, rec)
+    rec.identify(instrument=names.INSTRUMENT, band=inputs.band)
     outputs, paths = detector_mod.process_detector(inputs, settings, rec)
     report.alert_paths = paths
     report.dia_sources = outputs.dia_sources
     report.src = (
         outputs.src[outputs.src["psf_star"]] if "psf_star" in outputs.src.colnames else None
     )
-    # Internal products come after the alerts are out; failing to keep them must not take
-    # back alerts already spooled, so it is reported, not raised.
-    with rec.stage("products") as span:
-        try:
-            pipeline_io.store_products(settings, local, outputs)
-        except Exception as exc:
-            reason = f"internal products not stored: {type(exc).__name__}: {exc}"
-            log.warning("visit %s detector %s: %s", visit, detector, reason)
-            rec.emit("products_error", reason)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, reason))
+    pipeline_io.store_products_reported(settings, local, outputs, rec)
 
 
 def _record_failure(
@@ -117,7 +112,8 @@ def _record_failure(
     report.status = "failed"
     report.reason = f"{type(exc).__name__}: {exc}"
     is_ours = isinstance(exc, exceptions.ShutterlineError)
-    report.exit_code = getattr(exc, "exit_code", exceptions.EXIT_PERMANENT)
+    # A service error (S3, PostgreSQL, network) is worth a retry; anything else is not.
+    report.exit_code = transient.exit_code(exc)
     span.set_status(trace.Status(trace.StatusCode.ERROR, report.reason))
     # An unexpected exception is a bug, not bad data: keep its traceback in the log.
     log.error(

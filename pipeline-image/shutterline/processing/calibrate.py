@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from astropy.table import Table
 from shutterline import exceptions
 from shutterline.images import Exposure
 from shutterline.processing import astrometry, characterize, detection, photometry
+from shutterline.telemetry import stages
 
 __all__ = ["CalibrateConfig", "CalibrateResult", "calibrate"]
 
@@ -136,7 +136,7 @@ def calibrate(
         No WCS on the exposure, reference columns missing, or too few matches.
     """
     config = config or CalibrateConfig()
-    start = time.perf_counter()
+    clock = stages.Laps("calibrate")
     where = characterize.describe(exposure.metadata)
     if exposure.wcs is None:
         raise exceptions.PermanentError(f"calibrate {where}: exposure has no WCS to refine")
@@ -154,7 +154,7 @@ def calibrate(
         config.astrometry,
         where,
     )
-    t_astrometry = time.perf_counter() - start
+    clock.lap("astrometry")
     src = use[fit.source_index]
     bright = np.asarray(sources["snr"])[src] >= config.min_snr_photometry
     calib = photometry.fit_zero_point(
@@ -166,8 +166,8 @@ def calibrate(
     )
     out_sources = _calibrated_sources(sources, fit, use, refcat, calib)
     stats = _stats(fit, calib)
-    stats["time_astrometry_s"] = t_astrometry
-    stats["time_photometry_s"] = time.perf_counter() - start - t_astrometry
+    clock.lap("photometry")
+    stats.update(clock.laps)
     metadata = _metadata(exposure.metadata, fit, calib)
     out = dataclasses.replace(exposure, wcs=fit.wcs, metadata=metadata)
     return CalibrateResult(out, out_sources, fit, calib, stats)

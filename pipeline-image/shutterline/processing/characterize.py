@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from shutterline.images import mask as mask_mod
 from shutterline.processing import background as background_mod
 from shutterline.processing import detection, starselect
 from shutterline.processing import psf as psf_mod
+from shutterline.telemetry import stages
 
 __all__ = ["CharacterizeConfig", "CharacterizeResult", "characterize", "describe"]
 
@@ -143,19 +143,6 @@ def _psf(
     return model, stars
 
 
-class _Clock:
-    """Wall time of consecutive steps, as ``time_<step>_s`` entries for ``stats``."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, step: str) -> None:
-        now = time.perf_counter()
-        self.laps[f"time_{step}_s"] = now - self._last
-        self._last = now
-
-
 def _measure(
     out: Exposure,
     bad: np.ndarray,
@@ -197,7 +184,7 @@ def characterize(
     """
     config = config or CharacterizeConfig()
     where = describe(exposure.metadata)
-    clock = _Clock()
+    clock = stages.Laps("characterize")
     bad = background_mod.bad_pixel_mask(exposure.mask)
     bkg = background_mod.estimate_background(
         exposure.image, bad, mesh_size=config.mesh_size, filter_size=config.filter_size

@@ -32,7 +32,7 @@ import yaml
 from astropy.table import Table
 
 from shutterline.camera import layout
-from shutterline.simulate import config, exposure, schedule
+from shutterline.simulate import config, exposure, rawfile, schedule
 
 __all__ = [
     "write_orbits",
@@ -128,6 +128,9 @@ def _visit_entry(plan: schedule.ExposurePlan, ccdnums: tuple[int, ...]) -> dict[
         "ra": plan.ra,
         "dec": plan.dec,
         "band": plan.band,
+        # What the raws' FILTER says, and the focal plane's turn: a Visit announces both.
+        "physical_filter": str(rawfile.primary_header(plan)["FILTER"]),
+        "rotation": 0.0,
         "exptime": plan.exptime,
         "detectors": list(ccdnums),
     }
@@ -137,7 +140,8 @@ def write_schedule(out: Path, plans: list[schedule.ExposurePlan], ccdnums: tuple
     """Write ``schedule.yaml``: the night's science visits in observing order.
 
     ``{instrument, visits: [{visit, exposure, mjd (start, TAI), mjd_mid, field, ra, dec
-    (boresight, deg), band, exptime (s), detectors: [CCDNUM...]}]}``.
+    (boresight, deg), band, physical_filter (the raws' FILTER), rotation (deg), exptime (s),
+    detectors: [CCDNUM...]}]}``.
     """
     visits = [_visit_entry(p, ccdnums) for p in plans if p.role == "science"]
     text = yaml.safe_dump({"instrument": layout.CAMERA.name, "visits": visits}, sort_keys=False)

@@ -6,29 +6,34 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
+    "K8S_ATTRIBUTES",
     "JsonLinesSpanExporter",
     "configure",
     "context_from_traceparent",
     "current_traceparent",
+    "kubernetes_attributes",
+    "new_provider",
     "pod_context",
     "pod_span_id",
+    "resource",
 ]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -66,7 +71,56 @@ def _span_dict(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
         "service_name": span.resource.attributes.get("service.name"),
+        "events": [
+            {"name": e.name, "time_unix_nano": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
     }
+
+
+#: Downward-API variable -> OpenTelemetry Kubernetes semantic-convention resource attribute.
+K8S_ATTRIBUTES = {
+    "POD_NAME": "k8s.pod.name",
+    "POD_NAMESPACE": "k8s.namespace.name",
+    "NODE_NAME": "k8s.node.name",
+    "JOB_NAME": "k8s.job.name",
+    "CONTAINER_NAME": "k8s.container.name",
+}
+
+
+def kubernetes_attributes(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``k8s.*`` resource attributes of this container from the variables the pod sets."""
+    env = os.environ if env is None else env
+    return {attr: env[var] for var, attr in K8S_ATTRIBUTES.items() if env.get(var)}
+
+
+def resource(service_name: str, attributes: Mapping[str, str] | None = None) -> Resource:
+    """The resource of every span and metric of this process: service and Kubernetes ids."""
+    return Resource.create(
+        {"service.name": service_name, **kubernetes_attributes(), **(attributes or {})}
+    )
+
+
+def new_provider(
+    service_name: str,
+    otlp_endpoint: str | None = None,
+    json_path: Path | None = None,
+    attributes: dict[str, str] | None = None,
+    id_generator: IdGenerator | None = None,
+    span_limits: SpanLimits | None = None,
+) -> TracerProvider:
+    """A tracer provider sending spans where asked; not installed as the global one.
+
+    Parameters are those of `configure`; ``id_generator`` and ``span_limits`` go to the
+    provider (the telemetry sidecar's pod span uses both).
+    """
+    provider = TracerProvider(
+        resource=resource(service_name, attributes),
+        id_generator=id_generator,
+        span_limits=span_limits,
+    )
+    _add_destinations(provider, otlp_endpoint, json_path)
+    return provider
 
 
 def configure(
@@ -85,14 +139,24 @@ def configure(
         Base URL of an OTLP/HTTP receiver (``http://host:4318``); spans are batched to it.
     json_path
         A JSON-lines file that receives every span as well (the embedded run's record).
+    attributes
+        More resource attributes; the ``k8s.*`` ones of a worker pod are added from the
+        downward-API variables (`kubernetes_attributes`).
     """
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
-        resource = Resource.create({"service.name": service_name, **(attributes or {})})
-        provider = TracerProvider(resource=resource)
+        provider = new_provider(service_name, otlp_endpoint, json_path, attributes)
         trace.set_tracer_provider(provider)
+        return provider
     # OpenTelemetry allows one global provider per process: a second configuration (another
     # run in the same process) adds its destinations to it.
+    _add_destinations(provider, otlp_endpoint, json_path)
+    return provider
+
+
+def _add_destinations(
+    provider: TracerProvider, otlp_endpoint: str | None, json_path: Path | None
+) -> None:
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -100,7 +164,6 @@ def configure(
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
     if json_path is not None:
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(json_path)))
-    return provider
 
 
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context | None:

@@ -27,6 +27,7 @@ from tests.testbed.k8s import (
     kubeapi,
     kubeconfig_pod,
     podstatus,
+    probes,
     volumes,
 )
 
@@ -89,6 +90,7 @@ class PodWorker(threading.Thread):
         self.remove_from_api = True
         self.grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
         self.on_done: Callable[[PodWorker], None] | None = None
+        self.probes: dict[str, probes.ExecProbe] = {}
 
     @property
     def uid(self) -> str:
@@ -145,6 +147,9 @@ class PodWorker(threading.Thread):
             if run.poll():
                 self._after_exit(run)
                 changed = True
+            probe = self.probes.get(run.name)
+            if probe is not None and run.state == "running":
+                changed |= probe.step()
         return changed
 
     # --- stages ---------------------------------------------------------------------------
@@ -210,7 +215,7 @@ class PodWorker(threading.Thread):
     def _launch(self, run: containers.ContainerRun) -> bool:
         """Start ``run``, or leave it waiting with the kubelet's reason when it cannot."""
         try:
-            argv, env, cwd = self._process_spec(run)
+            argv, env, cwd, probe_argv = self._process_spec(run)
         except images.UnknownImageError as error:
             run.wait("ErrImagePull", str(error), _RETRY_CONFIG)
             return True
@@ -218,6 +223,11 @@ class PodWorker(threading.Thread):
             run.wait("CreateContainerConfigError", str(error), _RETRY_CONFIG)
             return True
         run.start(argv, env, cwd)
+        probe = probes.exec_probe(run.spec, probe_argv, env, cwd)
+        if probe is None:
+            self.probes.pop(run.name, None)
+        else:
+            self.probes[run.name] = probe
         if run.state == "terminated":
             self._after_exit(run)
         elif run.proc is not None:
@@ -228,7 +238,10 @@ class PodWorker(threading.Thread):
             (pids / run.name).write_text(f"{run.proc.pid}\n")
         return True
 
-    def _process_spec(self, run: containers.ContainerRun) -> tuple[list[str], dict[str, str], Path]:
+    def _process_spec(
+        self, run: containers.ContainerRun
+    ) -> tuple[list[str], dict[str, str], Path, list[str]]:
+        """The process (argv, environment, working directory) and its readiness probe argv."""
         runtime = images.resolve(str(run.spec.get("image", "")))
         if self.volume_dirs is None:
             sources = volumes.Sources(
@@ -250,10 +263,12 @@ class PodWorker(threading.Thread):
         env.update(self._kubeconfig_env(mounts))
         raw = images.argv_for(runtime, run.spec.get("command") or [], run.spec.get("args") or [])
         argv = [containerenv.rewrite(containerenv.expand(a, env), mounts) for a in raw]
+        probe = ((run.spec.get("readinessProbe") or {}).get("exec") or {}).get("command") or []
+        probe_argv = [containerenv.rewrite(containerenv.expand(a, env), mounts) for a in probe]
         working = run.spec.get("workingDir")
         cwd = Path(containerenv.rewrite(working, mounts)) if working else run.directory
         cwd.mkdir(parents=True, exist_ok=True)
-        return argv, env, cwd
+        return argv, env, cwd, probe_argv
 
     def _base_env(self, run: containers.ContainerRun, runtime: images.Runtime) -> dict[str, str]:
         """What every container starts from, before its own ``env``."""
@@ -297,6 +312,7 @@ class PodWorker(threading.Thread):
             start_time=self.start_time,
             conditions=self.conditions,
             message=self.message,
+            readiness={name: probe.ready for name, probe in self.probes.items()},
         )
         meta = self.pod["metadata"]
         try:

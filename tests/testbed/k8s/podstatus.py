@@ -30,14 +30,15 @@ def _state(run: containers.ContainerRun) -> dict[str, Any]:
     return {"waiting": waiting}
 
 
-def container_status(run: containers.ContainerRun) -> dict[str, Any]:
-    """The ``containerStatuses`` entry of ``run`` (ready means running: there are no probes)."""
+def container_status(run: containers.ContainerRun, probed: bool | None = None) -> dict[str, Any]:
+    """The ``containerStatuses`` entry of ``run``: ready while it runs, and, if it has an exec
+    readiness probe (``probed`` is its verdict), once that probe passes."""
     running = run.state == "running"
     status: dict[str, Any] = {
         "name": run.name,
         "image": run.spec.get("image", ""),
         "imageID": f"testbed://{run.spec.get('image', '')}",
-        "ready": running,
+        "ready": running and probed is not False,
         "started": running,
         "restartCount": run.restart_count,
         "state": _state(run),
@@ -78,12 +79,17 @@ class PodView:
     start_time: str
     conditions: Conditions
     message: str = ""
+    readiness: dict[str, bool] = field(default_factory=dict)
+
+    def ready(self, run: containers.ContainerRun) -> bool:
+        """Whether ``run`` counts as ready: running, and its probe (if any) passing."""
+        return run.state == "running" and self.readiness.get(run.name, True)
 
 
 def _conditions(view: PodView) -> list[dict[str, Any]]:
     terminal = view.phase in ("Succeeded", "Failed")
-    sidecars_up = all(run.state == "running" for run in view.inits if run.kind == "sidecar")
-    mains_up = all(run.state == "running" for run in view.mains)
+    sidecars_up = all(view.ready(run) for run in view.inits if run.kind == "sidecar")
+    mains_up = all(view.ready(run) for run in view.mains)
     ready = view.initialized and mains_up and sidecars_up and not terminal
     reason = "PodCompleted" if terminal else "ContainersNotReady"
     clock = view.conditions
@@ -110,8 +116,12 @@ def pod_status(view: PodView) -> dict[str, Any]:
         "podIPs": [{"ip": ip}],
         "startTime": view.start_time,
         "conditions": _conditions(view),
-        "initContainerStatuses": [container_status(run) for run in view.inits],
-        "containerStatuses": [container_status(run) for run in view.mains],
+        "initContainerStatuses": [
+            container_status(run, view.readiness.get(run.name)) for run in view.inits
+        ],
+        "containerStatuses": [
+            container_status(run, view.readiness.get(run.name)) for run in view.mains
+        ],
         "qosClass": view.pod.get("status", {}).get("qosClass", "BestEffort"),
     }
     if view.message:

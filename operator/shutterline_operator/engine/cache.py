@@ -1,0 +1,178 @@
+"""What the operator knows of the cluster: Visits, their Jobs and pods, PromptConfigs.
+
+Filled once from the API at start-up (`Cache.seed`), then kept current by watch events; an
+event older than what is held (by ``resourceVersion``) is ignored. Pods are found by their
+Job's name, Jobs by their owner Visit: the index from owner to Visit that lets one status
+loop serve every Visit without a timer per Visit. Every event marks its Visit dirty.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from shutterline_operator.core import names, slim
+
+__all__ = ["Cache", "Key"]
+
+Key = tuple[str, str]
+_JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def _key(obj: dict[str, Any]) -> Key:
+    return (str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"]))
+
+
+def _version(obj: dict[str, Any]) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _newer(held: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
+    return held is None or _version(incoming) >= _version(held)
+
+
+def _owner_visit(job: dict[str, Any]) -> str | None:
+    for ref in job["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == "Visit" and ref.get("apiVersion", "").startswith(names.GROUP):
+            return str(ref["name"])
+    return None
+
+
+class Cache:
+    """Thread-safe store of the objects the operator reads, and of which Visits are dirty."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.visits: dict[Key, dict[str, Any]] = {}
+        self.jobs: dict[Key, dict[str, Any]] = {}
+        self.pods: dict[Key, dict[str, dict[str, Any]]] = {}
+        self.configs: dict[Key, dict[str, Any]] = {}
+        self.dirty: dict[Key, float] = {}
+        self.wake = threading.Event()
+        self.seeded = False
+        self.queue_dirty = True
+
+    # --- updates from events --------------------------------------------------------------
+    def _mark(self, key: Key, queue: bool = False) -> None:
+        self.dirty.setdefault(key, time.monotonic())
+        self.queue_dirty |= queue
+        self.wake.set()
+
+    def mark(self, key: Key) -> None:
+        """Ask the status loop to look at Visit ``key`` again."""
+        with self.lock:
+            self._mark(key)
+
+    def put_visit(self, visit: dict[str, Any], deleted: bool = False) -> None:
+        """A Visit was added, changed or (``deleted``) removed."""
+        key = _key(visit)
+        with self.lock:
+            if deleted:
+                self.visits.pop(key, None)
+                self.dirty.pop(key, None)
+                self.queue_dirty = True
+                return
+            if _newer(self.visits.get(key), visit):
+                self.visits[key] = slim.slim_visit(visit)
+                self._mark(key, queue=True)
+
+    def put_job(self, job: dict[str, Any], deleted: bool = False) -> None:
+        """A Job of a Visit was added, changed or removed."""
+        key, owner = _key(job), _owner_visit(job)
+        with self.lock:
+            if deleted:
+                self.jobs.pop(key, None)
+            elif _newer(self.jobs.get(key), job):
+                self.jobs[key] = slim.slim_job(job)
+            if owner:
+                self._mark((key[0], owner), queue=True)
+
+    def put_pod(self, pod: dict[str, Any], deleted: bool = False) -> None:
+        """A worker pod was added, changed or removed."""
+        namespace, name = _key(pod)
+        job = ((pod["metadata"].get("labels") or {}).get(_JOB_NAME_LABEL)) or ""
+        with self.lock:
+            pods = self.pods.setdefault((namespace, job), {})
+            if deleted:
+                pods.pop(name, None)
+                if not pods:
+                    del self.pods[(namespace, job)]
+            elif _newer(pods.get(name), pod):
+                pods[name] = slim.slim_pod(pod)
+            held = self.jobs.get((namespace, job))
+            owner = _owner_visit(held) if held else None
+            if owner:
+                self._mark((namespace, owner))
+
+    def put_config(self, config: dict[str, Any], deleted: bool = False) -> None:
+        """A PromptConfig was added, changed or removed."""
+        key = _key(config)
+        with self.lock:
+            if deleted:
+                self.configs.pop(key, None)
+            elif _newer(self.configs.get(key), config):
+                self.configs[key] = {
+                    "metadata": dict(config["metadata"]),
+                    "spec": dict(config.get("spec") or {}),
+                }
+
+    def seed(self, kinds: dict[str, Iterable[dict[str, Any]]]) -> None:
+        """Fill from full listings (``visits``, ``jobs``, ``pods``, ``promptconfigs``)."""
+        put = {
+            "visits": self.put_visit,
+            "jobs": self.put_job,
+            "pods": self.put_pod,
+            "promptconfigs": self.put_config,
+        }
+        for kind in ("promptconfigs", "jobs", "pods", "visits"):
+            for obj in kinds.get(kind, ()):
+                put[kind](obj)
+        self.seeded = True
+
+    # --- reads ----------------------------------------------------------------------------
+    def config_for(self, namespace: str, instrument: str) -> dict[str, Any] | None:
+        """The PromptConfig of ``instrument`` in ``namespace`` (oldest if several)."""
+        with self.lock:
+            found = [
+                c
+                for (ns, _), c in self.configs.items()
+                if ns == namespace and c["spec"].get("instrument") == instrument
+            ]
+        found.sort(key=lambda c: str(c["metadata"].get("creationTimestamp", "")))
+        return found[0] if found else None
+
+    def visit_view(
+        self, key: Key
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]:
+        """(Visit, its Job, the Job's pods) as held now (copies of the top-level dicts)."""
+        with self.lock:
+            visit = self.visits.get(key)
+            job_key = (key[0], names.job_name(key[1]))
+            job = self.jobs.get(job_key)
+            pods = list(self.pods.get(job_key, {}).values())
+        return visit, job, pods
+
+    def siblings(self, namespace: str) -> list[dict[str, Any]]:
+        """Every Visit of ``namespace``."""
+        with self.lock:
+            return [v for (ns, _), v in self.visits.items() if ns == namespace]
+
+    def earliest_dirty(self) -> float | None:
+        """When the longest-waiting dirty Visit was marked (monotonic), None if none is."""
+        with self.lock:
+            return min(self.dirty.values(), default=None)
+
+    def take_dirty(self, older_than: float) -> list[Key]:
+        """Dirty Visits marked before ``older_than`` (monotonic), removed from the dirty set."""
+        with self.lock:
+            due = [k for k, t in self.dirty.items() if t <= older_than]
+            for key in due:
+                del self.dirty[key]
+            if not self.dirty:
+                self.wake.clear()
+            return due

@@ -1,0 +1,202 @@
+"""The reconcile steps: create a Visit's Job (or reject it), release queued Jobs, and fold
+Job and pod state into the Visit's status. Every decision is a core function; every effect
+an adapter call. Each step may run again at any time with the same result (restart-safe)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from shutterline.camera import layout
+from shutterline_operator.adapters import kube, metrics, tracing
+from shutterline_operator.core import builders, names, slim, timing, validation
+from shutterline_operator.core import status as vstatus
+from shutterline_operator.engine import cache as vcache
+
+__all__ = ["CAMERAS", "Reconciler", "Retry"]
+
+log = logging.getLogger("shutterline.operator")
+#: Instrument -> detector numbers of its camera (``shutterline.camera``).
+CAMERAS: dict[str, frozenset[int]] = {
+    layout.CAMERA.name: frozenset(d.ccdnum for d in layout.CAMERA.detectors)
+}
+_WARNING = ("Failed", "PartiallySucceeded", "TimedOut", "Rejected")
+
+
+class Retry(Exception):
+    """Try this step again later (a transient API error, a Job still being deleted)."""
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _key(obj: dict[str, Any]) -> vcache.Key:
+    return (str(obj["metadata"]["namespace"]), str(obj["metadata"]["name"]))
+
+
+class Reconciler:
+    """The operator's state and steps, shared by the kopf handlers and the status loop."""
+
+    def __init__(self, api: kube.Api, spans: tracing.RootSpans) -> None:
+        self.api, self.spans = api, spans
+        self.cache = vcache.Cache()
+        self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}
+
+    def seed(self, namespaces: list[str] | None) -> None:
+        """Fill the cache from the API (before any handler runs)."""
+        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
+        scopes: list[str | None] = list(namespaces) if namespaces else [None]
+        listings: dict[str, Iterable[dict[str, Any]]] = {}
+        for kind in ("promptconfigs", "jobs", "pods", "visits"):
+            wanted = selector if kind in ("jobs", "pods") else None
+            listings[kind] = [obj for ns in scopes for obj in self.api.list(kind, ns, wanted)]
+        self.cache.seed(listings)
+
+    # --- creation -------------------------------------------------------------------------
+    def ensure(self, visit: dict[str, Any]) -> None:
+        """Give ``visit`` its Job, or reject it; nothing if it already has one or is done."""
+        started = time.perf_counter()
+        self.cache.put_visit(visit)
+        try:
+            self._ensure(visit)
+        except kube.ApiError as error:
+            if error.transient:
+                raise Retry(str(error)) from error
+            raise
+        finally:
+            metrics.RECONCILE_SECONDS.labels("ensure").observe(metrics.since(started))
+
+    def _ensure(self, visit: dict[str, Any]) -> None:
+        namespace, name = _key(visit)
+        if (visit.get("status") or {}).get("phase") in vstatus.TERMINAL:
+            return
+        job_name = names.job_name(name)
+        existing = self.cache.jobs.get((namespace, job_name))
+        if existing is not None:
+            self._adopt(visit, existing)
+            return
+        spec = visit["spec"]
+        config = self._config(namespace, spec["instrument"])
+        camera = CAMERAS.get(spec["instrument"])
+        now = _utcnow()
+        rejection = validation.validate(visit, config, camera, self.cache.siblings(namespace), now)
+        if rejection is not None or config is None or camera is None:
+            self.reject(visit, rejection or validation.Rejection("Invalid", "invalid"))
+            return
+        traceparent = self._traceparent(visit)
+        detectors = validation.detectors_of(spec, camera)
+        job = builders.build_job(visit, config, detectors, traceparent, now)
+        created = self.api.create("jobs", job)
+        if created is None:  # made by an earlier run of this step (or an older Visit's)
+            found = self.api.get("jobs", namespace, job_name)
+            if found is not None:
+                self._adopt(visit, found)
+            return
+        self.cache.put_job(created)
+        seen = timing.parse_time(visit["metadata"]["creationTimestamp"])
+        metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
+        message = f"Job {job_name}: {len(detectors)} detectors"
+        self.api.event(visit, "Visit", "JobCreated", message, warning=False)
+
+    def _adopt(self, visit: dict[str, Any], job: dict[str, Any]) -> None:
+        """A Job of this name exists: ours (restart), or a dead Visit's still being deleted."""
+        owners = job["metadata"].get("ownerReferences") or []
+        if not any(ref.get("uid") == visit["metadata"]["uid"] for ref in owners):
+            raise Retry(f"Job {job['metadata']['name']} belongs to an earlier Visit of this name")
+        self.cache.put_job(job)
+
+    def _config(self, namespace: str, instrument: str) -> dict[str, Any] | None:
+        found = self.cache.config_for(namespace, instrument)
+        if found is None:  # maybe not in the cache yet: ask the API server
+            for config in self.api.list("promptconfigs", namespace):
+                self.cache.put_config(config)
+            found = self.cache.config_for(namespace, instrument)
+        return found
+
+    def _traceparent(self, visit: dict[str, Any]) -> str:
+        """The Visit's root context, stored before the Job so a restart keeps the trace."""
+        annotations = visit["metadata"].get("annotations") or {}
+        if annotations.get(names.ANNOTATION_TRACEPARENT):
+            return str(annotations[names.ANNOTATION_TRACEPARENT])
+        traceparent = tracing.new_traceparent()
+        namespace, name = _key(visit)
+        patch = {"metadata": {"annotations": {names.ANNOTATION_TRACEPARENT: traceparent}}}
+        updated = self.api.patch("visits", namespace, name, patch)
+        if updated is not None:
+            self.cache.put_visit(updated)
+        return traceparent
+
+    def reject(self, visit: dict[str, Any], rejection: validation.Rejection) -> None:
+        """Mark ``visit`` Rejected (condition, label, Warning Event); no Job is made."""
+        namespace, name = _key(visit)
+        now = _utcnow()
+        conditions = vstatus.set_condition(
+            (visit.get("status") or {}).get("conditions") or [],
+            "Validated",
+            False,
+            rejection.reason,
+            rejection.message,
+            now,
+        )
+        status = {
+            "phase": "Rejected",
+            "reason": rejection.reason,
+            "message": rejection.message,
+            "finishedAt": timing.format_time(now),
+            "conditions": conditions,
+        }
+        updated = self.api.patch("visits", namespace, name, {"status": status}, status=True)
+        self.api.patch(
+            "visits", namespace, name, {"metadata": {"labels": {names.LABEL_PHASE: "Rejected"}}}
+        )
+        self.api.event(visit, "Visit", "Rejected", f"{rejection.reason}: {rejection.message}", True)
+        if updated is not None:
+            self.cache.put_visit(updated)
+        log.info("visit %s/%s rejected: %s", namespace, name, rejection.message)
+
+    # --- status ---------------------------------------------------------------------------
+    def flush(self, key: vcache.Key) -> None:
+        """Fold the Visit's Job and pods into its status; patch only what changed."""
+        started = time.perf_counter()
+        visit, job, pods = self.cache.visit_view(key)
+        if visit is None or (visit.get("status") or {}).get("phase") == "Rejected":
+            return
+        if job is None and not (visit.get("status") or {}).get("phase"):
+            return  # not handled yet: the create handler will make the Job or reject
+        camera = CAMERAS.get(visit["spec"]["instrument"], frozenset())
+        detectors = validation.detectors_of(visit["spec"], camera)
+        old = visit.get("status") or {}
+        new = vstatus.fold(visit, job, pods, detectors, _utcnow(), self.slots.get(key))
+        patch = slim.merge_patch(old, new)
+        if patch:
+            updated = self.api.patch("visits", key[0], key[1], {"status": patch}, status=True)
+            if updated is not None:
+                self.cache.put_visit(updated)
+        if new.get("phase") != old.get("phase"):
+            self.publish_phase(visit, new, job)
+        metrics.RECONCILE_SECONDS.labels("status").observe(metrics.since(started))
+
+    def publish_phase(
+        self, visit: dict[str, Any], status: dict[str, Any], job: dict[str, Any] | None = None
+    ) -> None:
+        """A new phase: an Event, the phase label, and at the end the root span."""
+        namespace, name = _key(visit)
+        phase = str(status["phase"])
+        self.api.event(visit, "Visit", phase, str(status.get("message", "")), phase in _WARNING)
+        meta: dict[str, Any] = {"labels": {names.LABEL_PHASE: phase}}
+        annotations = visit["metadata"].get("annotations") or {}
+        if phase in vstatus.TERMINAL and not annotations.get(names.ANNOTATION_TRACE_RECORDED):
+            config = self.cache.config_for(namespace, str(visit["spec"]["instrument"]))
+            endpoint = ((config or {}).get("spec", {}).get("telemetry") or {}).get("otlpEndpoint")
+            if self.spans.record(visit, status, endpoint):
+                meta["annotations"] = {names.ANNOTATION_TRACE_RECORDED: "true"}
+        updated = self.api.patch("visits", namespace, name, {"metadata": meta})
+        if updated is not None:
+            self.cache.put_visit(updated)
+        if job is not None and phase in vstatus.TERMINAL:
+            labels = {"metadata": {"labels": {names.LABEL_PHASE: phase}}}
+            self.api.patch("jobs", namespace, job["metadata"]["name"], labels)

@@ -1,0 +1,102 @@
+"""The one loop that serves every Visit: queue admission when Jobs or Visits changed (or
+once a second, for deadlines), then the status of each dirty Visit, coalesced so that a
+Visit whose pods change many times a second is patched at most once per interval."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import functools
+import logging
+import threading
+import time
+
+from shutterline_operator.adapters import kube, metrics
+from shutterline_operator.engine import admission, reconcile
+
+__all__ = ["StatusLoop"]
+
+log = logging.getLogger("shutterline.operator")
+_ADMIT_EVERY_S = 1.0
+_ALIVE_S = 30.0
+
+
+class StatusLoop(threading.Thread):
+    """Runs until `stop`; `alive` says whether it is still turning."""
+
+    def __init__(self, rec: reconcile.Reconciler, interval: float = 0.5) -> None:
+        super().__init__(name="status-loop", daemon=True)
+        self.rec, self.interval = rec, interval
+        self.stopping = threading.Event()
+        self.last_turn = time.monotonic()
+        self.last_admit = 0.0
+
+    def stop(self) -> None:
+        """End the loop after its current turn."""
+        self.stopping.set()
+        self.rec.cache.wake.set()
+
+    def alive(self) -> bool:
+        """Whether the loop has turned within the last half minute."""
+        return self.is_alive() and time.monotonic() - self.last_turn < _ALIVE_S
+
+    def run(self) -> None:
+        """Turn until stopped; one failing Visit never stops the others."""
+        while not self.stopping.is_set():
+            self.rec.cache.wake.wait(_ADMIT_EVERY_S / 2)
+            self.last_turn = time.monotonic()
+            try:
+                self.turn()
+            except Exception:
+                log.exception("status loop turn failed")
+                time.sleep(self.interval)
+
+    def turn(self) -> None:
+        """Admission if due, then every dirty Visit whose coalescing interval has passed."""
+        cache = self.rec.cache
+        self._admit_if_due()
+        earliest = cache.earliest_dirty()
+        if earliest is None:
+            return
+        wait = earliest + self.interval - time.monotonic()
+        if wait > 0:
+            self.stopping.wait(min(wait, self.interval))
+            return
+        for key in cache.take_dirty(time.monotonic() - self.interval):
+            # Releasing Jobs is what Visit-to-Job latency waits for: never behind a long
+            # round of status patches.
+            self._admit_if_due()
+            self._guarded(functools.partial(self.rec.flush, key), key)
+        self._count_phases()
+
+    def _admit_if_due(self) -> None:
+        now = time.monotonic()
+        if self.rec.cache.queue_dirty or now - self.last_admit >= _ADMIT_EVERY_S:
+            self.rec.cache.queue_dirty = False
+            self.last_admit = now
+            self._guarded(self._admit, None)
+
+    def _admit(self) -> None:
+        admission.admit(self.rec, dt.datetime.now(dt.UTC))
+
+    def _guarded(
+        self, step: collections.abc.Callable[[], None], key: tuple[str, str] | None
+    ) -> None:
+        try:
+            step()
+        except kube.ApiError as error:
+            log.warning("%s: %s", key or "queue", error)
+            if error.transient and key is not None:
+                self.rec.cache.mark(key)
+            elif error.transient:
+                self.rec.cache.queue_dirty = True
+
+    def _count_phases(self) -> None:
+        with self.rec.cache.lock:
+            phases = collections.Counter(
+                (v.get("status") or {}).get("phase") or "Pending"
+                for v in self.rec.cache.visits.values()
+            )
+        metrics.VISITS.clear()
+        for phase, count in phases.items():
+            metrics.VISITS.labels(phase).set(count)

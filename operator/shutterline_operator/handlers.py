@@ -1,0 +1,101 @@
+"""The kopf handlers: thin, typed, one engine call each.
+
+Visits are reconciled on creation and on operator start (``resume``); watch events of
+Visits, PromptConfigs and of the Jobs and pods the operator made (label selector) feed the
+engine's cache, whose one status loop folds them into Visit statuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from shutterline_operator.adapters import kube, metrics, tracing
+from shutterline_operator.core import names
+from shutterline_operator.engine import reconcile, statusloop
+
+__all__ = ["namespaces"]
+
+_OURS = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+_state: dict[str, Any] = {}
+
+
+def namespaces() -> list[str]:
+    """Namespaces to watch (``SHUTTERLINE_NAMESPACES``, comma-separated); [] means all."""
+    return [n for n in os.environ.get("SHUTTERLINE_NAMESPACES", "").split(",") if n]
+
+
+def _rec() -> reconcile.Reconciler:
+    rec: reconcile.Reconciler = _state["rec"]
+    return rec
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Keep kopf's bookkeeping in annotations, fill the cache, start the loop and endpoints."""
+    prefix = "kopf.shutterline.io"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=prefix, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{names.GROUP}/operator"
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True
+    # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
+    settings.scanning.disabled = True
+    settings.execution.max_workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "8"))
+    rec = reconcile.Reconciler(kube.Api(kube.connect()), tracing.RootSpans())
+    rec.seed(namespaces() or None)
+    loop = statusloop.StatusLoop(rec, float(os.environ.get("SHUTTERLINE_STATUS_INTERVAL_S", "0.5")))
+    loop.start()
+    port = int(os.environ.get("SHUTTERLINE_OPERATOR_PORT", "8080"))
+    server = metrics.serve(port, loop.alive, lambda: rec.cache.seeded and loop.alive())
+    _state.update(rec=rec, loop=loop, server=server)
+
+
+@kopf.on.cleanup()
+def cleanup(**_: Any) -> None:
+    """Stop the loop and the endpoints; send the root spans still batched."""
+    if "loop" in _state:
+        _state["loop"].stop()
+        _state["server"].shutdown()
+        _rec().spans.flush()
+
+
+@kopf.on.create(names.GROUP, names.VERSION, "visits")
+@kopf.on.resume(names.GROUP, names.VERSION, "visits")
+def visit_job(body: kopf.Body, **_: Any) -> None:
+    """Give a new (or, after a restart, any unfinished) Visit its Job, or reject it."""
+    try:
+        _rec().ensure({key: body[key] for key in body})
+    except reconcile.Retry as error:
+        raise kopf.TemporaryError(str(error), delay=2) from error
+    except kube.ApiError as error:
+        raise kopf.PermanentError(str(error)) from error
+
+
+@kopf.on.event(names.GROUP, names.VERSION, "visits")
+async def visit_event(event: kopf.RawEvent, **_: Any) -> None:
+    """Keep the cached Visit current."""
+    _rec().cache.put_visit(dict(event["object"]), deleted=event["type"] == "DELETED")
+
+
+@kopf.on.event(names.GROUP, names.VERSION, "promptconfigs")
+async def config_event(event: kopf.RawEvent, **_: Any) -> None:
+    """Keep the cached PromptConfig current."""
+    _rec().cache.put_config(dict(event["object"]), deleted=event["type"] == "DELETED")
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=_OURS)
+async def job_event(event: kopf.RawEvent, **_: Any) -> None:
+    """A Job of a Visit changed: its Visit is dirty, and maybe the queue."""
+    _rec().cache.put_job(dict(event["object"]), deleted=event["type"] == "DELETED")
+
+
+@kopf.on.event("", "v1", "pods", labels=_OURS)
+async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+    """A worker pod changed: its Visit is dirty."""
+    _rec().cache.put_pod(dict(event["object"]), deleted=event["type"] == "DELETED")

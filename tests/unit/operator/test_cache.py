@@ -1,0 +1,53 @@
+"""The engine's cache: the owner index from pods to Visits, stale events, dirty marks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shutterline_operator.engine import cache
+from tests.unit.operator import objects
+
+
+def _versioned(obj: dict[str, Any], version: int) -> dict[str, Any]:
+    obj["metadata"]["resourceVersion"] = str(version)
+    return obj
+
+
+def test_pod_events_mark_the_visit_through_its_job() -> None:
+    held = cache.Cache()
+    held.put_visit(objects.visit())
+    held.take_dirty(time.monotonic())
+    held.put_job(objects.job())
+    held.put_pod(objects.pod(0, ready=True))
+    assert held.take_dirty(time.monotonic()) == [("prompt", "visit-100007")]
+    visit, job, pods = held.visit_view(("prompt", "visit-100007"))
+    assert visit is not None and job is not None
+    assert [p["metadata"]["name"] for p in pods] == ["visit-100007-0-abcde"]
+    held.put_pod(objects.pod(0), deleted=True)
+    assert held.visit_view(("prompt", "visit-100007"))[2] == []
+
+
+def test_older_events_do_not_overwrite_newer_objects() -> None:
+    held = cache.Cache()
+    held.put_job(_versioned(objects.job(completed="0"), 20))
+    held.put_job(_versioned(objects.job(), 10))
+    assert held.jobs[("prompt", "visit-100007")]["status"]["completedIndexes"] == "0"
+    assert held.queue_dirty
+
+
+def test_config_for_finds_the_instrument() -> None:
+    held = cache.Cache()
+    held.put_config(objects.config())
+    assert held.config_for("prompt", "SimDECam") is not None
+    assert held.config_for("prompt", "Other") is None
+    assert held.config_for("elsewhere", "SimDECam") is None
+
+
+def test_dirty_marks_wait_for_the_interval() -> None:
+    held = cache.Cache()
+    held.mark(("ns", "a"))
+    assert held.take_dirty(time.monotonic() - 10) == []
+    assert held.earliest_dirty() is not None
+    assert held.take_dirty(time.monotonic()) == [("ns", "a")]
+    assert not held.wake.is_set()

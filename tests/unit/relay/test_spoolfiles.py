@@ -1,0 +1,31 @@
+"""The relay's view of the spool: finished packets only, names parsed, quarantine kept."""
+
+from __future__ import annotations
+
+from shutterline.alerts import spool as alert_spool
+from shutterline.relay import markers, spoolfiles
+
+
+def test_scan_sees_finished_packets_only(tmp_path):
+    writer = alert_spool.AlertSpool(tmp_path, fsync=False)
+    writer.write(12, b"x", visit=100007, detector=7)
+    writer.write(13, b"y")
+    (tmp_path / ".100007_7_14.alert.ab12cd34.tmp").write_bytes(b"half")
+    markers.write_done(tmp_path, 100007, 7, "succeeded", 2)
+    assert spoolfiles.scan_names(tmp_path) == ["100007_7_12.alert", "13.alert"]
+    packet = spoolfiles.read_packet(tmp_path, "100007_7_12.alert")
+    assert packet is not None
+    assert (packet.visit, packet.detector, packet.name_id) == (100007, 7, 12)
+    assert packet.detector_key == (100007, 7) and packet.payload == b"x"
+    bare = spoolfiles.read_packet(tmp_path, "13.alert")
+    assert bare is not None and bare.detector_key is None and bare.name_id == 13
+    assert spoolfiles.read_packet(tmp_path, "99.alert") is None
+    assert markers.done_markers(tmp_path) == {(100007, 7): tmp_path / "100007_7.done"}
+
+
+def test_quarantine_moves_the_file_aside_with_its_reason(tmp_path):
+    (tmp_path / "5.alert").write_bytes(b"junk")
+    target = spoolfiles.quarantine(tmp_path, "5.alert", "magic byte 106, not 0")
+    assert target == tmp_path / "quarantine" / "5.alert" and target.read_bytes() == b"junk"
+    assert "magic byte 106" in (tmp_path / "quarantine" / "5.alert.reason").read_text()
+    assert spoolfiles.scan_names(tmp_path) == []
