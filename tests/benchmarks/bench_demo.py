@@ -34,9 +34,11 @@ def _run(workdir: Path, extra: list[str]) -> tuple[float, list[tuple[str, float]
     steps: list[tuple[str, float]] = []
     t0 = last = time.perf_counter()
     name = "start-up"
+    log: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
         assert p.stdout is not None
         for line in p.stdout:
+            log.append(line)
             if line.startswith("== "):
                 now = time.perf_counter()
                 steps.append((name, now - last))
@@ -44,7 +46,8 @@ def _run(workdir: Path, extra: list[str]) -> tuple[float, list[tuple[str, float]
     end = time.perf_counter()
     steps.append((name + " + report", end - last))
     if p.returncode:
-        raise SystemExit(f"shutterline demo exited {p.returncode}")
+        tail = "".join(log[-40:])
+        raise SystemExit(f"{tail}\nshutterline demo exited {p.returncode} after {end - t0:.0f} s")
     return end - t0, steps
 
 
