@@ -110,7 +110,8 @@ def _flagged_boxes(mask: np.ndarray, bit: int, half: int) -> list[tuple[slice, s
     ``half`` pixels; each connected group of grown blocks is one box. A pixel within ``half``
     of a flagged one lies in the same box as it, so filtering box by box is exact.
     """
-    flagged = _resample.dirty_blocks(mask, bit)
+    # Native int32 for the compiled scan (a FITS-order mask is converted, not refused).
+    flagged = _resample.dirty_blocks(np.ascontiguousarray(mask, np.int32), bit)
     if not flagged.any():
         return []
     reach = -(-half // _resample.BLOCK)
