@@ -15,10 +15,20 @@ $(UV):
 	$(CACHE)/uv/bin/pip install -q uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-extras --python 3.11
+	$(UV) sync --frozen --all-extras --python 3.11 --compile-bytecode
 	touch $@
 
-env: $(VENV)/.synced
+# Bytecode for every installed module and ours, written once: where PYTHONDONTWRITEBYTECODE
+# is set, every process would otherwise compile its ~3,900 imported modules from source
+# (about 6 s of CPU each, 25 s under load; measured before the first stage of `shutterline
+# run`). Up-to-date files are skipped, so re-running it costs a second.
+BYTECODE := $(PY) -m compileall -q -j 0
+$(VENV)/.bytecode: $(VENV)/.synced
+	$(BYTECODE) $(VENV)/lib >/dev/null
+	touch $@
+
+env: $(VENV)/.synced $(VENV)/.bytecode
+	@$(BYTECODE) pipeline-image operator tests >/dev/null
 
 # `make demo KAFKA=host:port` also publishes every alert through the alert relay.
 demo: env

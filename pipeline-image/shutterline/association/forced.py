@@ -39,15 +39,6 @@ def _shifted_psfs(psf: npt.NDArray[np.floating], dx: FloatArray, dy: FloatArray)
     return shifted / shifted.sum(axis=(1, 2), keepdims=True)
 
 
-def _njy_per_unit(exposure: exposure_mod.Exposure, what: str) -> float:
-    meta = exposure.metadata
-    if "NJY_PER_UNIT" in meta:
-        return float(meta["NJY_PER_UNIT"])
-    if str(meta.get("BUNIT", "")).lower() == "njy":
-        return 1.0
-    raise ValueError(f"{what} image has neither NJY_PER_UNIT nor BUNIT='nJy' in its metadata")
-
-
 def psf_fluxes(
     exposure: exposure_mod.Exposure,
     x: npt.ArrayLike,
@@ -99,7 +90,7 @@ def psf_fluxes(
     pd = np.sum(model * np.where(good, data, 0.0) * weight, axis=(1, 2))
     fraction = np.sum(np.where(good, model**2, 0.0), axis=(1, 2)) / np.sum(model**2, axis=(1, 2))
     no_good = fraction < _MIN_GOOD_FRACTION
-    scale = _njy_per_unit(exposure, "the")
+    scale = exposure_mod.njy_per_unit(exposure.metadata, "the image")
     with np.errstate(divide="ignore", invalid="ignore"):
         flux = np.where(no_good, np.nan, pd / pp) * scale
         err = np.where(no_good, np.nan, 1.0 / np.sqrt(pp)) * scale

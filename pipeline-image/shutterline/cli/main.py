@@ -11,11 +11,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
-import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from typing import Any  # noqa: E402
 
 from shutterline import exceptions  # noqa: E402
 
@@ -40,17 +40,32 @@ _COMMANDS = (
 _PLUGINS = "shutterline.commands"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with every available subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every available subcommand registered, or only ``command``'s.
+
+    Naming a built-in ``command`` registers that one alone: a process that runs ``pod`` or
+    ``run`` then imports neither the other subcommands nor the entry-point machinery
+    (``importlib.metadata``, about 0.1 s).
+    """
     parser = argparse.ArgumentParser(
         prog="shutterline", description="Prompt processing for a wide-field survey telescope."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMANDS:
+    only = command in _COMMANDS
+    for name in (command,) if only else _COMMANDS:
         module_name = f"shutterline.cli.{name}"
         if importlib.util.find_spec(module_name) is not None:
             importlib.import_module(module_name).register(subparsers)
+    if not only:
+        _register_plugins(subparsers)
+    return parser
+
+
+def _register_plugins(subparsers: Any) -> None:
+    """Subcommands other distributions add through the ``shutterline.commands`` group."""
+    import importlib.metadata
+
     for entry in importlib.metadata.entry_points(group=_PLUGINS):
         try:
             module = entry.load()
@@ -58,12 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
             logging.getLogger(__name__).debug("subcommand %s unavailable: %s", entry.name, exc)
             continue
         module.register(subparsers)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; map Shutterline errors to their exit codes with a one-line reason."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -47,92 +47,135 @@ def weight_table(half: int, bins: int = 4096) -> np.ndarray:
     return np.concatenate([w, (w**2).sum(axis=1, keepdims=True)], axis=1)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _lookup(table: np.ndarray, frac: float, out: np.ndarray) -> None:
-    i = int(frac * (table.shape[0] - 1) + 0.5)
-    for k in range(table.shape[1]):
-        out[k] = table[i, k]
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _grid_row(grid: np.ndarray, gy: float, out: np.ndarray) -> None:
-    """Interpolate the coarse grid to one output row (linear in y)."""
-    j = min(int(gy), grid.shape[0] - 2)
-    f = gy - j
-    for i in range(grid.shape[1]):
-        out[i] = grid[j, i] * (1.0 - f) + grid[j + 1, i] * f
-
-
 BLOCK = 16
 
 
+@numba.njit(cache=True, nogil=True)
 def dirty_blocks(src_mask: np.ndarray, no_data: int) -> np.ndarray:
     """``(ceil(sny / BLOCK), ceil(snx / BLOCK))`` bool: the block holds a no-data pixel.
 
     Lets the kernel skip the per-tap no-data test for windows in clean blocks (most of them).
+    One pass over the mask (numpy's mask, pad and reduce took three).
     """
     sny, snx = src_mask.shape
-    by, bx = -(-sny // BLOCK), -(-snx // BLOCK)
-    flagged = np.zeros((by * BLOCK, bx * BLOCK), bool)
-    flagged[:sny, :snx] = (src_mask & no_data) != 0
-    return np.asarray(flagged.reshape(by, BLOCK, bx, BLOCK).any(axis=(1, 3)))
+    out = np.zeros((-(-sny // BLOCK), -(-snx // BLOCK)), np.bool_)
+    for r in range(sny):
+        for c in range(snx):
+            if src_mask[r, c] & no_data:
+                out[r // BLOCK, c // BLOCK] = True
+    return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _window_clean(
-    dirty: np.ndarray, block: int, r0: int, c0: int, n: int, sny: int, snx: int
-) -> bool:
-    """The ``n x n`` window at ``(r0, c0)`` lies inside the source and holds no no-data pixel."""
+@numba.njit(cache=True, nogil=True, inline="always")
+def _window_clean(dirty: np.ndarray, r0: int, c0: int, n: int, sny: int, snx: int) -> bool:
+    """The ``n x n`` window at ``(r0, c0)`` lies inside the source and holds no no-data pixel.
+
+    ``n <= BLOCK``, so the window touches at most 2 x 2 blocks.
+    """
     if r0 < 0 or c0 < 0 or r0 + n > sny or c0 + n > snx:
         return False
-    for br in range(r0 // block, (r0 + n - 1) // block + 1):
-        for bc in range(c0 // block, (c0 + n - 1) // block + 1):
-            if dirty[br, bc]:
-                return False
-    return True
+    br0, br1 = r0 // BLOCK, (r0 + n - 1) // BLOCK
+    bc0, bc1 = c0 // BLOCK, (c0 + n - 1) // BLOCK
+    return not (dirty[br0, bc0] or dirty[br0, bc1] or dirty[br1, bc0] or dirty[br1, bc1])
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _taps_clean(src: np.ndarray, r0: int, c0: int, table: np.ndarray, ty: int, tx: int) -> float:
+    """Weighted sum over a window known to be inside the source and free of no-data."""
+    n = table.shape[1] - 1
+    acc = 0.0
+    for a in range(n):
+        row = 0.0
+        for b in range(n):
+            row += table[tx, b] * src[r0 + a, c0 + b]
+        acc += table[ty, a] * row
+    return acc
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _taps(
-    src_image: np.ndarray,
-    src_mask: np.ndarray,
-    r0: int,
-    c0: int,
-    wy: np.ndarray,
-    wx: np.ndarray,
-    no_data: int,
-    checked: bool,
-) -> tuple[float, float, bool]:
-    """Weighted sum over the tap window at ``(r0, c0)``: value, weight, complete."""
-    sny, snx = src_image.shape
-    n = wy.shape[0] - 1
+def _taps_checked(
+    src: np.ndarray, src_mask: np.ndarray, r0: int, c0: int,
+    table: np.ndarray, ty: int, tx: int, no_data: int,
+) -> tuple[float, float, bool]:  # fmt: skip
+    """Weighted sum leaving out taps outside the source or without data: value, weight, complete."""
+    sny, snx = src.shape
+    n = table.shape[1] - 1
     acc = 0.0
     wsum = 0.0
     complete = True
     for a in range(n):
         r = r0 + a
-        if checked and (r < 0 or r >= sny):
+        if r < 0 or r >= sny:
             complete = False
             continue
         row = 0.0
         rsum = 0.0
         for b in range(n):
             c = c0 + b
-            if checked and (c < 0 or c >= snx or src_mask[r, c] & no_data):
+            if c < 0 or c >= snx or src_mask[r, c] & no_data:
                 complete = False
                 continue
-            row += wx[b] * src_image[r, c]
-            rsum += wx[b]
-        acc += wy[a] * row
-        wsum += wy[a] * rsum
+            row += table[tx, b] * src[r, c]
+            rsum += table[tx, b]
+        acc += table[ty, a] * row
+        wsum += table[ty, a] * rsum
     return acc, wsum, complete
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _bilinear_variance(src_variance: np.ndarray, iu: int, iv: int, fu: float, fv: float) -> float:
-    top = src_variance[iu, iv] * (1.0 - fv) + src_variance[iu, iv + 1] * fv
-    bottom = src_variance[iu + 1, iv] * (1.0 - fv) + src_variance[iu + 1, iv + 1] * fv
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _bilinear(plane: np.ndarray, iu: int, iv: int, fu: float, fv: float) -> float:
+    top = plane[iu, iv] * (1.0 - fv) + plane[iu, iv + 1] * fv
+    bottom = plane[iu + 1, iv] * (1.0 - fv) + plane[iu + 1, iv + 1] * fv
     return top * (1.0 - fu) + bottom * fu
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _resample_row(
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    src: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    row_u: np.ndarray, row_v: np.ndarray, y: int, x_range: tuple[int, int, int],
+    scale: tuple[float, float], table: np.ndarray, no_data: int,
+) -> None:  # fmt: skip
+    """One output row of `resample_into`; ``row_u, row_v`` are the grid nodes along it."""
+    image, variance, mask, quality = out
+    src_image, src_variance, src_mask, dirty = src
+    x0, x1, step = x_range
+    sny, snx = src_image.shape
+    n = table.shape[1] - 1
+    half, bins = n // 2, table.shape[0] - 1
+    inv_step = 1.0 / step
+    for x in range(x0, x1):
+        if quality[y, x] == ALL_TAPS:
+            continue
+        gx = (x - x0) * inv_step
+        cell = int(gx)
+        f = gx - cell
+        u = row_u[cell] + (row_u[cell + 1] - row_u[cell]) * f
+        v = row_v[cell] + (row_v[cell + 1] - row_v[cell]) * f
+        iu, iv = math.floor(u), math.floor(v)
+        if iu < 0 or iv < 0 or iu + 1 >= sny or iv + 1 >= snx:
+            continue
+        # The pixels bracketing the position decide the mask and whether there is data.
+        m = src_mask[iu, iv] | src_mask[iu + 1, iv] | src_mask[iu, iv + 1]
+        m |= src_mask[iu + 1, iv + 1]
+        if m & no_data:
+            continue
+        fu, fv = u - iu, v - iv
+        # The nearest tabulated fraction: at most 1 / (2 * bins) pixel off.
+        ty, tx = int(fu * bins + 0.5), int(fv * bins + 0.5)
+        r0, c0 = iu + 1 - half, iv + 1 - half
+        if _window_clean(dirty, r0, c0, n, sny, snx):
+            acc, wsum, q = _taps_clean(src_image, r0, c0, table, ty, tx), 1.0, ALL_TAPS
+        else:
+            acc, wsum, complete = _taps_checked(src_image, src_mask, r0, c0, table, ty, tx, no_data)
+            q = ALL_TAPS if complete else SOME_TAPS
+        if q <= quality[y, x] or wsum < 0.5:
+            continue
+        var = _bilinear(src_variance, iu, iv, fu, fv) * table[ty, n] * table[tx, n]
+        image[y, x] = acc / wsum * scale[0]
+        variance[y, x] = var / (wsum * wsum) * scale[1]
+        mask[y, x] = m
+        quality[y, x] = q
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -177,46 +220,15 @@ def resample_into(
         The ``NO_DATA`` mask bit; source pixels with it are left out of the sums.
     """
     y0, x0, y1, x1, step = origin
-    sny, snx = src_image.shape
-    n = table.shape[1] - 1
-    half = n // 2
-    block = BLOCK
-    inv_step = 1.0 / step
-    wy = np.empty(n + 1)
-    wx = np.empty(n + 1)
     row_u = np.empty(grid_u.shape[1])
     row_v = np.empty(grid_v.shape[1])
+    out = (image, variance, mask, quality)
+    src = (src_image, src_variance, src_mask, dirty)
     for y in range(y0, y1):
-        _grid_row(grid_u, (y - y0) / step, row_u)
-        _grid_row(grid_v, (y - y0) / step, row_v)
-        for x in range(x0, x1):
-            if quality[y, x] == ALL_TAPS:
-                continue
-            gx = (x - x0) * inv_step
-            cell = int(gx)
-            f = gx - cell
-            u = row_u[cell] * (1.0 - f) + row_u[cell + 1] * f
-            v = row_v[cell] * (1.0 - f) + row_v[cell + 1] * f
-            iu = math.floor(u)
-            iv = math.floor(v)
-            if iu < 0 or iv < 0 or iu + 1 >= sny or iv + 1 >= snx:
-                continue
-            # The pixels bracketing the position decide the mask and whether there is data.
-            m = src_mask[iu, iv] | src_mask[iu + 1, iv] | src_mask[iu, iv + 1]
-            m |= src_mask[iu + 1, iv + 1]
-            if m & no_data:
-                continue
-            _lookup(table, u - iu, wy)
-            _lookup(table, v - iv, wx)
-            r0 = iu + 1 - half
-            c0 = iv + 1 - half
-            clean = _window_clean(dirty, block, r0, c0, n, sny, snx)
-            acc, wsum, complete = _taps(src_image, src_mask, r0, c0, wy, wx, no_data, not clean)
-            q = ALL_TAPS if complete else SOME_TAPS
-            if q <= quality[y, x] or wsum < 0.5:
-                continue
-            var = _bilinear_variance(src_variance, iu, iv, u - iu, v - iv) * wy[n] * wx[n]
-            image[y, x] = acc / wsum * scale[0]
-            variance[y, x] = var / (wsum * wsum) * scale[1]
-            mask[y, x] = m
-            quality[y, x] = q
+        # The grid, linear in y, at this row.
+        gy = (y - y0) / step
+        j = min(int(gy), grid_u.shape[0] - 2)
+        f = gy - j
+        row_u[:] = grid_u[j] * (1.0 - f) + grid_u[j + 1] * f
+        row_v[:] = grid_v[j] * (1.0 - f) + grid_v[j + 1] * f
+        _resample_row(out, src, row_u, row_v, y, (x0, x1, step), scale, table, no_data)

@@ -33,13 +33,13 @@ support; the inputs' detection bits are dropped.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sep
 from scipy import ndimage
 
-from shutterline.differencing import decorrelate, psfmatch
+from shutterline.differencing import _resample, decorrelate, psfmatch
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 
@@ -88,39 +88,41 @@ def _psf_sigma(exp: exposure_mod.Exposure, name: str) -> float:
     raise ValueError(f"{name} exposure has neither a PSF image nor PSF_FWHM")
 
 
-def _njy_factor(exp: exposure_mod.Exposure, name: str) -> float:
-    scale = exp.metadata.get("NJY_PER_UNIT")
-    if scale is None:
-        if str(exp.metadata.get("BUNIT", "")).lower() != "njy":
-            raise ValueError(f"{name} exposure has no NJY_PER_UNIT and is not in nJy")
-        scale = 1.0
-    return float(scale)
+def _grow_into(out: np.ndarray, mask: np.ndarray, bit: int, half: int) -> None:
+    """OR into ``out`` the ``bit`` of ``mask`` grown by ``half`` pixels (square), in place.
 
-
-def _dilate(mask: np.ndarray, half: int) -> np.ndarray:
-    """``NO_DATA`` and ``SAT`` grown by ``half`` pixels (square) within their bounding boxes.
-
-    Only those spread garbage through a convolution (zeros, clipped cores); interpolated bad
-    columns and cosmic rays have sane values, and growing them by a kernel width would blind
-    stripes of the difference image.
+    Only ``NO_DATA`` and ``SAT`` are grown: they spread garbage through a convolution (zeros,
+    clipped cores); interpolated bad columns and cosmic rays have sane values, and growing
+    them by a kernel width would blind stripes of the difference image. The filter runs only
+    over boxes of flagged blocks (a saturated star, a template edge), not the whole frame.
     """
-    out = mask.copy()
-    present = int(np.bitwise_or.reduce(mask, axis=None))
-    ny, nx = mask.shape
-    for bit in (_Bit.NO_DATA, _Bit.SAT):
-        if not present & int(bit):
-            continue
-        plane = (mask & int(bit)) != 0
-        rows = np.flatnonzero(plane.any(axis=1))
-        cols = np.flatnonzero(plane.any(axis=0))
-        box = (
-            slice(max(rows[0] - half, 0), min(rows[-1] + half + 1, ny)),
-            slice(max(cols[0] - half, 0), min(cols[-1] + half + 1, nx)),
-        )
-        grown = ndimage.maximum_filter1d(plane[box].view(np.uint8), 2 * half + 1, axis=0)
+    for box in _flagged_boxes(mask, bit, half):
+        plane = (mask[box] & bit).astype(bool).view(np.uint8)
+        grown = ndimage.maximum_filter1d(plane, 2 * half + 1, axis=0)
         grown = ndimage.maximum_filter1d(grown, 2 * half + 1, axis=1)
-        out[box][grown.astype(bool)] |= int(bit)
-    return out
+        out[box][grown.astype(bool)] |= bit
+
+
+def _flagged_boxes(mask: np.ndarray, bit: int, half: int) -> list[tuple[slice, slice]]:
+    """Boxes holding every pixel within ``half`` of a pixel with ``bit``, with those pixels.
+
+    Blocks (`_resample.BLOCK` pixels square) with the bit are grown by enough blocks to cover
+    ``half`` pixels; each connected group of grown blocks is one box. A pixel within ``half``
+    of a flagged one lies in the same box as it, so filtering box by box is exact.
+    """
+    # Native int32 for the compiled scan (a FITS-order mask is converted, not refused).
+    flagged = _resample.dirty_blocks(np.ascontiguousarray(mask, np.int32), bit)
+    if not flagged.any():
+        return []
+    reach = -(-half // _resample.BLOCK)
+    grown = ndimage.binary_dilation(flagged, np.ones((2 * reach + 1,) * 2, bool))
+    labels, _ = ndimage.label(grown)
+    ny, nx = mask.shape
+    b = _resample.BLOCK
+    return [
+        (slice(sy.start * b, min(sy.stop * b, ny)), slice(sx.start * b, min(sx.stop * b, nx)))
+        for sy, sx in ndimage.find_objects(labels)
+    ]
 
 
 def noise_ratio(image: np.ndarray, variance: np.ndarray, mask: np.ndarray) -> float:
@@ -193,49 +195,80 @@ def subtract(
     ValueError
         Shapes differ, calibration or PSF missing, or the template has no data.
     """
-    if science.shape != template.shape:
-        raise ValueError(f"science {science.shape} and template {template.shape} differ in shape")
-    if not np.any((template.mask & int(_Bit.NO_DATA)) == 0):
-        raise ValueError("template has no data over the science image")
-    f_sci, f_tpl = _njy_factor(science, "science"), _njy_factor(template, "template")
+    _check_inputs(science, template)
     sig_s, sig_t = _psf_sigma(science, "science"), _psf_sigma(template, "template")
-    bad = ((science.mask | template.mask) & _NOT_SKY) != 0
     conv_template = sig_t <= sig_s
-    sci = (science.image, science.variance, science.mask, f_sci, science.psf)
-    tpl = (template.image, template.variance, template.mask, f_tpl, template.psf)
+    sci, tpl = _Side.of(science, "science"), _Side.of(template, "template")
     ref, target = (tpl, sci) if conv_template else (sci, tpl)
-    variance = [psfmatch.Scaled(sci[1], f_sci**2), psfmatch.Scaled(tpl[1], f_tpl**2)]
+    variance = [psfmatch.Scaled(sci.variance, sci.factor**2)]
+    variance.append(psfmatch.Scaled(tpl.variance, tpl.factor**2))
+    bad = ((science.mask | template.mask) & _NOT_SKY) != 0
     fit = _match(
-        psfmatch.Scaled(ref[0], ref[3]), psfmatch.Scaled(target[0], target[3]), variance, bad,
-        (sig_t, sig_s) if conv_template else (sig_s, sig_t), (ref[4], target[4]),
+        psfmatch.Scaled(ref.image, ref.factor), psfmatch.Scaled(target.image, target.factor),
+        variance, bad, (sig_t, sig_s) if conv_template else (sig_s, sig_t), (ref.psf, target.psf),
     )  # fmt: skip
-    half = fit.kernel.shape[0] // 2
-    mask = _combine_masks(ref[2], target[2], half)
-    good = (mask & _NOT_SKY) == 0
-    noise = (
-        decorrelate.median_variance(ref[1], good) * ref[3] ** 2,
-        decorrelate.median_variance(target[1], good) * target[3] ** 2,
-    )
-    diff = decorrelate.matched_difference(
-        (ref[0], ref[3]), (target[0], target[3]), fit.kernel, noise
-    )
-    diff += np.float32(fit.background)
-    if conv_template:
-        np.negative(diff, out=diff)
-    # The decorrelated noise is white: per pixel, kappa**2 times the convolved image's variance
-    # plus the other's (locally); the measured noise ratio then corrects what is left.
-    var = ref[1] * np.float32(fit.kernel.sum() ** 2 * ref[3] ** 2)
-    var += target[1] * np.float32(target[3] ** 2)
-    bkg_rms = _subtract_background(diff, ~good) if background_mesh else 0.0
-    no_data = (mask & int(_Bit.NO_DATA)) != 0
-    diff[no_data] = 0.0
-    var[no_data] = 0.0
+    del bad
+    mask = _combine_masks(ref.mask, target.mask, fit.kernel.shape[0] // 2)
+    diff, var, noise, bkg_rms = _difference(ref, target, fit, mask, conv_template, background_mesh)
     psf = _difference_psf(science, fit.kernel, noise, conv_template)
     result = _finish(
         science, diff, var, mask, psf, fit, conv_template, scale_variance, (sig_s, sig_t)
     )
     result.metrics["background_rms"] = bkg_rms
     return result
+
+
+class _Side(NamedTuple):
+    """One input of the subtraction: its planes, its factor to nJy and its PSF image."""
+
+    image: np.ndarray
+    variance: np.ndarray
+    mask: np.ndarray
+    factor: float
+    psf: np.ndarray | None
+
+    @classmethod
+    def of(cls, exp: exposure_mod.Exposure, name: str) -> _Side:
+        factor = exposure_mod.njy_per_unit(exp.metadata, f"{name} exposure")
+        return cls(exp.image, exp.variance, exp.mask, factor, exp.psf)
+
+
+def _check_inputs(science: exposure_mod.Exposure, template: exposure_mod.Exposure) -> None:
+    if science.shape != template.shape:
+        raise ValueError(f"science {science.shape} and template {template.shape} differ in shape")
+    if not np.any((template.mask & int(_Bit.NO_DATA)) == 0):
+        raise ValueError("template has no data over the science image")
+
+
+def _difference(
+    ref: _Side, target: _Side, fit: psfmatch.KernelFit, mask: np.ndarray,
+    conv_template: bool, background_mesh: bool,
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:  # fmt: skip
+    """Science minus matched template, decorrelated, and its variance (both nJy-based).
+
+    Returns ``(difference, variance, (s_c, s_o) median variances, background rms)``.
+    """
+    good = (mask & _NOT_SKY) == 0
+    noise = (
+        decorrelate.median_variance(ref.variance, good) * ref.factor**2,
+        decorrelate.median_variance(target.variance, good) * target.factor**2,
+    )
+    diff = decorrelate.matched_difference(
+        (ref.image, ref.factor), (target.image, target.factor), fit.kernel, noise
+    )
+    diff += np.float32(fit.background)
+    if conv_template:
+        np.negative(diff, out=diff)
+    # The decorrelated noise is white: per pixel, kappa**2 times the convolved image's variance
+    # plus the other's (locally); the measured noise ratio then corrects what is left.
+    var = ref.variance * np.float32(fit.kernel.sum() ** 2 * ref.factor**2)
+    var += target.variance * np.float32(target.factor**2)
+    np.logical_not(good, out=good)
+    bkg_rms = _subtract_background(diff, good) if background_mesh else 0.0
+    no_data = (mask & int(_Bit.NO_DATA)) != 0
+    diff[no_data] = 0.0
+    var[no_data] = 0.0
+    return diff, var, noise, bkg_rms
 
 
 def _subtract_background(diff: np.ndarray, bad: np.ndarray) -> float:
@@ -250,21 +283,24 @@ def _subtract_background(diff: np.ndarray, bad: np.ndarray) -> float:
     )
     back = bkg.back(dtype=np.float32)
     diff -= back
-    return float(np.sqrt(np.mean(back.astype(np.float64) ** 2)))
+    # The map is a spline over 128-pixel meshes: every fourth pixel gives its rms.
+    return float(np.sqrt(np.mean(np.square(back[::4, ::4], dtype=np.float64))))
 
 
 def _combine_masks(ref_mask: np.ndarray, target_mask: np.ndarray, half: int) -> np.ndarray:
-    # The decorrelation filter spreads the other image's no-data edges too: grow both.
+    """OR of both masks without detection bits, ``NO_DATA`` and ``SAT`` grown, ``EDGE`` set."""
     no_data = int(_Bit.NO_DATA)
-    target_no_data = target_mask & no_data
-    mask = (_dilate(ref_mask, half) | (target_mask & ~no_data)) & ~_DROP
-    if target_no_data.any():
-        mask |= _dilate(target_no_data, half)
+    mask = np.bitwise_and(target_mask, ~no_data, dtype=np.int32)
+    mask |= ref_mask
+    mask &= ~_DROP
+    # The decorrelation filter spreads the other image's no-data edges too: grow both.
+    for bit, src in ((no_data, ref_mask), (int(_Bit.SAT), ref_mask), (no_data, target_mask)):
+        _grow_into(mask, src, bit, half)
     mask[:half] |= int(_Bit.EDGE)
     mask[-half:] |= int(_Bit.EDGE)
     mask[:, :half] |= int(_Bit.EDGE)
     mask[:, -half:] |= int(_Bit.EDGE)
-    return mask.astype(np.int32)
+    return mask
 
 
 def _finish(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shutterline.alerts import build as alert_build
 from shutterline.alerts import spool as alert_spool
@@ -16,6 +17,10 @@ from shutterline.solarsystem import associate as ss_assoc
 from shutterline.solarsystem import predict
 from shutterline.telemetry import stages
 
+if TYPE_CHECKING:
+    from shutterline.butler.inputs import DetectorInputs
+    from shutterline.pipeline import detector
+
 __all__ = ["start_predictions", "write_outputs"]
 
 log = logging.getLogger(__name__)
@@ -23,10 +28,16 @@ log = logging.getLogger(__name__)
 #: Half-diagonal of a 2048 x 4096 detector at 0.263"/px is ~0.085 deg; predictions use a
 #: margin so an object near an edge is not missed.
 _PREDICT_RADIUS_PAD_DEG = 0.05
-_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ss")
 
 
-def start_predictions(inputs: Any) -> concurrent.futures.Future[Any] | None:
+@functools.cache
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The one prediction thread, started by the first detector that needs it (not at import:
+    importing this module must not start threads, e.g. in a process that only lists help)."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ss")
+
+
+def start_predictions(inputs: DetectorInputs) -> concurrent.futures.Future[Any] | None:
     """Predict known asteroids for this detector in a thread while the image stages run.
 
     Everything it needs (orbits, time, pointing) is known before the raw arrives; the
@@ -36,17 +47,17 @@ def start_predictions(inputs: Any) -> concurrent.futures.Future[Any] | None:
         return None
     mjd_mid = inputs.mjd + inputs.exptime / 2.0 / 86400.0
     center, radius = _detector_circle(inputs)
-    return _EXECUTOR.submit(predict.predict_visit, inputs.orbits, mjd_mid, center, radius)
+    return _executor().submit(predict.predict_visit, inputs.orbits, mjd_mid, center, radius)
 
 
-def _detector_circle(inputs: Any) -> tuple[tuple[float, float], float]:
+def _detector_circle(inputs: DetectorInputs) -> tuple[tuple[float, float], float]:
     """A circle around the detector footprint the inputs were selected with."""
     return predict.footprint_circle(inputs.footprint, pad_arcsec=_PREDICT_RADIUS_PAD_DEG * 3600.0)
 
 
 def write_outputs(
     settings: settings_mod.Settings,
-    outputs: Any,
+    outputs: detector.DetectorOutputs,
     predictions: concurrent.futures.Future[Any] | None,
     rec: stages.StageRecorder,
 ) -> list[str]:

@@ -117,3 +117,39 @@ def test_large_scale_background_difference_is_removed() -> None:
     # every real source loses that much significance.
     raw = subtract.subtract(pair.science, pair.template, background_mesh=False)
     assert detection.detect(raw.difference, 5.0).noise_scale > 1.15
+
+
+def _reference_combine_masks(ref: np.ndarray, target: np.ndarray, half: int) -> np.ndarray:
+    """The slow reference the block-restricted growth replaced: each bit grown by a square
+    maximum filter over the whole frame."""
+    from scipy import ndimage
+
+    def grown(mask: np.ndarray, bit: int) -> np.ndarray:
+        plane = ((mask & bit) != 0).astype(np.uint8)
+        return ndimage.maximum_filter(plane, size=2 * half + 1, mode="constant").astype(bool)
+
+    no_data, sat = int(MaskBit.NO_DATA), int(MaskBit.SAT)
+    drop = int(MaskBit.DETECTED | MaskBit.DETECTED_NEGATIVE)
+    out = (ref | (target & ~no_data)) & ~drop
+    out[grown(ref, no_data) | grown(target, no_data)] |= no_data
+    out[grown(ref, sat)] |= sat
+    edge = np.zeros(out.shape, bool)
+    edge[:half], edge[-half:], edge[:, :half], edge[:, -half:] = True, True, True, True
+    out[edge] |= int(MaskBit.EDGE)
+    return out.astype(np.int32)
+
+
+@pytest.mark.parametrize("half", [3, 11, 21])
+def test_combined_mask_matches_the_whole_frame_reference(half: int) -> None:
+    rng = np.random.default_rng(half)
+    shape = (300, 230)
+    ref = np.zeros(shape, np.int32)
+    target = np.zeros(shape, np.int32)
+    for y, x in rng.integers(0, 230, (12, 2)):  # saturated cores, some near an edge
+        ref[y : y + 3, x : x + 2] |= int(MaskBit.SAT)
+    ref[:, 200:] |= int(MaskBit.NO_DATA)  # a template edge
+    target[150:152, 40:60] |= int(MaskBit.NO_DATA)
+    ref[rng.random(shape) < 0.01] |= int(MaskBit.CR | MaskBit.DETECTED)
+    target[rng.random(shape) < 0.01] |= int(MaskBit.BAD | MaskBit.SAT)
+    got = subtract._combine_masks(ref, target, half)
+    np.testing.assert_array_equal(got, _reference_combine_masks(ref, target, half))

@@ -82,6 +82,18 @@ def test_in_place_variant_reuses_planes() -> None:
     assert abs(float(np.median(image))) < 5.0  # the sky (800 e-) is gone
 
 
+def test_in_place_gives_the_copying_result() -> None:
+    """The detector driver characterizes in place (saves a copy): same sources, same PSF."""
+    cfg = dataclasses.replace(synthetic.SceneConfig(), seed=7)
+    copied = characterize.characterize(synthetic.make_scene(cfg).exposure)
+    in_place = characterize.characterize(synthetic.make_scene(cfg).exposure, in_place=True)
+    np.testing.assert_array_equal(copied.exposure.image, in_place.exposure.image)
+    np.testing.assert_array_equal(copied.exposure.psf, in_place.exposure.psf)
+    assert copied.sources.colnames == in_place.sources.colnames
+    for column in copied.sources.colnames:
+        np.testing.assert_array_equal(copied.sources[column], in_place.sources[column])
+
+
 @pytest.mark.parametrize(
     ("fwhm_arcsec", "beta"), [(0.8, None), (0.8, 3.0), (1.4, 4.0), (2.0, 2.5), (2.0, None)]
 )
