@@ -137,7 +137,7 @@ COLUMNS = [*_FLOAT, *_BOOL, *_INT, "reliability_version"]
 
 
 def _njy_cutter(exp: exposure_mod.Exposure) -> measurement.Cutter:
-    scale = float(exp.metadata.get("NJY_PER_UNIT", 1.0))
+    scale = exposure_mod.njy_per_unit(exp.metadata, "the image DIA sources are measured on")
     return measurement.Cutter(exp.image, exp.variance, exp.mask, scale)
 
 
