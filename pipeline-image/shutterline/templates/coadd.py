@@ -5,9 +5,9 @@ per-pixel inverse-variance weights would favour pixels that fluctuated low (thei
 variance is lower) and bias star fluxes down, and would weight a star's core differently
 from its wings, so the coadd PSF would be no input's PSF.
 
-Outlier rejection: away from the sources the inputs' median shows (pixels where the median,
-smoothed over ``source_box`` pixels, exceeds ``source_nsigma`` of its noise, grown by
-``source_grow`` pixels), an input more than
+Outlier rejection: away from the sources the inputs' median shows (pixels where the median
+of the inputs, each smoothed over ``source_box`` pixels, exceeds ``source_nsigma`` of its
+noise, grown by ``source_grow`` pixels), an input more than
 ``nsigma`` of its own noise from the median is rejected (a transient, an asteroid, a
 cosmic-ray residual), and the rejection grows by ``grow`` pixels to take the source's wings.
 Faint outliers spread over many pixels (an asteroid a few sigma per pixel, a satellite trail,
@@ -22,6 +22,7 @@ in a star's core and wings. Rejection needs at least three inputs at a pixel.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -113,15 +114,9 @@ def _reject(
     values = np.where(use[sel], image[sel], np.nan)
     median = np.nanmedian(values, axis=0)
     typical = np.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
-    # Sources of the median image, found on it smoothed over source_box pixels (so noise
-    # does not trigger, which the growth would turn into large holes in the rejection); the
-    # median of n values has about pi/2 times the variance of their mean.
-    full = np.zeros(enough.shape, np.float32)
-    full[enough] = median
     noise = np.full(enough.shape, np.inf, np.float32)
     noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
-    smooth = ndimage.uniform_filter(full, config.source_box, mode="constant")
-    source = smooth > config.source_nsigma * noise
+    source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
     sky = ~ndimage.binary_dilation(source, np.ones((size, size), bool))[enough]
     sigma = np.sqrt(np.maximum(variance[sel], np.float32(1e-30)))
@@ -136,6 +131,32 @@ def _reject(
         bad = np.zeros(enough.shape, bool)
         bad[enough] = suspect[i]
         out[i] &= ~ndimage.binary_dilation(bad, structure)
+    return out
+
+
+def _smoothed_median(
+    image: np.ndarray, use: np.ndarray, enough: np.ndarray, box: int
+) -> np.ndarray:
+    """Median over inputs of each input smoothed over ``box`` pixels (0 where not ``enough``).
+
+    What the source mask is found on: smoothing first brings each input's noise down by
+    ``box`` before the median, so noise does not trigger (the growth would turn it into large
+    holes in the rejection). Smoothing the median instead does not: one bright outlier (a
+    satellite trail in one of three inputs) lifts the median by half a sigma at every pixel
+    it covers, a bias smoothing keeps while the threshold drops by ``box``, so the trail
+    became a "source" and was never rejected. The median of n values has about pi/2 times the
+    variance of their mean.
+    """
+    smooth = np.full(image.shape, np.nan, np.float32)
+    for i in range(image.shape[0]):
+        cover = ndimage.uniform_filter(use[i].astype(np.float32), box, mode="constant")
+        total = ndimage.uniform_filter(np.where(use[i], image[i], 0), box, mode="constant")
+        full = use[i] & (cover > 0.5)  # a mean of data, not of the zeros around it
+        smooth[i][full] = total[full] / cover[full]
+    out = np.zeros(enough.shape, np.float32)
+    with warnings.catch_warnings():  # a corner where no input has most of its box
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out[enough] = np.nan_to_num(np.nanmedian(smooth[:, enough], axis=0))
     return out
 
 
