@@ -15,8 +15,10 @@ a column that misbehaved in one input) are found on the residual from the median
 the input's noise, averaged over ``smooth_box`` pixels square or ``column_box`` rows of a
 column: more than ``smooth_nsigma`` of that average's noise rejects too, so no moving
 object leaves a "ghost" at a fraction of its flux.
-Near sources the inputs are never rejected: inputs of different seeing legitimately disagree
-in a star's core and wings. Rejection needs at least three inputs at a pixel.
+Near sources the inputs are not rejected: inputs of different seeing legitimately disagree
+in a star's core and wings. An outlier found on the sky is followed into them, though, as far
+as it stays an outlier of the same sign (a trail passing a star). Rejection needs at least
+three inputs at a pixel.
 """
 
 from __future__ import annotations
@@ -128,10 +130,31 @@ def _reject(
         return out
     structure = np.ones((2 * config.grow + 1,) * 2, bool)
     for i in np.flatnonzero(suspect.any(axis=1)):
-        bad = np.zeros(enough.shape, bool)
-        bad[enough] = suspect[i]
+        bad = _into_sources(suspect[i], z[i], enough, config.nsigma)
         out[i] &= ~ndimage.binary_dilation(bad, structure)
     return out
+
+
+def _into_sources(
+    suspect: np.ndarray, z: np.ndarray, enough: np.ndarray, nsigma: float
+) -> np.ndarray:
+    """An input's suspect sky pixels, followed into the sources through its outliers.
+
+    Full-size bool plane. An outlier that is connected (same sign, ``|z| > nsigma`` all the
+    way) to one on the sky is the same outlier - a satellite trail crossing near a star or a
+    galaxy - not the seeing disagreement the protection is for, which stays around its
+    source. Without this a trail survived in a piece of ~17 x 20 pixels at every source it
+    passed (17 bright negative false DIA sources on seed 202 100014/28).
+    """
+    bad = np.zeros(enough.shape, bool)
+    bad[enough] = suspect
+    for side in (z > nsigma, z < -nsigma):
+        reach = np.zeros(enough.shape, bool)
+        reach[enough] = side
+        seeds = bad & reach
+        if seeds.any():
+            bad |= ndimage.binary_propagation(seeds, np.ones((3, 3), bool), mask=reach)
+    return bad
 
 
 def _smoothed_median(
