@@ -27,7 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 from typing import Any
 
-CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "truth-nights-v2"
+CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "truth-nights-v3"
 FULL = {"fields": 3, "detectors": 2, "visits": 4, "template_visits": 3, "nx": 2048, "ny": 4096}
 SMALL = {"fields": 1, "detectors": 2, "visits": 3, "template_visits": 3, "nx": 1024, "ny": 2048}
 

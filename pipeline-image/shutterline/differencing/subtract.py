@@ -153,6 +153,7 @@ def _match(
     stamps = psfmatch.select_stamps(
         ref, target, variance, bad, stamp_half=stamp_half, kernel_half=half
     )
+    stamps = psfmatch.same_stars(stamps, half)  # not a trail the other image lacks
     if stamps.ref.shape[0] >= MIN_STAMPS:
         # Flux scale from the stars' fluxes, shape from the kernel fit (see `fit_kernel`).
         ratio = psfmatch.photometric_ratio(stamps, half)
