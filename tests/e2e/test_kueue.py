@@ -20,8 +20,6 @@ from tests.e2e.operatorbed import (
     items,
     make_config,
     make_visit,
-    operator_bed,
-    prompt_namespace,
     stand_in,
     visit_status,
     wait_phase,
@@ -29,8 +27,6 @@ from tests.e2e.operatorbed import (
 from tests.e2e.test_testbed_k8s import wait_for
 from tests.testbed import kueue, kwok
 from tests.testbed.k8s import cluster
-
-__all__ = ["operator_bed", "prompt_namespace"]
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 

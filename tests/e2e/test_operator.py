@@ -16,16 +16,12 @@ from tests.e2e.operatorbed import (
     items,
     make_config,
     make_visit,
-    operator_bed,
-    prompt_namespace,
     stand_in,
     visit_status,
     wait_phase,
 )
 from tests.e2e.test_testbed_k8s import get, wait_for
 from tests.testbed.k8s import cluster
-
-__all__ = ["operator_bed", "prompt_namespace"]
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 

@@ -29,15 +29,11 @@ from tests.e2e.operatorbed import (
     apply,
     items,
     make_config,
-    operator_bed,
-    prompt_namespace,
     visit_status,
     wait_phase,
 )
 from tests.e2e.test_testbed_k8s import wait_for
 from tests.testbed.k8s import cluster
-
-__all__ = ["operator_bed", "prompt_namespace"]
 
 pytestmark = [
     pytest.mark.testbed,
