@@ -67,6 +67,10 @@ class CutoutMaker:
         self._crpix = (float(header["CRPIX1"]), float(header["CRPIX2"]))
         wcs_cards = [c.image for c in header.cards if not str(c.keyword).startswith("CRPIX")]
         bunit = str(exposure.metadata.get("BUNIT", ""))
+        # Every cutout in nJy, as the alert's fluxes: a calexp in electrons is scaled.
+        self._scale = 1.0
+        if bunit != "nJy" and "NJY_PER_UNIT" in exposure.metadata:
+            self._scale, bunit = float(exposure.metadata["NJY_PER_UNIT"]), "nJy"
         self._primary = _header_bytes(
             [_card("SIMPLE", True), _card("BITPIX", 8), _card("NAXIS", 0), _card("EXTEND", True)]
             + [
@@ -141,6 +145,9 @@ class CutoutMaker:
         """FITS bytes of the cutout centred on pixel ``(x, y)`` (0-based)."""
         x0, y0 = self.corner(x, y)
         image, mask, variance = self._stamps(x0, y0)
+        if self._scale != 1.0:
+            image = image * np.float32(self._scale)
+            variance = variance * np.float32(self._scale**2)
         crpix = _crpix_card(1, self._crpix[0] - x0) + _crpix_card(2, self._crpix[1] - y0)
         parts = [self._primary]
         for name, plane, dtype in (

@@ -125,7 +125,8 @@ def forced_photometry(
     -------
     astropy.table.Table
         One row per object whose position falls on the image: ``dia_object_id, ra, dec, x,
-        y, psf_flux, psf_flux_err`` (difference, nJy), ``science_flux, science_flux_err``
+        y, psf_flux, psf_flux_err`` (difference, nJy; errors times the difference's metadata
+        ``NOISE_SCALE``, as the DIA sources'), ``science_flux, science_flux_err``
         (nJy), ``flag_edge, flag_no_good_pixels``.
     """
     if science.wcs is None:
@@ -138,6 +139,9 @@ def forced_photometry(
     x, y = x[on], y[on]
     diff_psf = difference.psf if difference.psf is not None else science.psf
     d_flux, d_err, d_edge, d_bad = psf_fluxes(difference, x, y, diff_psf)
+    # The DIA sources' errors carry the difference image's measured noise scale (correlated
+    # noise the variance plane misses); the forced ones must be on the same scale.
+    d_err = d_err * float(difference.metadata.get("NOISE_SCALE", 1.0))
     s_flux, s_err, s_edge, s_bad = psf_fluxes(science, x, y)
     return Table(
         {

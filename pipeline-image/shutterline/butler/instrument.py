@@ -9,7 +9,7 @@ from __future__ import annotations
 from lsst.daf.butler import Butler
 
 from shutterline.butler import names
-from shutterline.camera import layout
+from shutterline.camera import filters, layout
 
 __all__ = [
     "EXPOSURE_MAX",
@@ -21,7 +21,7 @@ __all__ = [
 #: Exclusive upper bound of exposure and visit ids (``EXPNUM`` is a 32-bit counter).
 EXPOSURE_MAX = 2**31
 #: Physical filter of exposures taken with no filter in the beam (biases).
-NO_FILTER = "none"
+NO_FILTER = filters.NO_FILTER
 #: The one visit system: each science exposure is its own visit.
 VISIT_SYSTEM_ID = 0
 _VISIT_SYSTEM_NAME = "one-to-one"

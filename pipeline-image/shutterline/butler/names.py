@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shutterline.camera import filters
+
 __all__ = [
     "BANDS",
     "BIAS",
@@ -27,8 +29,9 @@ __all__ = [
 ]
 
 INSTRUMENT = "SimDECam"
-#: Physical filter names equal band names for this instrument.
-BANDS = ("g", "r", "i")
+#: The Butler's physical filter names are the bands; the header's FILTER text maps to them
+#: through `shutterline.camera.filters`.
+BANDS = filters.BANDS
 
 RAW_COLLECTION = f"{INSTRUMENT}/raw/all"
 CALIB_COLLECTION = f"{INSTRUMENT}/calib"

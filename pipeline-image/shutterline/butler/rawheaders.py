@@ -21,18 +21,18 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from shutterline import exceptions
 from shutterline.butler import instrument, names
-from shutterline.camera import geometry, layout, rawformat
+from shutterline.camera import filters, geometry, layout, rawformat, rawtime
 
 __all__ = ["RawInfo", "read_raw_info"]
 
 _OBSTYPES = (rawformat.OBSTYPE_BIAS, rawformat.OBSTYPE_FLAT, rawformat.OBSTYPE_SCIENCE)
-_WCS_KEYS = ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD2_2")
 
 
 @dataclass(frozen=True)
 class RawInfo:
     """What ingest needs from one raw file.
 
+    ``mjd`` is the exposure start in TAI, whatever the header's ``TIMESYS``.
     ``corners`` are the ICRS corners ``(4, 2)`` in degrees of the full raw pixel grid
     (overscan included) through the raw's approximate WCS; None for non-science exposures.
     """
@@ -111,14 +111,10 @@ def _obstype(value: Any) -> str:
 
 def _physical_filter(obstype: str) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
-        # DECam writes e.g. 'r DECam SDSS c0002 6415.0 1480.0': the band is the first word.
-        words = str(value).split()
-        band = words[0] if words else ""
-        if band in names.BANDS:
-            return band
+        # A bias sees no light: whatever stands in the beam, it has no band.
         if obstype == rawformat.OBSTYPE_BIAS:
             return instrument.NO_FILTER
-        raise ValueError(f"not one of the filters {names.BANDS}")
+        return filters.band_of(value)
 
     return convert
 
@@ -153,7 +149,7 @@ def _check_detector_keys(
 
 
 def _corners(path: str, header: fits.Header) -> np.ndarray:
-    for key in _WCS_KEYS:
+    for key in rawformat.WCS_KEYS:
         _get(path, header, key, str if key.startswith("CTYPE") else float)
     if not str(header["CTYPE1"]).endswith("TAN") or not str(header["CTYPE2"]).endswith("TAN"):
         raise exceptions.MalformedRawError(path, "CTYPE1", "is not a TAN projection")
@@ -194,21 +190,36 @@ def read_raw_info(path: str | Path, camera: layout.Camera = layout.CAMERA) -> Ra
     path = str(path)
     primary, image = _read_headers(path)
     obstype = _get(path, primary, "OBSTYPE", _obstype)
-    mjd = _get(path, primary, "MJD-OBS", _in_range(0.0, 1e6))
-    _get(path, primary, "DATE-OBS", lambda v: Time(str(v), format="isot"))
+    needed = rawformat.required_primary_keys(obstype)
+
+    def get(key: str, convert: Callable[[Any], Any], default: Any = math.nan) -> Any:
+        # A keyword the role does not need is read if usable, else left at its default.
+        if key in needed:
+            return _get(path, primary, key, convert)
+        try:
+            return _get(path, primary, key, convert)
+        except exceptions.MalformedRawError:
+            return default
+
+    get("MJD-OBS", _in_range(0.0, 1e6))
+    get("DATE-OBS", lambda v: Time(str(v), format="isot"))
+    try:
+        mjd = rawtime.start_tai(primary)
+    except rawtime.HeaderTimeError as exc:
+        raise exceptions.MalformedRawError(path, exc.keyword, str(exc)) from exc
     ccdnum = _get(path, image, "CCDNUM", _detector(camera))
     _check_detector_keys(path, image, ccdnum, camera)
     is_science = obstype == rawformat.OBSTYPE_SCIENCE
     return RawInfo(
         path=path,
-        exposure=_get(path, primary, "EXPNUM", _exposure_id),
+        exposure=get("EXPNUM", _exposure_id),
         detector=ccdnum,
         mjd=mjd,
-        exptime=_get(path, primary, "EXPTIME", _in_range(0.0, 1e5)),
-        physical_filter=_get(path, primary, "FILTER", _physical_filter(obstype)),
+        exptime=get("EXPTIME", _in_range(0.0, 1e5)),
+        physical_filter=get("FILTER", _physical_filter(obstype), instrument.NO_FILTER),
         obstype=obstype,
-        tel_ra=_get(path, primary, "TELRA", _in_range(0.0, 360.0)),
-        tel_dec=_get(path, primary, "TELDEC", _in_range(-90.0, 90.0)),
-        airmass=_get(path, primary, "AIRMASS", _in_range(0.0 if not is_science else 1.0, 100.0)),
-        corners=_corners(path, image) if is_science else None,
+        tel_ra=get("TELRA", _in_range(0.0, 360.0)),
+        tel_dec=get("TELDEC", _in_range(-90.0, 90.0)),
+        airmass=get("AIRMASS", _in_range(0.0 if not is_science else 1.0, 100.0)),
+        corners=_corners(path, image) if rawformat.needs_wcs(obstype) else None,
     )

@@ -97,6 +97,10 @@ def _assemble(butler: Butler, refs: Sequence[DatasetRef]) -> list[exposure_mod.E
         hdul = butler.get(ref)
         try:
             out.append(assembly.assemble_raw(hdul))
+        except exceptions.MalformedRawError as exc:
+            # The file read is the repository's copy: name the exposure it came from too.
+            where = f"exposure {ref.dataId['exposure']} detector {ref.dataId['detector']}"
+            raise exceptions.PermanentError(f"{where}: {exc}") from exc
         finally:
             hdul.close()
     return out

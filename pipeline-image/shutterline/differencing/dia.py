@@ -49,6 +49,10 @@ is real even when it is not PSF-like (a variable or transient on a resolved sour
 simulated night has extended variables, lost to these tests otherwise), while a static
 residual that bright is a dipole or below the floor.
 
+These rules (and the reliability penalties) were fitted on that night, the demo night of
+seed 7; `tests/benchmarks/bench_truth.py` reports them separately on validation nights with
+other seeds, seeing, densities and defects (`shutterline.evaluation.nights`).
+
 Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped.
 """
 
@@ -58,14 +62,17 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table
+from astropy.wcs import utils as wcs_utils
 
-from shutterline.differencing import detection, measurement, psfmatch, reliability
+from shutterline.differencing import detection, dipoles, measurement, psfmatch, reliability
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 
 __all__ = [
     "AP_RADIUS_FWHM",
     "COLUMNS",
+    "DIPOLE_DIFF_FRACTION",
+    "DIPOLE_DIFF_NSIGMA",
     "MIN_RELIABILITY",
     "NEAR_SATURATION_FWHM",
     "NEGATIVE_MAX_EXTENDEDNESS",
@@ -85,6 +92,10 @@ RESIDUAL_FRACTION = 0.025
 NEGATIVE_MAX_EXTENDEDNESS = 0.9
 #: From this ``|snr|`` on, shape and reliability no longer reject (see the module docstring).
 SHAPE_EXEMPT_SNR = 30.0
+#: A dipole is kept when its lobes' sum exceeds this many sigma and this fraction of their
+#: mean flux (see `accept`).
+DIPOLE_DIFF_NSIGMA = 5.0
+DIPOLE_DIFF_FRACTION = 1.0
 #: Saturated pixels within this many PSF widths lower the reliability (see `reliability`).
 NEAR_SATURATION_FWHM = 5.0
 _Bit = mask_mod.MaskBit
@@ -105,16 +116,24 @@ _FLOAT = [
     "x", "y", "x_err", "y_err", "ra", "dec", "ra_err", "dec_err", "ra_dec_cov",
     "psf_flux", "psf_flux_err", "ap_flux", "ap_flux_err", "snr", "peak_snr",
     "ixx", "iyy", "ixy", "ixx_psf", "iyy_psf", "ixy_psf", "extendedness", "reliability",
-    "sci_flux", "sci_flux_err", "template_flux", "template_flux_err",
+    "sci_flux", "sci_flux_err", "template_flux", "template_flux_err", "psf_chi2", "psf_ln_l",
+    "trail_length", "trail_angle", "trail_flux", "trail_flux_err", "trail_ra", "trail_dec",
+    "trail_ra_err", "trail_dec_err", "dipole_mean_flux", "dipole_mean_flux_err",
+    "dipole_flux_diff", "dipole_flux_diff_err", "dipole_length", "dipole_angle",
 ]  # fmt: skip
 _BOOL = [
     "is_negative", "is_dipole", "trail_flag", "shape_flag", "centroid_flag", "psf_flux_flag",
-    "psf_flux_flag_edge", "psf_flux_flag_no_good_pixels",
+    "psf_flux_flag_edge", "psf_flux_flag_no_good_pixels", "pixel_flags", "ap_flux_flag",
+    "pixel_flags_offimage", "dipole_fit_attempted", "trail_flag_edge",
     *(f"pixel_flags_{k}" for k in _FLAG_BITS), *(f"pixel_flags_{k}_center" for k in _CENTER_FLAGS),
 ]  # fmt: skip
-_INT = ["psf_ndata", "bbox_size"]
+_INT = ["psf_ndata", "bbox_size", "trail_ndata", "dipole_ndata"]
+_ERRORS = (
+    "psf_flux_err", "ap_flux_err", "sci_flux_err", "template_flux_err", "x_err", "y_err",
+    "dipole_mean_flux_err", "dipole_flux_diff_err",
+)  # fmt: skip
 #: Every column of the output table, in order.
-COLUMNS = _FLOAT + _BOOL + _INT
+COLUMNS = [*_FLOAT, *_BOOL, *_INT, "reliability_version"]
 
 
 def _njy_cutter(exp: exposure_mod.Exposure) -> measurement.Cutter:
@@ -187,6 +206,14 @@ class _Context:
         c = self.psf.shape[0] // 2
         self.psf_moments = measurement.moments(self.psf, c, c, self.sigma_w)
         self.ap_radius = AP_RADIUS_FWHM * self.fwhm
+        self.snr: np.ndarray | None = None
+        self.arcsec_per_px = _pixel_scale(difference)
+
+
+def _pixel_scale(exp: exposure_mod.Exposure) -> float:
+    if exp.wcs is None:
+        return float("nan")
+    return float(np.mean(wcs_utils.proj_plane_pixel_scales(exp.wcs.celestial))) * 3600.0
 
 
 def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, Any]:
@@ -219,8 +246,19 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
         "psf_flux_flag_edge": fit.coverage < 0.9,
         "psf_flux_flag_no_good_pixels": fit.ndata == 0,
         "bbox_size": int(max(det.bbox[i, 2] - det.bbox[i, 0], det.bbox[i, 3] - det.bbox[i, 1])),
-        "_chi2": fit.chi2_z,
+        "_chi2": fit.chi2_z, "psf_chi2": fit.chi2, "psf_ln_l": fit.lnl,
+        "ap_flux_flag": not np.isfinite(ap),
+        "pixel_flags_offimage": not (
+            0 <= fit.y < ctx.mask.shape[0] and 0 <= fit.x < ctx.mask.shape[1]
+        ),
     }  # fmt: skip
+    row.update(dipoles.NAN_ROW)
+    if det.is_dipole[i]:
+        row.update(
+            dipoles.measure_dipole(
+                ctx.diff, ctx.psf, det.snr, fit, sign, ctx.fwhm, ctx.arcsec_per_px
+            )
+        )
     row.update(_flags(ctx.mask, det.bbox[i], y0, x0))
     row["_near_sat"] = _near_saturation(ctx.mask, y0, x0, round(NEAR_SATURATION_FWHM * ctx.fwhm))
     return row
@@ -249,6 +287,8 @@ def detect_and_measure(
         Keep only the detections `accept` accepts (see the module docstring).
     """
     det = detection.detect(difference, threshold)
+    # Forced photometry on this difference image reports errors on the same scale.
+    difference.metadata["NOISE_SCALE"] = float(det.noise_scale)
     ctx = _Context(difference, science, template)
     rows = [_measure_one(ctx, det, i) for i in range(len(det))]
     cols: dict[str, np.ndarray] = {}
@@ -269,10 +309,10 @@ def detect_and_measure(
 def accept(table: Table) -> np.ndarray:
     """Which DIA sources are reported: ``(n,)`` bool over the rows of ``table``.
 
-    Drops dipoles, rows with ``shape_flag``, reliability below `MIN_RELIABILITY` and changes
-    smaller than `RESIDUAL_FRACTION` of the template flux (static-source residuals) and
-    negatives with extendedness of at least `NEGATIVE_MAX_EXTENDEDNESS`; the shape tests
-    only below ``|snr|`` `SHAPE_EXEMPT_SNR`.
+    Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, reliability below
+    `MIN_RELIABILITY` and changes smaller than `RESIDUAL_FRACTION` of the template flux
+    (static-source residuals) and negatives with extendedness of at least
+    `NEGATIVE_MAX_EXTENDEDNESS`; the shape tests only below ``|snr|`` `SHAPE_EXEMPT_SNR`.
     """
     tpl = np.clip(np.nan_to_num(np.asarray(table["template_flux"], float)), 0.0, None)
     flux = np.abs(np.nan_to_num(np.asarray(table["psf_flux"], float)))
@@ -284,10 +324,22 @@ def accept(table: Table) -> np.ndarray:
         & ~(np.asarray(table["is_negative"], bool) & (ext >= NEGATIVE_MAX_EXTENDEDNESS))
     )
     return (
-        ~np.asarray(table["is_dipole"], bool)
+        (~np.asarray(table["is_dipole"], bool) | _unbalanced(table))
         & (shape_ok | bright)
         & (flux >= RESIDUAL_FRACTION * tpl)
     )
+
+
+def _unbalanced(table: Table) -> np.ndarray:
+    """Dipoles whose lobes do not cancel: a real change on a mis-registered source.
+
+    The lobes' sum must be significant (`DIPOLE_DIFF_NSIGMA`) and at least
+    `DIPOLE_DIFF_FRACTION` of their mean: a mis-registration leaves lobes of equal flux.
+    """
+    diff = np.nan_to_num(np.abs(np.asarray(table["dipole_flux_diff"], float)))
+    err = np.nan_to_num(np.asarray(table["dipole_flux_diff_err"], float), nan=np.inf)
+    mean = np.nan_to_num(np.abs(np.asarray(table["dipole_mean_flux"], float)), nan=np.inf)
+    return (diff > DIPOLE_DIFF_NSIGMA * err) & (diff > DIPOLE_DIFF_FRACTION * mean)
 
 
 def _table(
@@ -305,14 +357,7 @@ def _table(
         for name in cols:
             if name in out:
                 out[name] = cols[name].astype(out[name].dtype)
-        for name in (
-            "psf_flux_err",
-            "ap_flux_err",
-            "sci_flux_err",
-            "template_flux_err",
-            "x_err",
-            "y_err",
-        ):
+        for name in _ERRORS:
             out[name] = out[name] * scale
         out["snr"] = out["psf_flux"] / out["psf_flux_err"]
         _sky(out, difference)
@@ -325,6 +370,11 @@ def _table(
             trail=out["trail_flag"], flux=out["psf_flux"], template_flux=out["template_flux"],
         )  # fmt: skip
     out.pop("_size_ratio", None)
+    flag_names = [c for c in _BOOL if c.startswith("pixel_flags_")]
+    out["pixel_flags"] = (
+        np.logical_or.reduce([out[c] for c in flag_names]) if n else out["pixel_flags"]
+    )
+    out["reliability_version"] = np.full(n, reliability.VERSION)
     table = Table({c: out[c] for c in COLUMNS})
     for c in _FLOAT:
         if c not in ("x", "y", "ra", "dec"):
@@ -372,7 +422,30 @@ def _shape(out: dict[str, np.ndarray], ctx: _Context) -> None:
     with np.errstate(invalid="ignore", divide="ignore"):
         elong = np.sqrt((half_t + disc) / (half_t - disc))
     out["trail_flag"] = np.isfinite(elong) & (elong > 1.6) & (np.abs(out["snr"]) > 25)
+    _trail(out, half_t + disc, (pxx + pyy) / 2)
     area = out.pop("_pix_area", np.ones_like(t_src))
     for name, psf_value in (("ixx", pxx), ("iyy", pyy), ("ixy", pxy)):
         out[name] = out[name] * area
         out[f"{name}_psf"] = psf_value * area
+
+
+def _trail(out: dict[str, np.ndarray], major: np.ndarray, psf_var: float) -> None:
+    """Trail fields of trailed sources from the moments (pixels**2, before arcsec**2).
+
+    A trail of length L smeared by a PSF of variance s**2 has variance s**2 + L**2 / 12 along
+    its direction: ``L = sqrt(12 (major - s**2))``; flux and position from the aperture and
+    the centroid.
+    """
+    on = out["trail_flag"]
+    area = np.sqrt(out.get("_pix_area", np.ones(len(on))))
+    length = np.sqrt(12.0 * np.clip(major - psf_var, 0.0, None)) * area
+    angle = 0.5 * np.degrees(np.arctan2(2.0 * out["ixy"], out["ixx"] - out["iyy"]))
+    for name, values in (
+        ("trail_length", length), ("trail_angle", angle), ("trail_flux", out["ap_flux"]),
+        ("trail_flux_err", out["ap_flux_err"]), ("trail_ra", out["ra"]),
+        ("trail_dec", out["dec"]), ("trail_ra_err", out["ra_err"]),
+        ("trail_dec_err", out["dec_err"]),
+    ):  # fmt: skip
+        out[name] = np.where(on, values, np.nan)
+    out["trail_ndata"] = np.where(on, out["psf_ndata"], 0).astype(np.int32)
+    out["trail_flag_edge"] = on & out["psf_flux_flag_edge"]

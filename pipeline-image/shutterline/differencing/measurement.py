@@ -101,7 +101,9 @@ class PsfFit:
     """Result of `fit_psf`: flux and error (image units), centroid and errors, pixels used.
 
     ``chi2_z`` is the significance of the PSF-fit residual in the core (pixels above 20 % of
-    the peak): ``(chi2/dof - 1) / sqrt(2 / n)``, about N(0, 1) for a point source.
+    the peak): ``(chi2/dof - 1) / sqrt(2 / n)``, about N(0, 1) for a point source. ``chi2``
+    and ``lnl`` are the fit's chi-square and Gaussian log-likelihood over all ``ndata`` pixels
+    with the variance plane as it is (the alert schema's ``psfChi2``, ``psfLnL``).
     """
 
     flux: float
@@ -113,6 +115,8 @@ class PsfFit:
     ndata: int
     coverage: float
     chi2_z: float
+    chi2: float = float("nan")
+    lnl: float = float("nan")
 
 
 def _linear(data: np.ndarray, var: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +161,9 @@ def fit_psf(cut: Cutter, psf: np.ndarray, y: float, x: float, *, recentre: bool)
     # Allow a 3 % PSF-model error so bright real sources are not called badly shaped.
     chi2 = float(np.mean(resid**2 / (var[ok][core] + (0.03 * flux * p[core]) ** 2)))
     chi2_z = (chi2 - 1.0) / np.sqrt(2.0 / max(int(core.sum()), 1))
+    v_all = np.maximum(var[ok], 1e-30)
+    chi2_all = float(((img[ok] - flux * p) ** 2 / v_all).sum())
+    lnl = -0.5 * (chi2_all + float(np.log(2.0 * np.pi * v_all).sum()))
     return PsfFit(
         flux,
         err,
@@ -167,6 +174,8 @@ def fit_psf(cut: Cutter, psf: np.ndarray, y: float, x: float, *, recentre: bool)
         int(ok.sum()),
         norm / float((full**2).sum()),
         float(chi2_z),
+        chi2_all,
+        lnl,
     )
 
 

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["score"]
+__all__ = ["VERSION", "score"]
+
+#: The alert schema's ``reliabilityVersion``: this table of penalties, revision 1.
+VERSION = "shutterline-penalties-1"
 
 
 def score(

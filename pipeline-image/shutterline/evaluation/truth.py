@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
@@ -13,6 +15,8 @@ __all__ = [
     "ChangeTruth",
     "DetectorScore",
     "astrometric_residuals",
+    "expected_sigma",
+    "expected_snr",
     "load_truth",
     "score_detector",
 ]
@@ -25,7 +29,10 @@ class ChangeTruth:
     """Truth rows of one night, with the flux each changing source shows in a difference image.
 
     ``table`` has the simulator's columns plus ``diff_flux_nJy``: the visit's flux minus the
-    mean flux over the template-building visits (zero for a transient or asteroid there).
+    mean flux over the template-building visits (zero for a transient or asteroid there), and
+    ``expected_sigma_nJy``: the PSF-flux noise the simulator's noise model gives that source
+    in the visit's difference image (`expected_sigma`), so what a night is expected to find
+    never depends on the pipeline's own noise estimate.
     """
 
     table: Table
@@ -53,7 +60,36 @@ def load_truth(night_dir: Path, template_visits: set[int]) -> ChangeTruth:
         ]
     )
     table["diff_flux_nJy"] = diff
+    record = night_dir / "night.yaml"
+    if record.exists():
+        table["expected_sigma_nJy"] = expected_sigma(yaml.safe_load(record.read_text()), table)
     return ChangeTruth(table)
+
+
+def expected_sigma(night: dict[str, Any], rows: Table) -> np.ndarray:
+    """PSF-flux noise (nJy) of each truth row in its visit's difference image.
+
+    From the simulator's record (``night.yaml``): the visit's sky-and-read-noise point-source
+    sigma, the template's (the inverse-variance sum over the template visits of the same
+    field and band, as the coadd weights them) and the source's own shot noise in the visit
+    (``flux * njy_per_electron``, nJy**2). Rows of visits the record lacks get NaN.
+    """
+    visits = {int(v["visit"]): v for v in night["visits"]}
+    inv: dict[tuple[str, str], float] = {}
+    for v in night["visits"]:
+        if v["role"] == "template":
+            key = (str(v["field"]), str(v["band"]))
+            inv[key] = inv.get(key, 0.0) + float(v["point_source_sigma_njy"]) ** -2
+    out = np.full(len(rows), np.nan)
+    for i, row in enumerate(rows):
+        v = visits.get(int(row["visit"]))
+        if v is None or v["role"] != "science":
+            continue
+        tmpl = inv.get((str(v["field"]), str(v["band"])))
+        var = float(v["point_source_sigma_njy"]) ** 2 + (1.0 / tmpl if tmpl else np.inf)
+        var += max(float(row["flux_nJy"]), 0.0) * float(v["njy_per_electron"])
+        out[i] = np.sqrt(var)
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,25 +122,40 @@ def _separation_match(
     return np.where(dist <= radius_arcsec, best, -1), dist
 
 
+def expected_snr(truth_rows: Table, point_source_sigma_njy: float | None = None) -> np.ndarray:
+    """``|diff_flux_nJy| / sigma`` per row: the truth's ``expected_sigma_nJy`` when present.
+
+    ``point_source_sigma_njy`` (one noise for every row) is used only for truth tables
+    without the simulator's noise model.
+    """
+    if "expected_sigma_nJy" in truth_rows.colnames:
+        sigma = np.asarray(truth_rows["expected_sigma_nJy"], float)
+    elif point_source_sigma_njy is not None:
+        sigma = np.full(len(truth_rows), float(point_source_sigma_njy))
+    else:
+        raise ValueError("truth rows carry no expected_sigma_nJy and no sigma was given")
+    return np.abs(np.asarray(truth_rows["diff_flux_nJy"], float)) / sigma
+
+
 def score_detector(
     dia: Table,
     truth_rows: Table,
-    point_source_sigma_njy: float,
+    point_source_sigma_njy: float | None = None,
     snr_threshold: float = 10.0,
     radius_arcsec: float = 1.0,
 ) -> DetectorScore:
     """Score one detector-visit's DIA sources.
 
-    ``point_source_sigma_njy`` is the 1-sigma PSF-flux noise of the difference image; a
-    changing source is expected when ``|diff_flux_nJy| / sigma >= snr_threshold``.
+    A changing source is expected when its `expected_snr` (the simulator's noise model, see
+    `load_truth`) is at least ``snr_threshold``; ``point_source_sigma_njy`` only serves truth
+    tables without that model.
     """
     changing = truth_rows[np.isin(truth_rows["kind"], CHANGING)]
     ra_t, dec_t = np.asarray(changing["ra"], float), np.asarray(changing["dec"], float)
     ra_d, dec_d = np.asarray(dia["ra"], float), np.asarray(dia["dec"], float)
     to_truth, _ = _separation_match(ra_d, dec_d, ra_t, dec_t, radius_arcsec)
     to_dia, _ = _separation_match(ra_t, dec_t, ra_d, dec_d, radius_arcsec)
-    snr = np.abs(np.asarray(changing["diff_flux_nJy"], float)) / point_source_sigma_njy
-    expected = snr >= snr_threshold
+    expected = np.nan_to_num(expected_snr(changing, point_source_sigma_njy)) >= snr_threshold
     by_kind = {
         kind: (
             int(np.sum(expected & (to_dia >= 0) & (changing["kind"] == kind))),

@@ -27,7 +27,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from scipy import ndimage
 
 from shutterline import exceptions
-from shutterline.camera import geometry, rawformat
+from shutterline.camera import filters, geometry, rawformat
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 from shutterline.isr import header as hdr
@@ -268,20 +268,24 @@ def _trimmed_wcs(
 
 
 def _metadata(primary: fits.Header, ext: fits.Header, desc: str) -> dict[str, object]:
-    return {
+    obstype = hdr.require_str(primary, "OBSTYPE", desc).lower()
+    needed = rawformat.required_primary_keys(obstype)
+    meta: dict[str, object] = {
         "VISIT": hdr.require_int(primary, "EXPNUM", desc),
         "DETECTOR": hdr.require_int(ext, "CCDNUM", desc),
         "DETPOS": hdr.require_str(ext, "DETPOS", desc),
-        "BAND": hdr.require_str(primary, "FILTER", desc),
-        "OBSTYPE": hdr.require_str(primary, "OBSTYPE", desc),
-        "MJD": hdr.require_float(primary, "MJD-OBS", desc),
+        "BAND": hdr.require_band(primary, desc) if "FILTER" in needed else filters.NO_FILTER,
+        "OBSTYPE": obstype,
+        "MJD": hdr.require_start_tai(primary, desc),
         "DATE-OBS": hdr.require_str(primary, "DATE-OBS", desc),
         "EXPTIME": hdr.require_float(primary, "EXPTIME", desc),
-        "TELRA": hdr.require_float(primary, "TELRA", desc),
-        "TELDEC": hdr.require_float(primary, "TELDEC", desc),
-        "AIRMASS": hdr.require_float(primary, "AIRMASS", desc),
         "BUNIT": "electron",
     }
+    for key in ("TELRA", "TELDEC", "AIRMASS"):
+        # A calibration raw sees no sky: its pointing is carried only if it has one.
+        if key in needed or key in primary:
+            meta[key] = hdr.require_float(primary, key, desc)
+    return meta
 
 
 def assemble_raw(hdul: fits.HDUList) -> exposure_mod.Exposure:
@@ -296,8 +300,8 @@ def assemble_with_saturation(hdul: fits.HDUList) -> tuple[exposure_mod.Exposure,
     ----------
     hdul : astropy.io.fits.HDUList
         A raw in the format of docs/architecture.md: primary header with exposure keys, one
-        image extension of ``(ny_raw, nx_raw)`` ADU with detector keys and a TAN WCS on the raw
-        grid.
+        image extension of ``(ny_raw, nx_raw)`` ADU with detector keys and (required for a
+        science raw, optional for a bias or flat) a TAN WCS on the raw grid.
 
     Returns
     -------
@@ -305,8 +309,10 @@ def assemble_with_saturation(hdul: fits.HDUList) -> tuple[exposure_mod.Exposure,
         ``image`` ``(ny, nx)`` float32 electrons (overscan-subtracted, no bias or flat yet);
         ``variance`` = max(image, 0) + read_noise**2 of the pixel's amplifier, electrons**2;
         ``mask`` with ``SAT`` where the raw ADU reached the amplifier's ``SATURAT``; ``wcs``
-        on the trimmed grid; metadata VISIT, DETECTOR, DETPOS, BAND, OBSTYPE, MJD, DATE-OBS,
-        EXPTIME, TELRA, TELDEC, AIRMASS, BUNIT='electron'.
+        on the trimmed grid (None for a calibration raw without one); metadata VISIT,
+        DETECTOR, DETPOS, BAND, OBSTYPE, MJD (exposure start, TAI), DATE-OBS (as written),
+        EXPTIME, BUNIT='electron', and TELRA, TELDEC, AIRMASS (a calibration raw's only if it
+        has them).
     saturated : numpy.ndarray
         Flat indices (into the ``(ny, nx)`` grid) of the pixels flagged ``SAT``.
 
@@ -329,6 +335,7 @@ def assemble_with_saturation(hdul: fits.HDUList) -> tuple[exposure_mod.Exposure,
         metadata=metadata,
     )
     saturated = np.concatenate([_fill_amp(raw, amp, out) for amp in amps])
-    out.wcs = _trimmed_wcs(ext, amps, desc, (ny, nx))
+    if rawformat.needs_wcs(str(metadata["OBSTYPE"])) or "CTYPE1" in ext:
+        out.wcs = _trimmed_wcs(ext, amps, desc, (ny, nx))
     out.metadata["GAINS"] = ",".join(f"{a.name}:{a.gain:g}" for a in amps)
     return out, saturated

@@ -7,9 +7,17 @@ import math
 from astropy.io import fits
 
 from shutterline import exceptions
-from shutterline.camera import geometry
+from shutterline.camera import filters, geometry, rawformat, rawtime
 
-__all__ = ["describe", "require_float", "require_int", "require_section", "require_str"]
+__all__ = [
+    "describe",
+    "require_band",
+    "require_float",
+    "require_int",
+    "require_section",
+    "require_start_tai",
+    "require_str",
+]
 
 
 def describe(hdul: fits.HDUList) -> str:
@@ -50,6 +58,26 @@ def require_str(header: fits.Header, key: str, desc: str) -> str:
     if not isinstance(value, str):
         raise exceptions.MalformedRawError(desc, key, f"is not a string: {value!r}")
     return value.strip()
+
+
+def require_band(primary: fits.Header, desc: str) -> str:
+    """The band of the physical filter in ``FILTER`` (`filters.NO_FILTER` for a bias)."""
+    value = require_str(primary, "FILTER", desc)
+    if require_str(primary, "OBSTYPE", desc).lower() == rawformat.OBSTYPE_BIAS:
+        return filters.NO_FILTER
+    try:
+        return filters.band_of(value)
+    except ValueError as exc:
+        raise exceptions.MalformedRawError(desc, "FILTER", f"{value!r} {exc}") from exc
+
+
+def require_start_tai(primary: fits.Header, desc: str) -> float:
+    """The exposure start (``MJD-OBS`` in ``TIMESYS``) as MJD in TAI."""
+    require_float(primary, "MJD-OBS", desc)
+    try:
+        return rawtime.start_tai(primary)
+    except rawtime.HeaderTimeError as exc:
+        raise exceptions.MalformedRawError(desc, exc.keyword, str(exc)) from exc
 
 
 def require_section(

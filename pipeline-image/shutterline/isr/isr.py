@@ -12,7 +12,7 @@ from shutterline import exceptions
 from shutterline.camera import layout
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
-from shutterline.isr import assembly, cosmicrays, interpolate, saturation
+from shutterline.isr import assembly, columns, cosmicrays, interpolate, saturation
 
 __all__ = ["FLAT_UNITS", "IsrConfig", "check_calibration", "run_isr"]
 
@@ -37,6 +37,8 @@ class IsrConfig:
     saturation_grow_x: int = 1
     saturation_grow_y: int = 3
     interpolate_bad: bool = True
+    #: Find columns that misbehave in this frame only (`shutterline.isr.columns`).
+    find_columns: bool = True
 
 
 def check_calibration(
@@ -106,6 +108,17 @@ def _interpolate_bad(exposure: exposure_mod.Exposure, bad: np.ndarray) -> None:
     exposure.mask[ys, xs] |= _INTRP
 
 
+def _flag_segments(
+    exposure: exposure_mod.Exposure, segments: list[tuple[int, int, int]]
+) -> np.ndarray:
+    """Flag the column segments ``BAD``; their flat indices."""
+    nx = exposure.shape[1]
+    flat = [np.arange(y0, y1) * nx + col for col, y0, y1 in segments]
+    idx = np.concatenate(flat)
+    exposure.mask.ravel()[idx] |= _BAD
+    return idx
+
+
 def _pixel_scale_arcsec(exposure: exposure_mod.Exposure) -> float:
     if exposure.wcs is None:
         return layout.CAMERA.pixel_scale_arcsec
@@ -123,8 +136,9 @@ def run_isr(
 
     Assembles the raw (`assemble_raw`: overscan, trim, gain), subtracts the master bias,
     divides by the master flat, propagates the variance, flags ``BAD`` from the calibrations'
-    masks (defects) and interpolates over them, grows ``SAT`` along bleed trails, and flags and
-    interpolates cosmic rays (``CR | INTRP``).
+    masks (defects) and from columns that misbehave in this frame (`columns`, defects that
+    appeared after the calibrations) and interpolates over them, grows ``SAT`` along bleed
+    trails, and flags and interpolates cosmic rays (``CR | INTRP``).
 
     Parameters
     ----------
@@ -139,7 +153,8 @@ def run_isr(
     -------
     Exposure
         ``(ny, nx)`` float32 image in electrons with variance (electrons**2), mask, WCS and
-        metadata (see `assemble_raw`), plus ``N_CR``, ``N_SAT``, ``N_BAD`` pixel counts.
+        metadata (see `assemble_raw`), plus ``N_CR``, ``N_SAT``, ``N_BAD`` pixel counts and
+        ``N_BADCOL``, the misbehaving column segments found.
 
     Raises
     ------
@@ -156,6 +171,13 @@ def run_isr(
     n_sat = saturation.grow_saturation(
         exposure.mask, saturated, config.saturation_grow_x, config.saturation_grow_y
     )
+    segments = (
+        columns.misbehaving_columns(exposure.image, exposure.variance, exposure.mask)
+        if config.find_columns
+        else []
+    )
+    if segments:
+        bad = np.union1d(bad, _flag_segments(exposure, segments))
     if config.interpolate_bad and len(bad):
         _interpolate_bad(exposure, bad)
     cr_config = cosmicrays.CosmicRayConfig(
@@ -167,5 +189,7 @@ def run_isr(
     n_cr = cosmicrays.repair_cosmic_rays(
         exposure.image, exposure.variance, exposure.mask, cr_config
     )
-    exposure.metadata.update({"N_CR": n_cr, "N_SAT": n_sat, "N_BAD": len(bad)})
+    exposure.metadata.update(
+        {"N_CR": n_cr, "N_SAT": n_sat, "N_BAD": len(bad), "N_BADCOL": len(segments)}
+    )
     return exposure

@@ -99,7 +99,8 @@ def _calibrated_sources(
     calib: photometry.PhotoCalib,
 ) -> Table:
     out = sources.copy(copy_data=True)
-    ra, dec = fit.wcs.wcs_pix2world(np.asarray(out["x"]), np.asarray(out["y"]), 0)
+    # all_pix2world: the fitted SIP terms are part of the WCS (wcs_pix2world drops them).
+    ra, dec = fit.wcs.all_pix2world(np.asarray(out["x"]), np.asarray(out["y"]), 0)
     out["ra"], out["dec"] = ra, dec
     for col in ("flux", "ap_flux"):
         out[f"{col}_njy"] = out[col] * calib.njy_per_unit

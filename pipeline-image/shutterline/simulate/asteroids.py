@@ -4,8 +4,9 @@ Each asteroid is built backwards from where it should be seen: a random pixel of
 simulated detector at the time of one of its field's science visits. It is placed on that
 line of sight at a main-belt heliocentric distance, given a roughly circular prograde
 velocity, and turned into orbital elements with ``elements_from_state``. Every position the
-simulator uses afterwards comes from ``predict_radec`` on those elements, so the pipeline's
-own prediction from ``orbits.csv`` agrees with the truth by construction.
+simulator draws and records afterwards comes from `shutterline.simulate.ephemeris`
+(skyfield, JPL DE421, topocentric at CTIO, light-time), not from the pipeline's predictor,
+so association is measured against an independent truth.
 
 Brightness: ``m = h_mag + 5 log10(r delta) + color[band]`` with ``h_mag`` on the r band and
 no phase term (the fields are near opposition).
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.table import Table, vstack
 
-from shutterline.simulate import config, geometry, schedule
+from shutterline.simulate import config, ephemeris, geometry, schedule
 from shutterline.solarsystem import orbits
 
 __all__ = ["ASTEROID_ID_BASE", "Track", "make_asteroids", "tracks_for"]
@@ -103,15 +104,16 @@ def make_asteroids(
 
 def tracks_for(orbit_table: Table, plans: list[schedule.ExposurePlan]) -> dict[int, Track]:
     """Asteroid positions and fluxes at the mid-time of every template and science exposure."""
-    out: dict[int, Track] = {}
+    sky = [p for p in plans if p.role in ("template", "science")]
     ids = np.asarray(orbit_table["id"], dtype=np.int64)
+    if not sky:
+        return {}
     h_mag = np.asarray(orbit_table["h_mag"], dtype=float)
-    for plan in plans:
-        if plan.role not in ("template", "science"):
-            continue
-        ra, dec, delta = orbits.predict_radec(orbit_table, plan.mjd_mid)
-        r_h = np.linalg.norm(orbits.heliocentric_positions(orbit_table, plan.mjd_mid), axis=1)
-        mag = h_mag + 5.0 * np.log10(r_h * delta) + config.BANDS[plan.band].asteroid_color
+    ra, dec, delta, r_h = ephemeris.observe(orbit_table, np.array([p.mjd_mid for p in sky]))
+    out: dict[int, Track] = {}
+    for j, plan in enumerate(sky):
+        mag = h_mag + 5.0 * np.log10(r_h[:, j] * delta[:, j])
+        mag += config.BANDS[plan.band].asteroid_color
         flux = 10.0 ** (-0.4 * (mag - config.NJY_AB_ZERO_MAG))
-        out[plan.expnum] = Track(ids, ra, dec, np.asarray(flux, dtype=float))
+        out[plan.expnum] = Track(ids, ra[:, j], dec[:, j], np.asarray(flux, dtype=float))
     return out

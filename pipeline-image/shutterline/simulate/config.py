@@ -77,6 +77,12 @@ class SimConfig:
     variable_density: float = 250.0
     transient_density: float = 180.0
     asteroids_per_detector: float = 4.0
+    #: Science-only defects (columns the calibrations never saw) per detector, on average.
+    late_columns_per_detector: float = 0.5
+    #: Satellite trails per detector and sky exposure, on average.
+    trails_per_exposure: float = 0.05
+    #: The visits' seeing draws (0.8 to 2.0 arcsec FWHM) are multiplied by this.
+    seeing_scale: float = 1.0
     ccdnums: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:

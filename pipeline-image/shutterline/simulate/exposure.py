@@ -14,7 +14,16 @@ from astropy import wcs as fitswcs
 from astropy.table import Table
 
 from shutterline.camera import layout
-from shutterline.simulate import asteroids, config, detector, geometry, render, schedule, sky
+from shutterline.simulate import (
+    artefacts,
+    asteroids,
+    config,
+    detector,
+    geometry,
+    render,
+    schedule,
+    sky,
+)
 
 __all__ = ["TRUTH_COLUMNS", "DetectorExposure", "simulate_exposure"]
 
@@ -134,7 +143,11 @@ def _science_electrons(
     render.render_sources(
         image, x[near], y[near], electrons, fwhm_px, cols["sigma_x"][near], cols["sigma_y"][near]
     )
+    artefacts.add_trails(
+        image, artefacts.trails_for(cfg, plan.expnum, ccdnum, plan.exptime), fwhm_px
+    )
     image *= response
+    artefacts.add_late_columns(image, artefacts.late_columns(cfg, ccdnum), plan.sky_e_per_px)
     return image, _truth_rows(cols, on, plan, ccdnum)
 
 

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import yaml
 from astropy.table import Table
+from astropy.time import Time
 
-from shutterline.camera import layout
-from shutterline.simulate import config, exposure, rawfile, schedule
+from shutterline.camera import filters, layout
+from shutterline.simulate import config, exposure, schedule
 
 __all__ = [
     "write_orbits",
@@ -128,8 +129,8 @@ def _visit_entry(plan: schedule.ExposurePlan, ccdnums: tuple[int, ...]) -> dict[
         "ra": plan.ra,
         "dec": plan.dec,
         "band": plan.band,
-        # What the raws' FILTER says, and the focal plane's turn: a Visit announces both.
-        "physical_filter": str(rawfile.primary_header(plan)["FILTER"]),
+        "physical_filter": filters.physical_filter_of(plan.band),
+        "observation_start": Time(plan.mjd, format="mjd", scale="tai").utc.isot + "Z",
         "rotation": 0.0,
         "exptime": plan.exptime,
         "detectors": list(ccdnums),
@@ -140,8 +141,8 @@ def write_schedule(out: Path, plans: list[schedule.ExposurePlan], ccdnums: tuple
     """Write ``schedule.yaml``: the night's science visits in observing order.
 
     ``{instrument, visits: [{visit, exposure, mjd (start, TAI), mjd_mid, field, ra, dec
-    (boresight, deg), band, physical_filter (the raws' FILTER), rotation (deg), exptime (s),
-    detectors: [CCDNUM...]}]}``.
+    (boresight, deg), band, physical_filter (DECam's text), observation_start (UTC, RFC 3339,
+    as a Visit's ``observationStart``), rotation (deg), exptime (s), detectors: [CCDNUM...]}]}``.
     """
     visits = [_visit_entry(p, ccdnums) for p in plans if p.role == "science"]
     text = yaml.safe_dump({"instrument": layout.CAMERA.name, "visits": visits}, sort_keys=False)

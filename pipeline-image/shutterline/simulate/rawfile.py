@@ -1,7 +1,8 @@
 """Writing one raw FITS file in the format of docs/architecture.md.
 
-Times in the headers are TAI (``TIMESYS = 'TAI'``), like every time in the project:
-``MJD-OBS`` is the start of the exposure and ``DATE-OBS`` the same instant in ISO form.
+Times in the headers are UTC (``TIMESYS = 'UTC'``), as DECam writes them, while the plan's
+times (and every time inside the project) are TAI: ``MJD-OBS`` is the start of the exposure
+and ``DATE-OBS`` the same instant in ISO form, both UTC.
 No keyword depends on the wall clock, so the same seed gives the same bytes.
 """
 
@@ -15,7 +16,7 @@ from astropy import time
 from astropy import wcs as fitswcs
 from astropy.io import fits
 
-from shutterline.camera import layout, rawformat
+from shutterline.camera import filters, layout, rawformat
 from shutterline.simulate import detector, geometry, schedule
 
 __all__ = ["primary_header", "raw_path", "write_raw"]
@@ -31,11 +32,12 @@ def primary_header(plan: schedule.ExposurePlan) -> fits.Header:
     h = fits.Header()
     h["INSTRUME"] = (layout.CAMERA.name, "simulated DECam-like camera")
     h["EXPNUM"] = (plan.expnum, "exposure number (= visit id)")
-    h["TIMESYS"] = ("TAI", "time scale of MJD-OBS and DATE-OBS")
-    h["MJD-OBS"] = (plan.mjd, "MJD of exposure start (TAI)")
-    h["DATE-OBS"] = (time.Time(plan.mjd, format="mjd", scale="tai").isot, "exposure start (TAI)")
+    start = time.Time(plan.mjd, format="mjd", scale="tai").utc
+    h["TIMESYS"] = ("UTC", "time scale of MJD-OBS and DATE-OBS")
+    h["MJD-OBS"] = (start.mjd, "MJD of exposure start (UTC)")
+    h["DATE-OBS"] = (start.isot, "exposure start (UTC)")
     h["EXPTIME"] = (plan.exptime, "exposure time (s)")
-    h["FILTER"] = (plan.band, "filter in the beam (band name)")
+    h["FILTER"] = (filters.physical_filter_of(plan.band), "filter in the beam (DECam name)")
     h["OBSTYPE"] = (plan.obstype, "zero | dome flat | object")
     h["TELRA"] = (plan.ra, "boresight right ascension (deg, ICRS)")
     h["TELDEC"] = (plan.dec, "boresight declination (deg, ICRS)")

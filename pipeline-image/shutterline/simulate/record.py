@@ -5,15 +5,18 @@ Layout::
     seed: int
     instrument: SimDECam
     config: {visits, detectors, fields, bands, template_visits, nx, ny, overscan, n_bias,
-             n_flat, night_mjd}
+             n_flat, night_mjd, late_columns_per_detector, trails_per_exposure, seeing_scale,
+             star_density, galaxy_density}
     fields: [{name, ra, dec}]
     detectors: [{ccdnum, detpos, gain: {A, B}, true_gain, bias_level, read_noise, full_well,
-                 saturate_adu, bad_columns: [[x, first_row, hot|dead], ...]}]
+                 saturate_adu, bad_columns: [[x, first_row, hot|dead], ...] (also in the
+                 calibrations), late_columns: [...] (science frames only)}]
     exposures: {bias: [expnum...], flat: {band: [expnum...]}, template: [...], science: [...]}
     visits: [{visit, role, field, band, mjd, mjd_mid, exptime, ra, dec, airmass,
               seeing_fwhm_arcsec, zeropoint_mag, njy_per_electron, sky_e_per_px,
               point_source_sigma_njy, wcs_error: {ccdnum: {shift_arcsec,
-              rotation_arcsec_at_corner}}}]            # template and science visits
+              rotation_arcsec_at_corner}}, trails: {ccdnum: [[x0, y0, x1, y1, peak_e]]}}]
+                                                       # template and science visits
 
 ``zeropoint_mag`` is the AB magnitude giving one electron per second (extinction
 included); ``njy_per_electron`` converts electrons over the exposure (after flat-fielding
@@ -30,7 +33,7 @@ import numpy as np
 import yaml
 
 from shutterline.camera import layout
-from shutterline.simulate import config, detector, render, schedule
+from shutterline.simulate import artefacts, config, detector, render, schedule
 
 __all__ = ["point_source_sigma_njy", "write_night_record"]
 
@@ -48,6 +51,18 @@ def point_source_sigma_njy(plan: schedule.ExposurePlan, read_noise_e: float = 7.
     )
     noise_e = np.sqrt((plan.sky_e_per_px + read_noise_e**2) / inv_nea)
     return float(noise_e * plan.njy_per_electron)
+
+
+def _trails(cfg: config.SimConfig, plan: schedule.ExposurePlan) -> dict[int, list[list[float]]]:
+    """Per detector, ``[x0, y0, x1, y1, peak_e]`` of each satellite trail (data pixels)."""
+    out = {}
+    for ccd in cfg.ccdnums:
+        trails = artefacts.trails_for(cfg, plan.expnum, ccd, plan.exptime)
+        if trails:
+            out[ccd] = [
+                [round(float(v), 2) for v in (t.x0, t.y0, t.x1, t.y1, t.peak_e)] for t in trails
+            ]
+    return out
 
 
 def _visit(plan: schedule.ExposurePlan, errors: dict[int, dict[str, float]]) -> dict[str, Any]:
@@ -85,6 +100,7 @@ def _detector(cfg: config.SimConfig, ccd: int) -> dict[str, Any]:
         "full_well": {a: round(w, 1) for a, w in det.full_well.items()},
         "saturate_adu": det.saturate_adu,
         "bad_columns": [list(b) for b in det.bad_columns],
+        "late_columns": [list(b) for b in artefacts.late_columns(cfg, ccd)],
     }
 
 
@@ -107,6 +123,11 @@ def write_night_record(
         "n_bias",
         "n_flat",
         "night_mjd",
+        "late_columns_per_detector",
+        "trails_per_exposure",
+        "seeing_scale",
+        "star_density",
+        "galaxy_density",
     )
     settings: dict[str, Any] = {k: getattr(cfg, k) for k in keys}
     settings["bands"] = list(cfg.bands)
@@ -125,7 +146,9 @@ def write_night_record(
             "science": [p.expnum for p in plans if p.role == "science"],
         },
         "visits": [
-            _visit(p, errors.get(p.expnum, {})) for p in plans if p.role in ("template", "science")
+            {**_visit(p, errors.get(p.expnum, {})), "trails": _trails(cfg, p)}
+            for p in plans
+            if p.role in ("template", "science")
         ],
     }
     (out / "night.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -140,7 +140,7 @@ def _conditions(
     """(airmass, seeing FWHM arcsec, zero point mag, sky electrons per pixel) of a visit."""
     spec = config.BANDS[band]
     x = airmass(ra, dec, mjd + config.EXPTIME_S / 172800.0)
-    seeing = float(rng.uniform(0.8, 2.0))
+    seeing = float(rng.uniform(0.8, 2.0)) * cfg.seeing_scale
     zp = spec.zp_mag - spec.extinction * (x - 1.0) - float(rng.uniform(0.0, 0.05))
     sky_mag = spec.sky_mag - 0.2 * (x - 1.0) + float(rng.uniform(-0.15, 0.15))
     pixel_area = layout.CAMERA.pixel_scale_arcsec**2

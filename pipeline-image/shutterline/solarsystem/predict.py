@@ -7,8 +7,9 @@ its arguments: submit it to any executor).
 Two passes keep it cheap over large catalogues: one two-body propagation of every orbit to
 ``mjd`` without light-time correction selects the objects within the field plus a margin
 (light time moves an object by at most ``v / c``, under a minute of arc for any bound orbit),
-then the light-time-corrected prediction (``orbits.predict_radec``), velocities, geometry and
-magnitudes are computed for those few only.
+then the light-time-corrected topocentric prediction (``orbits.predict_radec`` from the
+observatory, `shutterline.camera.site.CTIO` by default), velocities, geometry and magnitudes
+are computed for those few only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.table import Table
 
+from shutterline.camera import site as site_mod
 from shutterline.solarsystem import orbits as orbits_mod
 
 __all__ = [
@@ -87,7 +89,11 @@ def _coarse_selection(
 
 
 def _rates(orbits: Table, mjd: float, dec: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """On-sky rates (deg/day): RA including cos(dec), and Dec, by central difference."""
+    """On-sky rates (deg/day): RA including cos(dec), and Dec, by central difference.
+
+    Geocentric: the diurnal parallax swings the topocentric track by arcseconds a day, which a
+    rate meant for extrapolation over hours should not carry.
+    """
     ra0, dec0, _ = orbits_mod.predict_radec(orbits, mjd - _RATE_STEP_DAYS)
     ra1, dec1, _ = orbits_mod.predict_radec(orbits, mjd + _RATE_STEP_DAYS)
     dra = (ra1 - ra0 + 180.0) % 360.0 - 180.0
@@ -123,6 +129,7 @@ def predict_visit(
     center_radec: tuple[float, float],
     radius_deg: float,
     position_error_arcsec: float = DEFAULT_POSITION_ERROR_ARCSEC,
+    site: site_mod.Site | None = site_mod.CTIO,
 ) -> Table:
     """Predicted positions of the known objects inside a circular field at ``mjd``.
 
@@ -139,6 +146,8 @@ def predict_visit(
         Field radius (degrees); pad it by the detector's half-diagonal for a detector.
     position_error_arcsec : float
         Reported 1-sigma prediction error per axis.
+    site : shutterline.camera.site.Site or None
+        The observatory (topocentric prediction); None for the Earth's centre.
 
     Returns
     -------
@@ -149,26 +158,31 @@ def predict_visit(
         light emission), ``topo_range_rate, helio_range_rate`` (au/day), ``phase_angle,
         elongation`` (deg), ``v_mag``, ``helio_x, helio_y, helio_z`` (au),
         ``helio_vx, helio_vy, helio_vz`` (au/day), ``topo_x ... topo_vz`` (geocentric, same
-        units). Distances are geocentric: the Earth's radius (4e-5 au) is ignored.
+        units, from the observatory: topocentric with a site, else geocentric).
     """
     centre = _unit(center_radec[0], center_radec[1])
     near = orbits[_coarse_selection(orbits, mjd, centre, radius_deg)]
-    ra, dec, delta = orbits_mod.predict_radec(near, mjd)
+    ra, dec, delta = orbits_mod.predict_radec(near, mjd, site)
     inside = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(radius_deg))
     near, ra, dec, delta = near[inside], ra[inside], dec[inside], delta[inside]
-    return _describe(near, mjd, ra, dec, delta, position_error_arcsec)
+    return _describe(near, mjd, (ra, dec, delta), position_error_arcsec, site)
 
 
 def _describe(
-    near: Table, mjd: float, ra: FloatArray, dec: FloatArray, delta: FloatArray, err_arcsec: float
+    near: Table,
+    mjd: float,
+    radec: tuple[FloatArray, FloatArray, FloatArray],
+    err_arcsec: float,
+    site: site_mod.Site | None,
 ) -> Table:
     """The prediction table for objects already known to be in the field."""
+    ra, dec, delta = radec
     lt = delta / orbits_mod.C_AU_PER_DAY
     helio, helio_v = orbits_mod.heliocentric_state(near, mjd - lt)
-    earth = orbits_mod.earth_heliocentric(mjd)
+    earth = orbits_mod.observer_heliocentric(mjd, site)
     earth_v = (
-        orbits_mod.earth_heliocentric(mjd + _RATE_STEP_DAYS)
-        - orbits_mod.earth_heliocentric(mjd - _RATE_STEP_DAYS)
+        orbits_mod.observer_heliocentric(mjd + _RATE_STEP_DAYS, site)
+        - orbits_mod.observer_heliocentric(mjd - _RATE_STEP_DAYS, site)
     ) / (2.0 * _RATE_STEP_DAYS)
     topo, topo_v = helio - earth, helio_v - earth_v
     r = np.linalg.norm(helio, axis=1)

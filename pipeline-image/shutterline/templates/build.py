@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from shutterline import exceptions
 from shutterline.butler import certify, names, refcat, repo, selection, skymaps
-from shutterline.camera import rawformat
+from shutterline.camera import filters, rawformat
 from shutterline.differencing import warp as warp_mod
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
@@ -155,7 +155,7 @@ def process_detector(
     hdul = butler.get(names.RAW, data_id, collections=names.RAW_COLLECTION)
     try:
         mjd = float(hdul[0].header["MJD-OBS"])
-        band = str(hdul[0].header["FILTER"]).strip()
+        band = filters.band_of(hdul[0].header["FILTER"])
         bias = _calib(butler, names.BIAS, {"detector": detector}, mjd)
         flat = _calib(butler, names.FLAT, {"detector": detector, "physical_filter": band}, mjd)
         exp = isr_mod.run_isr(hdul, bias, flat)

@@ -10,6 +10,11 @@ smoothed over ``source_box`` pixels, exceeds ``source_nsigma`` of its noise, gro
 ``source_grow`` pixels), an input more than
 ``nsigma`` of its own noise from the median is rejected (a transient, an asteroid, a
 cosmic-ray residual), and the rejection grows by ``grow`` pixels to take the source's wings.
+Faint outliers spread over many pixels (an asteroid a few sigma per pixel, a satellite trail,
+a column that misbehaved in one input) are found on the residual from the median in units of
+the input's noise, averaged over ``smooth_box`` pixels square or ``column_box`` rows of a
+column: more than ``smooth_nsigma`` of that average's noise rejects too, so no moving
+object leaves a "ghost" at a fraction of its flux.
 Near sources the inputs are never rejected: inputs of different seeing legitimately disagree
 in a star's core and wings. Rejection needs at least three inputs at a pixel.
 """
@@ -45,6 +50,9 @@ class CoaddConfig:
     source_nsigma: float = 5.0
     source_box: int = 5
     source_grow: int = 8
+    smooth_box: int = 3
+    column_box: int = 9
+    smooth_nsigma: float = 6.0
     min_inputs_for_rejection: int = 3
 
 
@@ -116,8 +124,10 @@ def _reject(
     source = smooth > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
     sky = ~ndimage.binary_dilation(source, np.ones((size, size), bool))[enough]
-    far = np.abs(values - median) > config.nsigma * np.sqrt(variance[sel])
-    suspect = far & sky & use[sel]
+    sigma = np.sqrt(np.maximum(variance[sel], np.float32(1e-30)))
+    z = np.where(use[sel], (values - median) / sigma, np.float32(0))
+    far = np.abs(z) > config.nsigma
+    suspect = (far | _faint(z, enough, config)) & sky & use[sel]
     out = use.copy()
     if not suspect.any():
         return out
@@ -127,6 +137,20 @@ def _reject(
         bad[enough] = suspect[i]
         out[i] &= ~ndimage.binary_dilation(bad, structure)
     return out
+
+
+def _faint(z: np.ndarray, enough: np.ndarray, config: CoaddConfig) -> np.ndarray:
+    """Where an input's residual, averaged over a box or along a column, is an outlier."""
+    full = np.zeros((z.shape[0], *enough.shape), np.float32)
+    full[:, enough] = z
+    out = np.zeros(full.shape, bool)
+    k, c = config.smooth_box, config.column_box
+    # A box mean of m unit-variance residuals, times sqrt(m): unit variance again.
+    for size in ((1, k, k), (1, c, 1)):
+        scale = np.float32(np.sqrt(size[1] * size[2]))
+        mean = ndimage.uniform_filter(full, size=size, mode="constant") * scale
+        out |= np.abs(mean) > config.smooth_nsigma
+    return out[:, enough]
 
 
 def _combine_psf(psfs: Sequence[np.ndarray | None], weights: Sequence[float]) -> np.ndarray | None:

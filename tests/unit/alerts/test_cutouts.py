@@ -24,6 +24,7 @@ def exposure():
     exp.mask[:] = rng.integers(0, 4, SHAPE, dtype=np.int32)
     exp.variance[:] = rng.uniform(50, 150, SHAPE).astype(np.float32)
     exp.metadata.update({"VISIT": 3, "DETECTOR": 7, "BAND": "r", "MJD": 60000.5})
+    exp.metadata.update({"BUNIT": "nJy", "NJY_PER_UNIT": 1.0})  # as a difference image
     return exp
 
 
@@ -39,7 +40,7 @@ def test_cutout_is_valid_fits_with_planes_and_psf(exposure):
         assert [h.name for h in hdul] == ["PRIMARY", "IMAGE", "MASK", "VARIANCE", "PSF"]
         assert hdul["IMAGE"].data.shape == (30, 30) and hdul["IMAGE"].data.dtype.kind == "f"
         assert hdul["MASK"].data.dtype.kind == "i"
-        assert hdul["IMAGE"].header["BUNIT"] == "electron"
+        assert hdul["IMAGE"].header["BUNIT"] == "nJy"
         assert hdul[0].header["VISIT"] == 3
         np.testing.assert_array_equal(hdul["PSF"].data, exposure.psf)
 
@@ -93,3 +94,17 @@ def test_exposure_without_wcs_is_refused(exposure):
     exposure.wcs = None
     with pytest.raises(ValueError, match="WCS"):
         cutouts.make_cutout(exposure, 150.0, 2.0)
+
+
+def test_a_calexp_in_electrons_is_cut_out_in_njy(exposure):
+    exposure.metadata.update({"BUNIT": "electron", "NJY_PER_UNIT": 2.5})
+    ra, dec = exposure.wcs.all_pix2world(50.0, 60.0, 0)
+    with _open(cutouts.make_cutout(exposure, float(ra), float(dec))) as hdul:
+        assert hdul["IMAGE"].header["BUNIT"] == "nJy"
+        x0, y0 = 50 - 15, 60 - 15
+        np.testing.assert_allclose(
+            hdul["IMAGE"].data, 2.5 * exposure.image[y0 : y0 + 30, x0 : x0 + 30], rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            hdul["VARIANCE"].data, 6.25 * exposure.variance[y0 : y0 + 30, x0 : x0 + 30], rtol=1e-6
+        )

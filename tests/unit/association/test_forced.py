@@ -75,3 +75,14 @@ def test_missing_psf_or_calibration_is_named():
     del sci.metadata["NJY_PER_UNIT"]
     with pytest.raises(ValueError, match="NJY_PER_UNIT"):
         forced.psf_fluxes(sci, [50.0], [50.0])
+
+
+def test_difference_errors_carry_its_measured_noise_scale():
+    # Stage 5 records the difference's noise scale; forced errors use it like DIA errors.
+    x, y = np.array([50.0, 120.0]), np.array([60.0, 90.0])
+    diff = synthetic.make_exposure(SHAPE, x, y, np.array([1e3, 2e3]), seed=4)
+    plain = forced.forced_photometry(diff, diff, _targets(diff, x, y))
+    diff.metadata["NOISE_SCALE"] = 1.7
+    scaled = forced.forced_photometry(diff, diff, _targets(diff, x, y))
+    np.testing.assert_allclose(scaled["psf_flux_err"], 1.7 * plain["psf_flux_err"], rtol=1e-6)
+    np.testing.assert_allclose(scaled["science_flux_err"], plain["science_flux_err"])

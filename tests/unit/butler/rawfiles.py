@@ -8,7 +8,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.time import Time
 
-from shutterline.camera import layout
+from shutterline.camera import filters, layout
 
 __all__ = ["write_raw"]
 
@@ -26,23 +26,28 @@ def write_raw(
     shape: tuple[int, int] = (64, 32),
     seed: int = 0,
     drop: str | None = None,
+    level: int = 1000,
 ) -> Path:
     """Write one raw: ``shape`` is the science area ``(ny, nx)``; 4 overscan columns per amp.
 
-    ``drop`` removes one keyword (from whichever header holds it), to make a malformed raw.
+    ``drop`` removes keywords (comma-separated, from whichever header holds them), to make a
+    malformed raw; ``level`` is the mean ADU of the data (overscan stays at 1000).
     """
     ny, nx = shape
     over = 4
     rng = np.random.default_rng(seed)
     pixels = rng.integers(900, 1100, size=(ny, nx + 2 * over)).astype(np.uint16)
+    pixels[:, over : over + nx] += np.uint16(level - 1000)
     spec = layout.CAMERA.detector(ccdnum)
     scale = layout.CAMERA.pixel_scale_arcsec / 3600.0
     primary = fits.Header()
     primary["EXPNUM"] = expnum
+    primary["TIMESYS"] = "TAI"
     primary["MJD-OBS"] = mjd
-    primary["DATE-OBS"] = Time(mjd, format="mjd", scale="tai").utc.isot
+    primary["DATE-OBS"] = Time(mjd, format="mjd", scale="tai").isot
     primary["EXPTIME"] = 30.0
-    primary["FILTER"] = band
+    # A band name is written as DECam spells it; anything else as given (a bias, a bad value).
+    primary["FILTER"] = filters.physical_filter_of(band) if band in filters.BANDS else band
     primary["OBSTYPE"] = obstype
     primary["TELRA"] = ra
     primary["TELDEC"] = dec
@@ -64,9 +69,10 @@ def write_raw(
     image["CRVAL2"] = dec + spec.offset_y * scale
     image["CRPIX1"], image["CRPIX2"] = (nx + 2 * over) / 2 + 0.5, ny / 2 + 0.5
     image["CD1_1"], image["CD1_2"], image["CD2_1"], image["CD2_2"] = -scale, 0.0, 0.0, scale
-    for header in (primary, image):
-        if drop is not None and drop in header:
-            del header[drop]
+    for key in drop.split(",") if drop else ():
+        for header in (primary, image):
+            if key in header:
+                del header[key]
     hdu = fits.ImageHDU(pixels, image, name=spec.detpos, uint=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     fits.HDUList([fits.PrimaryHDU(header=primary), hdu]).writeto(path, overwrite=True)

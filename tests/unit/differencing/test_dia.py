@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from shutterline.differencing import dia, subtract
+from shutterline.differencing import dia, reliability, subtract
 from shutterline.images import MaskBit
 from tests.unit.differencing import synth
 
@@ -149,6 +149,16 @@ def test_table_columns_order_and_sky_positions() -> None:
     assert table["bbox_size"].dtype == np.int32 and np.all(table["bbox_size"] > 0)
     # Moments in arcsec**2, PSF-like sources near the PSF's.
     np.testing.assert_allclose(np.median(table["ixx"]), table["ixx_psf"][0], rtol=0.3)
+    # The alert record's fit quality, summary flags and version are filled on every row.
+    ndata = np.asarray(table["psf_ndata"], float)
+    assert np.all(np.isfinite(table["psf_chi2"])) and np.all(np.isfinite(table["psf_ln_l"]))
+    assert np.median(np.asarray(table["psf_chi2"]) / ndata) == pytest.approx(1.0, abs=0.5)
+    flags = [c for c in table.colnames if c.startswith("pixel_flags_")]
+    any_flag = np.logical_or.reduce([np.asarray(table[c]) for c in flags])
+    np.testing.assert_array_equal(table["pixel_flags"], any_flag)
+    assert set(table["reliability_version"]) == {reliability.VERSION}
+    assert not np.any(table["ap_flux_flag"]) and not np.any(table["pixel_flags_offimage"])
+    assert res.difference.metadata["NOISE_SCALE"] > 0
 
 
 def test_empty_difference_gives_an_empty_table_with_all_columns() -> None:
@@ -192,7 +202,8 @@ def _rows(**columns: list[float]) -> Table:
     base: dict[str, object] = {
         "psf_flux": [5000.0] * n, "template_flux": [0.0] * n, "reliability": [1.0] * n,
         "extendedness": [0.0] * n, "is_negative": [False] * n, "is_dipole": [False] * n,
-        "shape_flag": [False] * n, "snr": [8.0] * n,
+        "shape_flag": [False] * n, "snr": [8.0] * n, "dipole_flux_diff": [np.nan] * n,
+        "dipole_flux_diff_err": [np.nan] * n, "dipole_mean_flux": [np.nan] * n,
     }  # fmt: skip
     base.update(columns)
     return Table(base)
@@ -223,3 +234,15 @@ def test_accept_drops_dipoles_unmeasurable_shapes_and_extended_negatives() -> No
     # Bright enough, only dipoles stay rejected (a real change on a resolved source).
     table["snr"] = np.sign(table["psf_flux"]) * 2 * dia.SHAPE_EXEMPT_SNR
     assert dia.accept(table).tolist() == [True, True, False, True, True, True]
+
+
+def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:
+    # A brightening on a mis-registered star: lobes +9000 / -1000 do not cancel.
+    table = _rows(
+        psf_flux=[9000.0, 5000.0],
+        is_dipole=[True, True],
+        dipole_flux_diff=[8000.0, 100.0],
+        dipole_flux_diff_err=[300.0, 300.0],
+        dipole_mean_flux=[5000.0, 4950.0],
+    )
+    assert dia.accept(table).tolist() == [True, False]

@@ -88,9 +88,9 @@ class RawSpec:
         default_factory=lambda: {
             "EXPNUM": 1234,
             "MJD-OBS": 61000.1,
-            "DATE-OBS": "2026-02-25T02:24:00",
+            "DATE-OBS": "2025-11-21T02:24:00",
             "EXPTIME": 30.0,
-            "FILTER": "g",
+            "FILTER": "g DECam SDSS c0001 4720.0 1520.0",
             "OBSTYPE": "object",
             "TELRA": 150.0,
             "TELDEC": 2.0,

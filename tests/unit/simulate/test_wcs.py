@@ -1,4 +1,4 @@
-"""Sources land where the true WCS says; the written WCS is off by at most 2 arcsec."""
+"""Sources land where the true (distorted) WCS says; the written TAN WCS is off by < 3 arcsec."""
 
 from __future__ import annotations
 
@@ -28,18 +28,18 @@ def test_injected_star_lands_on_the_true_wcs_pixel() -> None:
     assert abs(x_c - 97.3) < 0.05 and abs(y_c - 301.8) < 0.05
     assert abs(sim.truth["x"][0] - 97.3) < 1e-6 and abs(sim.truth["y"][0] - 301.8) < 1e-6
     # The raw grid includes the overscan: the WCS of the file counts it.
-    x_raw, _y_raw = true_wcs.wcs_world2pix(ra, dec, 0)
+    x_raw, _y_raw = true_wcs.all_world2pix(ra, dec, 0)
     assert abs(x_raw[0] - (97.3 + helpers.CFG.overscan)) < 1e-6
 
 
 def _max_offset_arcsec(written: WCS, true_wcs: WCS, cfg: config.SimConfig) -> float:
     y, x = np.mgrid[0 : cfg.ny : 32, cfg.overscan : cfg.overscan + cfg.nx : 32]
-    a = SkyCoord(*written.wcs_pix2world(x.ravel(), y.ravel(), 0), unit="deg")
-    b = SkyCoord(*true_wcs.wcs_pix2world(x.ravel(), y.ravel(), 0), unit="deg")
+    a = SkyCoord(*written.all_pix2world(x.ravel(), y.ravel(), 0), unit="deg")
+    b = SkyCoord(*true_wcs.all_pix2world(x.ravel(), y.ravel(), 0), unit="deg")
     return float(a.separation(b).arcsec.max())
 
 
-def test_written_wcs_is_off_by_at_most_two_arcsec(small_night: night.NightSummary) -> None:
+def test_written_wcs_is_off_by_at_most_three_arcsec(small_night: night.NightSummary) -> None:
     cfg = small_night.config
     truth = Table.read(small_night.out / "truth" / "sources.csv", format="ascii.csv")
     offsets = []
@@ -56,7 +56,7 @@ def test_written_wcs_is_off_by_at_most_two_arcsec(small_night: night.NightSummar
             )
             np.testing.assert_allclose(x, rows["x"], atol=1e-3)
             np.testing.assert_allclose(y, rows["y"], atol=1e-3)
-    assert max(offsets) <= 2.0
+    assert max(offsets) <= 3.0
     assert min(offsets) > 0.1  # really perturbed
 
 
@@ -70,4 +70,15 @@ def test_perturbation_bound_holds_for_outer_detectors() -> None:
         for _ in range(5):
             written, _err = geometry.perturb_wcs(true_wcs, cfg, rng)
             worst = max(worst, _max_offset_arcsec(written, true_wcs, cfg))
-    assert worst <= 2.0
+    assert worst <= 3.0
+
+
+def test_optics_distort_beyond_what_a_linear_wcs_follows() -> None:
+    # The pipeline's astrometry target is 0.1 arcsec: a linear WCS must not reach it, on an
+    # outer or a central detector, at full size or the small size of the tests.
+    for cfg in (config.SimConfig(detectors=62), helpers.CFG):
+        for ccd in (1, config.central_detectors(1)[0]):
+            true_wcs = geometry.detector_wcs(cfg, ccd, 150.0, -30.0)
+            assert true_wcs.sip is not None
+            off = _max_offset_arcsec(geometry.linearized_wcs(true_wcs, cfg), true_wcs, cfg)
+            assert 0.2 < off < 1.0, (cfg.nx, ccd, off)

@@ -9,6 +9,7 @@ import pytest
 from astropy.table import Table
 
 from shutterline.alerts import packet, serialize
+from shutterline.camera import site
 from shutterline.solarsystem import associate as ssassoc
 from shutterline.solarsystem import orbits, predict
 
@@ -51,7 +52,7 @@ def field(belt):
 
 def test_selects_exactly_the_objects_in_the_field(belt, field):
     centre, pred = field
-    ra, dec, _ = orbits.predict_radec(belt, MJD)
+    ra, dec, _ = orbits.predict_radec(belt, MJD, site.CTIO)
     inside = _separation_deg(ra, dec, *centre) < 3.0
     assert inside.sum() > 20
     assert sorted(pred["ss_object_id"]) == sorted(np.asarray(belt["id"])[inside])
@@ -64,7 +65,7 @@ def test_selects_exactly_the_objects_in_the_field(belt, field):
 def test_geometry_is_consistent(field):
     _, pred = field
     r, delta = pred["helio_range"], pred["topo_range"]
-    big_r = np.linalg.norm(orbits.earth_heliocentric(MJD))
+    big_r = np.linalg.norm(orbits.observer_heliocentric(MJD, site.CTIO))
     cos_phase = (r**2 + delta**2 - big_r**2) / (2 * r * delta)
     np.testing.assert_allclose(np.cos(np.deg2rad(pred["phase_angle"])), cos_phase, atol=1e-6)
     cos_elong = (big_r**2 + delta**2 - r**2) / (2 * big_r * delta)
@@ -86,9 +87,10 @@ def test_rates_predict_the_position_an_hour_later(belt, field):
     _, pred = field
     ids = np.asarray(belt["id"])
     later = belt[np.isin(ids, pred["ss_object_id"])]
+    # Rates are geocentric (the diurnal parallax is not motion to extrapolate).
     ra1, dec1, _ = orbits.predict_radec(later, MJD + 1.0 / 24.0)
+    ra0, dec0, _ = orbits.predict_radec(later, MJD)
     order = np.argsort(pred["ss_object_id"])
-    ra0, dec0 = pred["ra"][order], pred["dec"][order]
     dra = ((ra1 - ra0 + 180) % 360 - 180) * np.cos(np.deg2rad(dec0)) / ARCSEC
     ddec = (dec1 - dec0) / ARCSEC
     np.testing.assert_allclose(dra, pred["rate_ra"][order] / 24 / ARCSEC, atol=0.05)
@@ -171,3 +173,14 @@ def test_footprint_circle_covers_every_corner():
     sep = _separation_deg(corners[:, 0], corners[:, 1], ra, dec)
     assert np.all(sep <= radius - 0.01 + 1e-9)
     assert radius - 0.01 == pytest.approx(sep.max())
+
+
+def test_topocentric_parallax_of_the_main_belt(belt):
+    # From CTIO the horizontal parallax is 8.794 arcsec / delta at most (Earth radius / 1 au).
+    geo_ra, geo_dec, delta = orbits.predict_radec(belt, MJD)
+    topo_ra, topo_dec, _ = orbits.predict_radec(belt, MJD, site.CTIO)
+    shift = _separation_deg(geo_ra, geo_dec, topo_ra, topo_dec) * 3600.0
+    assert np.all(shift <= 8.80 / delta * 1.001 + 1e-3)
+    assert np.median(shift) > 1.0  # several arcsec: far beyond a 1 arcsec match radius
+    obs = orbits.observer_heliocentric(MJD, site.CTIO) - orbits.earth_heliocentric(MJD)
+    assert np.linalg.norm(obs) * 149_597_870.7 == pytest.approx(6373.0, abs=10.0)  # km

@@ -1,0 +1,76 @@
+"""Columns that misbehave in the science frame only: found, flagged BAD and interpolated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shutterline.images import MaskBit
+from shutterline.isr import columns, isr
+from tests.unit.isr import synth
+
+SHAPE = (1024, 200)
+SKY = 800.0
+
+
+def _scene(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = 60
+    xs, ys = rng.uniform(5, SHAPE[1] - 5, n), rng.uniform(5, SHAPE[0] - 5, n)
+    stars = synth.gaussian_stars(SHAPE, xs, ys, rng.uniform(2e3, 2e5, n), 4.0)
+    return SKY + stars
+
+
+def _flat_and_bias(shape: tuple[int, int]) -> tuple[object, object]:
+    from shutterline.images import Exposure
+
+    bias = Exposure(
+        np.zeros(shape, np.float32), np.zeros(shape, np.int32), np.zeros(shape, np.float32),
+        metadata={"BUNIT": "electron", "DETECTOR": 7},
+    )  # fmt: skip
+    flat = Exposure(
+        np.ones(shape, np.float32), np.zeros(shape, np.int32), np.zeros(shape, np.float32),
+        metadata={"BUNIT": "dimensionless", "DETECTOR": 7, "BAND": "g"},
+    )  # fmt: skip
+    return bias, flat
+
+
+def test_clean_frame_has_no_misbehaving_columns() -> None:
+    img = _scene().astype(np.float32)
+    rng = np.random.default_rng(1)
+    img += rng.normal(0, np.sqrt(img)).astype(np.float32)
+    var = img.copy()
+    assert columns.misbehaving_columns(img, var, np.zeros(SHAPE, np.int32)) == []
+
+
+@pytest.mark.parametrize(("kind", "first_row"), [("dead", 0), ("dead", 300), ("hot", 555)])
+def test_late_column_is_flagged_and_interpolated(kind: str, first_row: int) -> None:
+    truth = _scene()
+    electrons = truth.copy()
+    col = 83
+    if kind == "dead":
+        electrons[first_row:, col] *= 0.03
+    else:
+        electrons[first_row:, col] += 10 * SKY
+    rng = np.random.default_rng(2)
+    raw = synth.make_raw(electrons, synth.default_layout(SHAPE[1]), rng)
+    bias, flat = _flat_and_bias(SHAPE)
+    exp = isr.run_isr(raw, bias, flat)
+    bad_rows = np.flatnonzero(exp.mask[:, col] & MaskBit.BAD)
+    assert exp.metadata["N_BADCOL"] == 1
+    # Every defective row is flagged; at most one block of good rows above it with it.
+    assert bad_rows.min() <= first_row and bad_rows.max() == SHAPE[0] - 1
+    assert first_row - bad_rows.min() <= 2 * columns.ColumnConfig().block
+    assert not (exp.mask[:, [col - 2, col + 2]] & MaskBit.BAD).any()
+    # Interpolated back to the sky between the stars.
+    resid = exp.image[first_row:, col] - truth[first_row:, col]
+    assert abs(float(np.median(resid))) < 0.05 * SKY
+
+
+def test_switch_off() -> None:
+    electrons = _scene()
+    electrons[:, 50] *= 0.03
+    raw = synth.make_raw(electrons, synth.default_layout(SHAPE[1]), np.random.default_rng(3))
+    bias, flat = _flat_and_bias(SHAPE)
+    exp = isr.run_isr(raw, bias, flat, isr.IsrConfig(find_columns=False))
+    assert exp.metadata["N_BADCOL"] == 0 and not (exp.mask[:, 50] & MaskBit.BAD).any()
