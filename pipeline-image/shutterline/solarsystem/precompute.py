@@ -22,7 +22,6 @@ import functools
 import json
 import logging
 import multiprocessing
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +58,8 @@ REGION_NSIDE = 16
 FAST_RADIUS_DEG = 0.5
 #: Obliquity (arcsec) defining the J2000 ecliptic of MPC elements and SPICE's ECLIPJ2000.
 _OBLIQUITY_MPC_ARCSEC = 84381.448
-#: Objects per chunk: large enough for numpy, small enough for memory (~50 MB per chunk).
-_CHUNK = 20_000
+#: Objects per chunk: large enough for numpy, small enough for memory (~25 MB per chunk).
+_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -183,16 +182,23 @@ def piece_arrays(
     }
 
 
-def shard_rows(n_rows: int, shard: int, shards: int) -> slice:
-    """The contiguous rows of shard ``shard`` of ``shards`` (sizes differ by at most one)."""
+def shard_rows(n_rows: int, shard: int, shards: int) -> list[slice]:
+    """The chunks of rows of shard ``shard`` of ``shards``.
+
+    The catalogue is cut into fixed chunks of ``_CHUNK`` rows whatever the sharding, and
+    shards take whole chunks: every object is then computed in the same chunk (hence with the
+    same vectorized iteration counts, bit for bit) for any ``--shards`` and ``--jobs``.
+
+    Raises
+    ------
+    ValueError
+        If the shard index is outside ``0..shards-1``.
+    """
     if not 0 <= shard < shards:
         raise ValueError(f"shard index {shard} outside 0..{shards - 1}")
-    return slice(shard * n_rows // shards, (shard + 1) * n_rows // shards)
-
-
-def _chunks(rows: slice) -> Iterator[slice]:
-    for start in range(rows.start, rows.stop, _CHUNK):
-        yield slice(start, min(start + _CHUNK, rows.stop))
+    n_chunks = -(-n_rows // _CHUNK)
+    first, last = shard * n_chunks // shards, (shard + 1) * n_chunks // shards
+    return [slice(c * _CHUNK, min((c + 1) * _CHUNK, n_rows)) for c in range(first, last)]
 
 
 _WORKER: dict[str, object] = {}
@@ -236,9 +242,11 @@ def run(
         If the catalogue file is not one, or the shard index is out of range.
     """
     catalog = mpcorbits.read_catalog(catalog_path)
-    rows = shard_rows(len(catalog["id"]), shard, shards)
+    chunks = shard_rows(len(catalog["id"]), shard, shards)
+    if not chunks:  # more shards than chunks: this one has nothing to do
+        _write_meta(out, night, shard)
+        return 0
     observer = observer_positions(night.node_times().ravel())
-    chunks = list(_chunks(rows))
     parts: list[dict[str, npt.NDArray[np.generic]]] = []
     context = multiprocessing.get_context("spawn")  # no forked numpy or skyfield state
     with concurrent.futures.ProcessPoolExecutor(
@@ -276,9 +284,14 @@ def _write(
             arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}
             np.savez(f, **arrays)
         tmp.replace(path)
-    meta = {**asdict(night), "region_nside": REGION_NSIDE, "fast_radius_deg": FAST_RADIUS_DEG}
-    meta_path = out / "pieces.json"
-    tmp_meta = out / f"pieces.json.s{shard:03d}.partial"
-    tmp_meta.write_text(json.dumps(meta, indent=1) + "\n")
-    tmp_meta.replace(meta_path)
+    _write_meta(out, night, shard)
     return len(region)
+
+
+def _write_meta(out: Path, night: Night, shard: int) -> None:
+    """``pieces.json``: the night and layout (every shard writes the same, atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**asdict(night), "region_nside": REGION_NSIDE, "fast_radius_deg": FAST_RADIUS_DEG}
+    tmp = out / f"pieces.json.s{shard:03d}.partial"
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    tmp.replace(out / "pieces.json")
