@@ -45,10 +45,12 @@ def _footprints(pieces: Path, count: int) -> list[tuple[float, float]]:
     """Footprint centres drawn from piece centres (where a detector would see objects)."""
     import numpy as np
 
-    files = sorted(pieces.glob("r*.npz"))
+    files = sorted(pieces.glob("r*.p003.*.npz"))
+    sizes = np.array([p.stat().st_size for p in files], float)
     rng = np.random.default_rng(1)
     centres = []
-    for path in rng.choice(files, size=count):
+    for pick in rng.choice(len(files), size=count, p=sizes / sizes.sum()):  # as objects lie
+        path = files[int(pick)]
         with np.load(path) as data:
             k = int(rng.integers(len(data["ra"])))
             centres.append((float(data["ra"][k]), float(data["dec"][k])))
@@ -61,7 +63,7 @@ def _lookups(pieces: Path, catalog: Path, count: int) -> dict[str, Any]:
     from shutterline.camera import site
     from shutterline.solarsystem import lookup, mpcorbits, predict
 
-    mjd = MJD_START + 0.3
+    mjd = MJD_START + 0.3  # in piece 3 of the night
     centres = _footprints(pieces, count)
     times, found, file_bytes, row_bytes = [], [], [], []
     for centre in centres:
@@ -69,7 +71,7 @@ def _lookups(pieces: Path, catalog: Path, count: int) -> dict[str, Any]:
         table = lookup.lookup(pieces, centre, DETECTOR_RADIUS_DEG, mjd, MOTION_PAD_DEG)
         times.append(time.perf_counter() - start)
         found.append(len(table))
-        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG)
+        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, 3)
         file_bytes.append(sum(p.stat().st_size for p in files))
         row_bytes.append(len(table) * _row_bytes(files[0]))
     orbits = mpcorbits.to_orbits_table(mpcorbits.read_catalog(catalog))

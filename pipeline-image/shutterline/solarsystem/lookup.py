@@ -35,14 +35,16 @@ def _meta(root: Path) -> dict[str, float]:
     return meta
 
 
-def files_for(root: Path, center_radec: tuple[float, float], radius_deg: float) -> list[Path]:
-    """The piece files a footprint circle (already padded for motion) needs, sorted."""
+def files_for(
+    root: Path, center_radec: tuple[float, float], radius_deg: float, piece: int
+) -> list[Path]:
+    """The files of night piece ``piece`` a footprint circle (padded for motion) needs."""
     meta = _meta(root)
     hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
     reach = radius_deg + float(meta["fast_radius_deg"])
     regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach * u.deg)
-    files = [p for r in np.unique(regions) for p in root.glob(f"r{int(r):04d}.s*.npz")]
-    return sorted(files) + sorted(root.glob("fast.s*.npz"))
+    files = [p for r in np.unique(regions) for p in root.glob(f"r{int(r):04d}.p{piece:03d}.s*.npz")]
+    return sorted(files) + sorted(root.glob(f"fast.p{piece:03d}.s*.npz"))
 
 
 def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
@@ -50,14 +52,12 @@ def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
     return np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)], -1)
 
 
-def _load(files: list[Path], piece: int) -> dict[str, npt.NDArray[np.generic]]:
-    """Rows of ``piece`` from every file (a file's rows are sorted by piece)."""
+def _load(files: list[Path]) -> dict[str, npt.NDArray[np.generic]]:
+    """Every row of the files, concatenated."""
     parts = []
     for path in files:
         with np.load(path, allow_pickle=False) as data:
-            pieces = data["piece"]
-            lo, hi = np.searchsorted(pieces, [piece, piece + 1])
-            parts.append({k: data[k][lo:hi] for k in data.files})
+            parts.append({k: data[k] for k in data.files})
     if not parts:
         return {}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -103,7 +103,7 @@ def lookup(
     if not 0 <= piece < int(meta["n_pieces"]):
         raise ValueError(f"MJD {mjd} is outside the precomputed night {meta['mjd_start']}+")
     reach = radius_deg + max_motion_deg
-    rows = _load(files_for(root, center_radec, reach), piece)
+    rows = _load(files_for(root, center_radec, reach, piece))
     centre = _unit(np.array([center_radec[0]]), np.array([center_radec[1]]))[0]
     if rows:
         ra, dec = (np.asarray(rows[k], np.float64) for k in ("ra", "dec"))

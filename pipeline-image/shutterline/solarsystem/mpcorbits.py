@@ -30,7 +30,7 @@ __all__ = [
     "write_catalog",
 ]
 
-Catalog = dict[str, npt.NDArray[np.generic]]
+Catalog = dict[str, npt.NDArray[Any]]
 
 #: The ``mpc_orbits`` fields a catalogue carries (the schema's names), with their dtypes.
 COLUMNS: tuple[tuple[str, str], ...] = (

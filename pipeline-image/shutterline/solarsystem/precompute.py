@@ -9,10 +9,11 @@ built-in time scale), once per node time; the object is the two-body orbit of
 `shutterline.solarsystem.orbits`, propagated for a whole chunk of objects per node.
 
 Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre and
-stored per region and shard, ``r{region:04d}.s{shard:03d}of{shards:03d}.npz``;
-pieces that sweep more than ``FAST_RADIUS_DEG`` (close NEOs) go to ``fast.s...npz``, read by
-every lookup. ``pieces.json`` records the night and the layout. The same rows always give
-the same bytes: chunks are processed in order whatever the number of worker processes.
+stored per region, piece of the night and shard,
+``r{region:04d}.p{piece:03d}.s{shard:03d}of{shards:03d}.npz``; pieces that sweep more than
+``FAST_RADIUS_DEG`` (close NEOs) go to ``fast.p{piece:03d}.s...npz``, read by every lookup.
+``pieces.json`` records the night and the layout. The same rows always give the same bytes:
+chunks are processed in order whatever the number of worker processes.
 """
 
 from __future__ import annotations
@@ -269,16 +270,17 @@ def _write(
     shard: int,
     shards: int,
 ) -> int:
-    """One file per region for this shard, rows sorted by (piece, id)."""
+    """One file per region and piece for this shard, rows sorted by id."""
     out.mkdir(parents=True, exist_ok=True)
     region = _regions(pieces)
-    order = np.lexsort((pieces["id"], pieces["piece"], region))
-    region = region[order]
-    starts = np.flatnonzero(np.r_[True, region[1:] != region[:-1]])
-    for begin, end in zip(starts, np.r_[starts[1:], len(region)], strict=True):
+    piece = np.asarray(pieces["piece"], np.int64)
+    order = np.lexsort((pieces["id"], piece, region))
+    key = (region * 1000 + piece)[order]  # fewer than 1000 pieces a night
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    for begin, end in zip(starts, np.r_[starts[1:], len(key)], strict=True):
         take = order[begin:end]
-        name = "fast" if region[begin] < 0 else f"r{region[begin]:04d}"
-        path = out / f"{name}.s{shard:03d}of{shards:03d}.npz"
+        where = "fast" if region[take[0]] < 0 else f"r{region[take[0]]:04d}"
+        path = out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz"
         tmp = path.with_name(path.name + ".partial")
         with tmp.open("wb") as f:
             arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}

@@ -90,3 +90,25 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="not an orbit catalogue"):
         mpcorbits.read_catalog(tmp_path / "other.npz")
+
+
+def test_cli_synthesize_then_precompute(tmp_path: Path) -> None:
+    from shutterline.cli import main
+    from shutterline.solarsystem import lookup
+
+    night = tmp_path / "night"
+    (night / "solarsystem").mkdir(parents=True)
+    orbits.make_orbits([90000001], 2.5, 0.1, 5.0, 10.0, 20.0, 30.0, EPOCH, 18).write(
+        night / "solarsystem" / "orbits.csv", format="ascii.csv"
+    )
+    cat, out = tmp_path / "cat.npz", tmp_path / "pieces"
+    assert (
+        main.main(["orbits", "synthesize", "--out", str(cat), "--n", "500", "--night", str(night)])
+        == 0
+    )
+    assert mpcorbits.read_catalog(cat)["id"][-1] == 90000001
+    args = ["orbits", "precompute", "--catalog", str(cat), "--out", str(out), "--start", "61280"]
+    assert main.main([*args, "--hours", "2"]) == 0
+    assert lookup.lookup(out, (0.0, 0.0), 180.0, 61280.05)["id"].size == 500
+    with pytest.raises(SystemExit):
+        main.main([*args, "--jobs", "0"])
