@@ -36,6 +36,7 @@ _COMMANDS = (
     "pod",
     "relay",
     "telemetry",
+    "orbits",
 )
 _PLUGINS = "shutterline.commands"
 

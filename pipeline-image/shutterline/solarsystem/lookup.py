@@ -1,0 +1,150 @@
+"""Per-detector lookup in the nightly pieces: who is in this footprint at this time, and where.
+
+Only the region files (and the shards of them) whose HEALPix pixels overlap the footprint's
+circle, padded by the largest motion in a visit and by the widest sweep a regional piece can
+have (``fast_radius_deg`` of ``pieces.json``), are read, plus the small file of fast pieces.
+Of their rows, the pieces of the exposure's time whose sweep circle meets the padded footprint are
+evaluated: position, rate and the catalogue's positional uncertainty.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from astropy import units as u
+from astropy.table import Table
+from astropy_healpix import HEALPix
+
+from shutterline.solarsystem import chebyshev
+
+__all__ = ["files_for", "lookup"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@functools.cache
+def _meta(root: Path) -> dict[str, float]:
+    path = root / "pieces.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{root}: no pieces.json, not a precomputed pieces directory")
+    meta: dict[str, float] = json.loads(path.read_text())
+    return meta
+
+
+def files_for(
+    root: Path, center_radec: tuple[float, float], radius_deg: float, piece: int
+) -> list[Path]:
+    """The files of night piece ``piece`` a footprint circle (padded for motion) needs."""
+    meta = _meta(root)
+    hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
+    reach = radius_deg + float(meta["fast_radius_deg"])
+    regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach * u.deg)
+    files = [p for r in np.unique(regions) for p in root.glob(f"r{int(r):04d}.p{piece:03d}.s*.npz")]
+    return sorted(files) + sorted(root.glob(f"fast.p{piece:03d}.s*.npz"))
+
+
+def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
+    ra_r, dec_r = np.deg2rad(ra), np.deg2rad(dec)
+    return np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)], -1)
+
+
+def _load(files: list[Path]) -> dict[str, npt.NDArray[np.generic]]:
+    """Every row of the files, concatenated."""
+    parts = []
+    for path in files:
+        with np.load(path, allow_pickle=False) as data:
+            parts.append({k: data[k] for k in data.files})
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def lookup(
+    root: Path,
+    center_radec: tuple[float, float],
+    radius_deg: float,
+    mjd: float,
+    max_motion_deg: float = 0.0,
+) -> Table:
+    """Known objects within ``radius_deg + max_motion_deg`` of the centre at ``mjd`` (TAI).
+
+    Parameters
+    ----------
+    root : Path
+        A directory written by `precompute.run` (all shards).
+    center_radec, radius_deg
+        The footprint's circle (ICRS degrees), e.g. from `predict.footprint_circle`.
+    mjd : float
+        Exposure midpoint, MJD (TAI); must lie inside the precomputed night.
+    max_motion_deg : float
+        The largest motion expected in a visit; widens the circle so objects that move into
+        the footprint during the exposure (or whose prediction is off) are returned.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``id`` (int32), ``ra``, ``dec`` (deg), ``ra_err``, ``dec_err`` (deg, 1 sigma per
+        axis), ``rate_ra`` (deg/day, with cos dec), ``rate_dec`` (deg/day), ``delta`` (au),
+        sorted by id.
+
+    Raises
+    ------
+    ValueError
+        If ``mjd`` is outside the night the pieces cover.
+    """
+    meta = _meta(root)
+    span = float(meta["span_days"])
+    offset = (mjd - float(meta["mjd_start"])) / span
+    piece = int(np.floor(offset))
+    if not 0 <= piece < int(meta["n_pieces"]):
+        raise ValueError(f"MJD {mjd} is outside the precomputed night {meta['mjd_start']}+")
+    reach = radius_deg + max_motion_deg
+    rows = _load(files_for(root, center_radec, reach, piece))
+    centre = _unit(np.array([center_radec[0]]), np.array([center_radec[1]]))[0]
+    if rows:
+        ra, dec = (np.asarray(rows[k], np.float64) for k in ("ra", "dec"))
+        sweep = np.asarray(rows["radius"], np.float64)
+        near = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180.0)))
+        rows = {k: v[near] for k, v in rows.items()}
+    return _evaluate(rows, 2.0 * (offset - piece) - 1.0, span, centre, reach)
+
+
+def _evaluate(
+    rows: dict[str, npt.NDArray[np.generic]],
+    x: float,
+    span: float,
+    centre: FloatArray,
+    reach: float,
+) -> Table:
+    """Positions and rates of the candidate pieces at ``x`` in [-1, 1]; those within reach."""
+    out = Table(
+        names=("id", "ra", "dec", "ra_err", "dec_err", "rate_ra", "rate_dec", "delta"),
+        dtype=("i4", "f8", "f8", "f8", "f8", "f8", "f8", "f4"),
+    )
+    if not rows or len(rows["id"]) == 0:
+        return out
+    coef = np.concatenate([rows["c0"][:, :, None], rows["coef"].astype(np.float64)], axis=2)
+    vec, dvec = chebyshev.evaluate(coef, np.full(len(coef), x))
+    norm = np.linalg.norm(vec, axis=1, keepdims=True)
+    vec, dvec = vec / norm, dvec / norm * (2.0 / span)  # d(unit)/dt, per day
+    keep = vec @ centre >= np.cos(np.deg2rad(reach))
+    vec, dvec = vec[keep], dvec[keep]
+    ra = np.arctan2(vec[:, 1], vec[:, 0])
+    dec = np.arcsin(np.clip(vec[:, 2], -1.0, 1.0))
+    east = np.stack([-np.sin(ra), np.cos(ra), np.zeros(len(ra))], 1)
+    north = np.stack([-np.sin(dec) * np.cos(ra), -np.sin(dec) * np.sin(ra), np.cos(dec)], 1)
+    sigma = rows["sigma"][keep].astype(np.float64) / 3600.0
+    order = np.argsort(rows["id"][keep], kind="stable")
+    out = Table()
+    out["id"] = rows["id"][keep][order]
+    out["ra"] = (np.rad2deg(ra) % 360.0)[order]
+    out["dec"] = np.rad2deg(dec)[order]
+    out["ra_err"] = out["dec_err"] = sigma[order]
+    out["rate_ra"] = np.rad2deg(np.sum(dvec * east, 1))[order]
+    out["rate_dec"] = np.rad2deg(np.sum(dvec * north, 1))[order]
+    out["delta"] = rows["delta"][keep][order]
+    return out
