@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shutterline_operator.core import detectors as dets
-from shutterline_operator.core import names, timing
+from shutterline_operator.core import timing, tracecontext
 
 __all__ = ["ACTIVE", "TERMINAL", "QueueSlot", "fold", "set_condition", "trace_id"]
 
@@ -34,11 +34,9 @@ class QueueSlot:
     reason: str
 
 
-def trace_id(visit: dict[str, Any]) -> str | None:
-    """The trace id of the Visit's root span, from its ``traceparent`` annotation."""
-    annotations = visit["metadata"].get("annotations") or {}
-    parts = str(annotations.get(names.ANNOTATION_TRACEPARENT, "")).split("-")
-    return parts[1] if len(parts) == 4 else None
+def trace_id(visit: dict[str, Any]) -> str:
+    """The trace id of the Visit's root span (`tracecontext.traceparent_of`)."""
+    return tracecontext.traceparent_of(visit).split("-")[1]
 
 
 def set_condition(
@@ -201,8 +199,7 @@ def fold(
     finished = _job_outcome(job)[2]
     if finished:
         status["finishedAt"] = finished
-    if trace_id(visit):
-        status["traceId"] = trace_id(visit)
+    status["traceId"] = trace_id(visit)
     if queue is not None and phase == "Queued":
         status["queue"] = {"position": queue.position, "reason": queue.reason}
     status["conditions"] = _conditions(previous.get("conditions") or [], phase, status, now)

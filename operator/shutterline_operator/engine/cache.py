@@ -36,11 +36,16 @@ def _newer(held: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
     return held is None or _version(incoming) >= _version(held)
 
 
-def _owner_visit(job: dict[str, Any]) -> str | None:
+def _owner_ref(job: dict[str, Any]) -> dict[str, Any]:
     for ref in job["metadata"].get("ownerReferences") or []:
         if ref.get("kind") == "Visit" and ref.get("apiVersion", "").startswith(names.GROUP):
-            return str(ref["name"])
-    return None
+            return dict(ref)
+    return {}
+
+
+def _owner_visit(job: dict[str, Any]) -> str | None:
+    name = _owner_ref(job).get("name")
+    return str(name) if name else None
 
 
 class Cache:
@@ -53,6 +58,8 @@ class Cache:
         self.pods: dict[Key, dict[str, dict[str, Any]]] = {}
         self.configs: dict[Key, dict[str, Any]] = {}
         self.dirty: dict[Key, float] = {}
+        #: uids of the Visits whose Job this process has seen (kept after the Job is gone).
+        self.jobbed: set[str] = set()
         self.wake = threading.Event()
         self.seeded = False
         self.queue_dirty = True
@@ -89,6 +96,8 @@ class Cache:
                 self.jobs.pop(key, None)
             elif _newer(self.jobs.get(key), job):
                 self.jobs[key] = slim.slim_job(job)
+            if not deleted and _owner_ref(job).get("uid"):
+                self.jobbed.add(str(_owner_ref(job)["uid"]))
             if owner:
                 self._mark((key[0], owner), queue=True)
 
@@ -156,6 +165,11 @@ class Cache:
             job = self.jobs.get(job_key)
             pods = list(self.pods.get(job_key, {}).values())
         return visit, job, pods
+
+    def had_job(self, visit: dict[str, Any]) -> bool:
+        """Whether a Job of ``visit`` (this very Visit, by uid) was ever seen."""
+        with self.lock:
+            return str(visit["metadata"].get("uid")) in self.jobbed
 
     def siblings(self, namespace: str) -> list[dict[str, Any]]:
         """Every Visit of ``namespace``."""

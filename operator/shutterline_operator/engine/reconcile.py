@@ -12,7 +12,7 @@ from typing import Any
 
 from shutterline.camera import layout
 from shutterline_operator.adapters import kube, metrics, tracing
-from shutterline_operator.core import builders, names, slim, timing, validation
+from shutterline_operator.core import builders, names, slim, timing, tracecontext, validation
 from shutterline_operator.core import status as vstatus
 from shutterline_operator.engine import cache as vcache
 
@@ -87,7 +87,7 @@ class Reconciler:
         if rejection is not None or config is None or camera is None:
             self.reject(visit, rejection or validation.Rejection("Invalid", "invalid"))
             return
-        traceparent = self._traceparent(visit)
+        traceparent = tracecontext.traceparent_of(visit)
         detectors = validation.detectors_of(spec, camera)
         job = builders.build_job(visit, config, detectors, traceparent, now)
         created = self.api.create("jobs", job)
@@ -101,6 +101,13 @@ class Reconciler:
         metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
         message = f"Job {job_name}: {len(detectors)} detectors"
         self.api.event(visit, "Visit", "JobCreated", message, warning=False)
+
+    def drop_finalizer(self, visit: dict[str, Any]) -> None:
+        """Let a Visit being deleted go: older operator versions (kopf change handlers) put a
+        finalizer on every Visit, which nothing would remove now."""
+        namespace, name = _key(visit)
+        kept = [f for f in visit["metadata"].get("finalizers") or [] if f != names.FINALIZER]
+        self.api.patch("visits", namespace, name, {"metadata": {"finalizers": kept or None}})
 
     def _adopt(self, visit: dict[str, Any], job: dict[str, Any]) -> None:
         """A Job of this name exists: ours (restart), or a dead Visit's still being deleted."""
@@ -116,19 +123,6 @@ class Reconciler:
                 self.cache.put_config(config)
             found = self.cache.config_for(namespace, instrument)
         return found
-
-    def _traceparent(self, visit: dict[str, Any]) -> str:
-        """The Visit's root context, stored before the Job so a restart keeps the trace."""
-        annotations = visit["metadata"].get("annotations") or {}
-        if annotations.get(names.ANNOTATION_TRACEPARENT):
-            return str(annotations[names.ANNOTATION_TRACEPARENT])
-        traceparent = tracing.new_traceparent()
-        namespace, name = _key(visit)
-        patch = {"metadata": {"annotations": {names.ANNOTATION_TRACEPARENT: traceparent}}}
-        updated = self.api.patch("visits", namespace, name, patch)
-        if updated is not None:
-            self.cache.put_visit(updated)
-        return traceparent
 
     def reject(self, visit: dict[str, Any], rejection: validation.Rejection) -> None:
         """Mark ``visit`` Rejected (condition, label, Warning Event); no Job is made."""
@@ -189,11 +183,13 @@ class Reconciler:
         self.api.event(visit, "Visit", phase, str(status.get("message", "")), phase in _WARNING)
         meta: dict[str, Any] = {"labels": {names.LABEL_PHASE: phase}}
         annotations = visit["metadata"].get("annotations") or {}
+        if not annotations.get(names.ANNOTATION_TRACEPARENT):  # for people: rides on the label
+            meta["annotations"] = {names.ANNOTATION_TRACEPARENT: tracecontext.traceparent_of(visit)}
         if phase in vstatus.TERMINAL and not annotations.get(names.ANNOTATION_TRACE_RECORDED):
             config = self.cache.config_for(namespace, str(visit["spec"]["instrument"]))
             endpoint = ((config or {}).get("spec", {}).get("telemetry") or {}).get("otlpEndpoint")
             if self.spans.record(visit, status, endpoint):
-                meta["annotations"] = {names.ANNOTATION_TRACE_RECORDED: "true"}
+                meta.setdefault("annotations", {})[names.ANNOTATION_TRACE_RECORDED] = "true"
         updated = self.api.patch("visits", namespace, name, {"metadata": meta})
         if updated is not None:
             self.cache.put_visit(updated)

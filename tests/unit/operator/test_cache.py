@@ -51,3 +51,13 @@ def test_dirty_marks_wait_for_the_interval() -> None:
     assert held.earliest_dirty() is not None
     assert held.take_dirty(time.monotonic()) == [("ns", "a")]
     assert not held.wake.is_set()
+
+
+def test_a_job_seen_once_is_remembered_by_its_visits_uid() -> None:
+    held = cache.Cache()
+    visit = objects.visit()
+    assert not held.had_job(visit)
+    held.put_job(objects.job())
+    held.put_job(objects.job(), deleted=True)  # timed out in the queue, or its TTL
+    assert held.had_job(visit)
+    assert not held.had_job(objects.visit("visit-100008"))
