@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from shutterline_operator.core import names, slim
@@ -176,17 +177,18 @@ class Cache:
         with self.lock:
             return [v for (ns, _), v in self.visits.items() if ns == namespace]
 
-    def earliest_dirty(self) -> float | None:
-        """When the longest-waiting dirty Visit was marked (monotonic), None if none is."""
+    def earliest_dirty(self, busy: AbstractSet[Key] = frozenset()) -> float | None:
+        """When the longest-waiting dirty Visit not in ``busy`` was marked (monotonic)."""
         with self.lock:
-            return min(self.dirty.values(), default=None)
+            return min((t for k, t in self.dirty.items() if k not in busy), default=None)
 
-    def take_dirty(self, older_than: float) -> list[Key]:
-        """Dirty Visits marked before ``older_than`` (monotonic), removed from the dirty set."""
+    def take_dirty(self, older_than: float, busy: AbstractSet[Key] = frozenset()) -> list[Key]:
+        """Dirty Visits marked before ``older_than`` (monotonic), removed from the dirty set;
+        those in ``busy`` (being patched) stay dirty for when they are done."""
         with self.lock:
-            due = [k for k, t in self.dirty.items() if t <= older_than]
+            due = [k for k, t in self.dirty.items() if t <= older_than and k not in busy]
             for key in due:
                 del self.dirty[key]
-            if not self.dirty:
+            if self.dirty.keys() <= busy:
                 self.wake.clear()
             return due

@@ -53,6 +53,18 @@ def test_dirty_marks_wait_for_the_interval() -> None:
     assert not held.wake.is_set()
 
 
+def test_visits_being_patched_stay_dirty_until_done() -> None:
+    held = cache.Cache()
+    held.put_visit(objects.visit())
+    key = ("prompt", "visit-100007")
+    assert held.take_dirty(time.monotonic()) == [key]
+    held.mark(key)  # changed again while its patch is in flight
+    assert held.earliest_dirty({key}) is None
+    assert held.take_dirty(time.monotonic(), {key}) == []
+    assert not held.wake.is_set()  # the loop sleeps until the patch ends, no busy turning
+    assert held.take_dirty(time.monotonic()) == [key]
+
+
 def test_a_job_seen_once_is_remembered_by_its_visits_uid() -> None:
     held = cache.Cache()
     visit = objects.visit()
