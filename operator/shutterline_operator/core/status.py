@@ -14,10 +14,22 @@ from typing import Any
 from shutterline_operator.core import detectors as dets
 from shutterline_operator.core import timing, tracecontext
 
-__all__ = ["ACTIVE", "TERMINAL", "QueueSlot", "fold", "set_condition", "trace_id"]
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "URGENT",
+    "QueueSlot",
+    "fold",
+    "set_condition",
+    "trace_id",
+    "urgent",
+]
 
 TERMINAL = ("Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut")
 ACTIVE = ("Caching", "WaitingForRaws", "Processing")
+#: Status fields patched as soon as they change; a patch of only the others (per-detector
+#: states, queue position and its message, conditions' times) waits for the detail interval.
+URGENT = frozenset({"phase", "progress", "reason", "finishedAt", "alerts"})
 _FINAL = {
     "Complete": "Complete",
     "SuccessCriteriaMet": "Complete",
@@ -37,6 +49,11 @@ class QueueSlot:
 def trace_id(visit: dict[str, Any]) -> str:
     """The trace id of the Visit's root span (`tracecontext.traceparent_of`)."""
     return tracecontext.traceparent_of(visit).split("-")[1]
+
+
+def urgent(patch: dict[str, Any]) -> bool:
+    """Whether a status merge patch changes an `URGENT` field."""
+    return bool(patch.keys() & URGENT)
 
 
 def set_condition(

@@ -76,6 +76,13 @@ class Cache:
         with self.lock:
             self._mark(key)
 
+    def mark_at(self, key: Key, when: float) -> None:
+        """Ask the status loop to look at Visit ``key`` as if it had changed at ``when``
+        (monotonic; later than now defers it), unless it is already due earlier."""
+        with self.lock:
+            self.dirty[key] = min(self.dirty.get(key, when), when)
+            self.wake.set()
+
     def put_visit(self, visit: dict[str, Any], deleted: bool = False) -> None:
         """A Visit was added, changed or (``deleted``) removed."""
         key = _key(visit)

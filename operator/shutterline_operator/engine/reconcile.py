@@ -41,10 +41,12 @@ def _key(obj: dict[str, Any]) -> vcache.Key:
 class Reconciler:
     """The operator's state and steps, shared by the kopf handlers and the status loop."""
 
-    def __init__(self, api: kube.Api, spans: tracing.RootSpans) -> None:
-        self.api, self.spans = api, spans
+    def __init__(self, api: kube.Api, spans: tracing.RootSpans, detail_s: float = 2.0) -> None:
+        self.api, self.spans, self.detail_s = api, spans, detail_s
         self.cache = vcache.Cache()
         self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}
+        #: When (monotonic) each unfinished Visit's status was last patched.
+        self.patched: dict[vcache.Key, float] = {}
 
     def seed(self, namespaces: list[str] | None) -> None:
         """Fill the cache from the API (before any handler runs)."""
@@ -166,13 +168,26 @@ class Reconciler:
         old = visit.get("status") or {}
         new = vstatus.fold(visit, job, pods, detectors, _utcnow(), self.slots.get(key))
         patch = slim.merge_patch(old, new)
+        if patch and self._defer(key, patch):
+            return
         if patch:
             updated = self.api.patch("visits", key[0], key[1], {"status": patch}, status=True)
+            self.patched[key] = time.monotonic()
             if updated is not None:
                 self.cache.put_visit(updated)
+        if new.get("phase") in vstatus.TERMINAL:
+            self.patched.pop(key, None)
         if new.get("phase") != old.get("phase"):
             self.publish_phase(visit, new, job)
         metrics.RECONCILE_SECONDS.labels("status").observe(metrics.since(started))
+
+    def _defer(self, key: vcache.Key, patch: dict[str, Any]) -> bool:
+        """Hold a patch of details only until ``detail_s`` after the Visit's last patch."""
+        last = self.patched.get(key)
+        if vstatus.urgent(patch) or last is None or time.monotonic() >= last + self.detail_s:
+            return False
+        self.cache.mark_at(key, last + self.detail_s)
+        return True
 
     def publish_phase(
         self, visit: dict[str, Any], status: dict[str, Any], job: dict[str, Any] | None = None

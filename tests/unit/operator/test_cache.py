@@ -73,3 +73,14 @@ def test_a_job_seen_once_is_remembered_by_its_visits_uid() -> None:
     held.put_job(objects.job(), deleted=True)  # timed out in the queue, or its TTL
     assert held.had_job(visit)
     assert not held.had_job(objects.visit("visit-100008"))
+
+
+def test_a_deferred_mark_waits_unless_one_is_due_earlier() -> None:
+    held = cache.Cache()
+    key = ("prompt", "visit-100007")
+    now = time.monotonic()
+    held.mark_at(key, now + 60)
+    assert held.take_dirty(now) == []
+    held.mark_at(key, now - 1)
+    held.mark_at(key, now + 60)  # a later deferral never delays what is already due
+    assert held.take_dirty(now) == [key]
