@@ -44,7 +44,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
     settings.scanning.disabled = True
     workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "8"))
-    detail_s = float(os.environ.get("SHUTTERLINE_STATUS_DETAIL_S", "2"))
+    detail_s = float(os.environ.get("SHUTTERLINE_STATUS_DETAIL_S", "3"))
     rec = reconcile.Reconciler(kube.Api(kube.connect()), tracing.RootSpans(), detail_s)
     rec.seed(namespaces() or None)
     maker = creator.Creator(rec, workers)

@@ -27,9 +27,10 @@ __all__ = [
 
 TERMINAL = ("Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut")
 ACTIVE = ("Caching", "WaitingForRaws", "Processing")
-#: Status fields patched as soon as they change; a patch of only the others (per-detector
-#: states, queue position and its message, conditions' times) waits for the detail interval.
-URGENT = frozenset({"phase", "progress", "reason", "finishedAt", "alerts"})
+#: Status fields patched as soon as they change; a patch of only the others (progress and
+#: counts, per-detector states, queue position and message, condition times) waits for the
+#: detail interval: progress moves once per detector, which would be one patch each.
+URGENT = frozenset({"phase", "reason", "finishedAt"})
 _FINAL = {
     "Complete": "Complete",
     "SuccessCriteriaMet": "Complete",

@@ -67,7 +67,9 @@ class Cache:
 
     # --- updates from events --------------------------------------------------------------
     def _mark(self, key: Key, queue: bool = False) -> None:
-        self.dirty.setdefault(key, time.monotonic())
+        # A new event ends a deferral (`mark_at`): it may be urgent; the fold will tell.
+        now = time.monotonic()
+        self.dirty[key] = min(self.dirty.get(key, now), now)
         self.queue_dirty |= queue
         self.wake.set()
 

@@ -41,7 +41,7 @@ def _key(obj: dict[str, Any]) -> vcache.Key:
 class Reconciler:
     """The operator's state and steps, shared by the kopf handlers and the status loop."""
 
-    def __init__(self, api: kube.Api, spans: tracing.RootSpans, detail_s: float = 2.0) -> None:
+    def __init__(self, api: kube.Api, spans: tracing.RootSpans, detail_s: float = 3.0) -> None:
         self.api, self.spans, self.detail_s = api, spans, detail_s
         self.cache = vcache.Cache()
         self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}

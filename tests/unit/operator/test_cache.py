@@ -84,3 +84,13 @@ def test_a_deferred_mark_waits_unless_one_is_due_earlier() -> None:
     held.mark_at(key, now - 1)
     held.mark_at(key, now + 60)  # a later deferral never delays what is already due
     assert held.take_dirty(now) == [key]
+
+
+def test_a_new_event_ends_a_deferral() -> None:
+    held = cache.Cache()
+    held.put_job(objects.job())
+    key = ("prompt", "visit-100007")
+    held.take_dirty(time.monotonic())
+    held.mark_at(key, time.monotonic() + 60)
+    held.put_pod(objects.pod(0, ready=True))  # maybe a new phase: look at once
+    assert held.take_dirty(time.monotonic()) == [key]

@@ -165,8 +165,9 @@ def test_parse_indexes() -> None:
     assert detectors.parse_indexes(None) == set()
 
 
-def test_only_phase_progress_and_outcomes_are_urgent() -> None:
+def test_only_phase_and_outcomes_are_urgent() -> None:
     assert status.urgent({"phase": "Processing", "detectors": {}})
-    assert status.urgent({"progress": "1/2"})
+    assert status.urgent({"finishedAt": "2026-03-01T03:14:00Z"})
+    assert not status.urgent({"progress": "1/2", "alerts": 3})
     assert not status.urgent({"detectors": {"1": {"state": "Processing"}}})
     assert not status.urgent({"queue": {"position": 3}, "message": "3rd in the queue"})
