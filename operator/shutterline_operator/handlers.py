@@ -1,8 +1,11 @@
 """The kopf handlers: thin, typed, one engine call each.
 
-Visits are reconciled on creation and on operator start (``resume``); watch events of
-Visits, PromptConfigs and of the Jobs and pods the operator made (label selector) feed the
-engine's cache, whose one status loop folds them into Visit statuses.
+Only watch events, no kopf change handlers: kopf then writes nothing on a Visit (no
+finalizer, no progress or diff-base annotations), and the Job is the first write made for a
+new Visit. Events of Visits, PromptConfigs and of the Jobs and pods the operator made (label
+selector) feed the engine's cache; a Visit event (the listing at start included, which is the
+resume) offers the Visit to the engine's creator, and one status loop folds the rest into
+Visit statuses.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import kopf
 
 from shutterline_operator.adapters import kube, metrics, tracing
 from shutterline_operator.core import names
-from shutterline_operator.engine import reconcile, statusloop
+from shutterline_operator.engine import creator, reconcile, statusloop
 
 __all__ = ["namespaces"]
 
@@ -35,52 +38,43 @@ def _rec() -> reconcile.Reconciler:
 
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Keep kopf's bookkeeping in annotations, fill the cache, start the loop and endpoints."""
-    prefix = "kopf.shutterline.io"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=prefix, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{names.GROUP}/operator"
+    """Fill the cache, resume unfinished Visits, start the loop and endpoints."""
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True
     # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
     settings.scanning.disabled = True
-    settings.execution.max_workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "8"))
-    rec = reconcile.Reconciler(kube.Api(kube.connect()), tracing.RootSpans())
+    workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "8"))
+    detail_s = float(os.environ.get("SHUTTERLINE_STATUS_DETAIL_S", "3"))
+    rec = reconcile.Reconciler(kube.Api(kube.connect()), tracing.RootSpans(), detail_s)
     rec.seed(namespaces() or None)
-    loop = statusloop.StatusLoop(rec, float(os.environ.get("SHUTTERLINE_STATUS_INTERVAL_S", "0.5")))
+    maker = creator.Creator(rec, workers)
+    maker.offer_all()
+    interval = float(os.environ.get("SHUTTERLINE_STATUS_INTERVAL_S", "0.5"))
+    status_workers = int(os.environ.get("SHUTTERLINE_STATUS_WORKERS", "4"))
+    loop = statusloop.StatusLoop(rec, interval, status_workers)
     loop.start()
     port = int(os.environ.get("SHUTTERLINE_OPERATOR_PORT", "8080"))
     server = metrics.serve(port, loop.alive, lambda: rec.cache.seeded and loop.alive())
-    _state.update(rec=rec, loop=loop, server=server)
+    _state.update(rec=rec, loop=loop, server=server, creator=maker)
 
 
 @kopf.on.cleanup()
 def cleanup(**_: Any) -> None:
     """Stop the loop and the endpoints; send the root spans still batched."""
     if "loop" in _state:
+        _state["creator"].stop()
         _state["loop"].stop()
         _state["server"].shutdown()
         _rec().spans.flush()
 
 
-@kopf.on.create(names.GROUP, names.VERSION, "visits")
-@kopf.on.resume(names.GROUP, names.VERSION, "visits")
-def visit_job(body: kopf.Body, **_: Any) -> None:
-    """Give a new (or, after a restart, any unfinished) Visit its Job, or reject it."""
-    try:
-        _rec().ensure({key: body[key] for key in body})
-    except reconcile.Retry as error:
-        raise kopf.TemporaryError(str(error), delay=2) from error
-    except kube.ApiError as error:
-        raise kopf.PermanentError(str(error)) from error
-
-
 @kopf.on.event(names.GROUP, names.VERSION, "visits")
 async def visit_event(event: kopf.RawEvent, **_: Any) -> None:
-    """Keep the cached Visit current."""
-    _rec().cache.put_visit(dict(event["object"]), deleted=event["type"] == "DELETED")
+    """Keep the cached Visit current; give it its Job if it needs one."""
+    visit: dict[str, Any] = dict(event["object"])
+    _rec().cache.put_visit(visit, deleted=event["type"] == "DELETED")
+    if event["type"] != "DELETED":
+        _state["creator"].offer((visit["metadata"]["namespace"], visit["metadata"]["name"]))
 
 
 @kopf.on.event(names.GROUP, names.VERSION, "promptconfigs")

@@ -38,13 +38,18 @@ class ApiError(Exception):
         self.transient = status == 0 or status == 429 or status >= 500
 
 
-def connect() -> client.ApiClient:
-    """An API client from ``$KUBECONFIG`` (or ~/.kube/config), else the pod's service account."""
+def connect(connections: int = 32) -> client.ApiClient:
+    """An API client from ``$KUBECONFIG`` (or ~/.kube/config), else the pod's service account.
+
+    ``connections`` kept open: more than the threads that call at once (creators, status
+    patches, admission), else each surplus call pays a new TLS handshake."""
+    configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+    else:
+        config.load_kube_config(os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 def _collection(kind: str, namespace: str | None) -> str:

@@ -1,15 +1,14 @@
 """The visit's root span, recorded when the visit ends, with the ids handed to its pods.
 
-The operator may restart while a visit runs, so it cannot hold the span open: it makes the
-ids when it first sees the Visit (stored as the ``shutterline.io/traceparent`` annotation)
-and, when the visit finishes, exports one finished span with those ids, starting at the
-Visit's creation. Pods' spans name it as their parent.
+The operator may restart while a visit runs, so it cannot hold the span open: the ids come
+from the Visit's uid (`core.tracecontext.traceparent_of`) and, when the visit finishes, it
+exports one finished span with those ids, starting at the Visit's creation. Pods' spans name
+it as their parent.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 from typing import Any
@@ -20,18 +19,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from shutterline_operator.core import names, timing, tracecontext
+from shutterline_operator.core import timing, tracecontext
 
-__all__ = ["RootSpans", "new_traceparent"]
+__all__ = ["RootSpans"]
 
 _FAILED = ("Failed", "TimedOut", "Rejected", "PartiallySucceeded")
-
-
-def new_traceparent() -> str:
-    """A fresh root context for a visit (random 128-bit trace id, 64-bit span id)."""
-    trace_id = int.from_bytes(secrets.token_bytes(16), "big") or 1
-    span_id = int.from_bytes(secrets.token_bytes(8), "big") or 1
-    return tracecontext.make_traceparent(trace_id, span_id)
 
 
 def _nanos(text: str) -> int:
@@ -60,9 +52,7 @@ class RootSpans:
     def record(self, visit: dict[str, Any], status: dict[str, Any], endpoint: str | None) -> bool:
         """Export the root span of a finished ``visit``; False when there is nowhere to send it."""
         target = endpoint or self.default
-        ids = tracecontext.parse_traceparent(
-            (visit["metadata"].get("annotations") or {}).get(names.ANNOTATION_TRACEPARENT)
-        )
+        ids = tracecontext.parse_traceparent(tracecontext.traceparent_of(visit))
         if not target or ids is None:
             return False
         spec, meta = visit["spec"], visit["metadata"]

@@ -8,6 +8,7 @@ import re
 __all__ = [
     "ANNOTATION_TRACEPARENT",
     "ANNOTATION_TRACE_RECORDED",
+    "FINALIZER",
     "GROUP",
     "KUEUE_PRIORITY_LABEL",
     "KUEUE_QUEUE_LABEL",
@@ -33,6 +34,8 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "shutterline-operator"
 ANNOTATION_TRACEPARENT = "shutterline.io/traceparent"
 ANNOTATION_TRACE_RECORDED = "shutterline.io/trace-recorded"
+#: Put on Visits by operator versions with kopf change handlers; only ever removed now.
+FINALIZER = f"{GROUP}/operator"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 #: Created by the pipeline container once its raw has landed; its readiness probe tests it,

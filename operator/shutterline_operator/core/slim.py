@@ -12,6 +12,7 @@ _META = (
     "uid",
     "creationTimestamp",
     "deletionTimestamp",
+    "finalizers",
     "resourceVersion",
     "labels",
     "annotations",

@@ -12,12 +12,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from shutterline_operator.core import detectors as dets
-from shutterline_operator.core import names, timing
+from shutterline_operator.core import timing, tracecontext
 
-__all__ = ["ACTIVE", "TERMINAL", "QueueSlot", "fold", "set_condition", "trace_id"]
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "URGENT",
+    "QueueSlot",
+    "fold",
+    "set_condition",
+    "trace_id",
+    "urgent",
+]
 
 TERMINAL = ("Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut")
 ACTIVE = ("Caching", "WaitingForRaws", "Processing")
+#: Status fields patched as soon as they change; a patch of only the others (progress and
+#: counts, per-detector states, queue position and message, condition times) waits for the
+#: detail interval: progress moves once per detector, which would be one patch each.
+URGENT = frozenset({"phase", "reason", "finishedAt"})
 _FINAL = {
     "Complete": "Complete",
     "SuccessCriteriaMet": "Complete",
@@ -34,11 +47,14 @@ class QueueSlot:
     reason: str
 
 
-def trace_id(visit: dict[str, Any]) -> str | None:
-    """The trace id of the Visit's root span, from its ``traceparent`` annotation."""
-    annotations = visit["metadata"].get("annotations") or {}
-    parts = str(annotations.get(names.ANNOTATION_TRACEPARENT, "")).split("-")
-    return parts[1] if len(parts) == 4 else None
+def trace_id(visit: dict[str, Any]) -> str:
+    """The trace id of the Visit's root span (`tracecontext.traceparent_of`)."""
+    return tracecontext.traceparent_of(visit).split("-")[1]
+
+
+def urgent(patch: dict[str, Any]) -> bool:
+    """Whether a status merge patch changes an `URGENT` field."""
+    return bool(patch.keys() & URGENT)
 
 
 def set_condition(
@@ -201,8 +217,7 @@ def fold(
     finished = _job_outcome(job)[2]
     if finished:
         status["finishedAt"] = finished
-    if trace_id(visit):
-        status["traceId"] = trace_id(visit)
+    status["traceId"] = trace_id(visit)
     if queue is not None and phase == "Queued":
         status["queue"] = {"position": queue.position, "reason": queue.reason}
     status["conditions"] = _conditions(previous.get("conditions") or [], phase, status, now)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from shutterline_operator.core import names, slim
@@ -36,11 +37,16 @@ def _newer(held: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
     return held is None or _version(incoming) >= _version(held)
 
 
-def _owner_visit(job: dict[str, Any]) -> str | None:
+def _owner_ref(job: dict[str, Any]) -> dict[str, Any]:
     for ref in job["metadata"].get("ownerReferences") or []:
         if ref.get("kind") == "Visit" and ref.get("apiVersion", "").startswith(names.GROUP):
-            return str(ref["name"])
-    return None
+            return dict(ref)
+    return {}
+
+
+def _owner_visit(job: dict[str, Any]) -> str | None:
+    name = _owner_ref(job).get("name")
+    return str(name) if name else None
 
 
 class Cache:
@@ -53,13 +59,17 @@ class Cache:
         self.pods: dict[Key, dict[str, dict[str, Any]]] = {}
         self.configs: dict[Key, dict[str, Any]] = {}
         self.dirty: dict[Key, float] = {}
+        #: uids of the Visits whose Job this process has seen (kept after the Job is gone).
+        self.jobbed: set[str] = set()
         self.wake = threading.Event()
         self.seeded = False
         self.queue_dirty = True
 
     # --- updates from events --------------------------------------------------------------
     def _mark(self, key: Key, queue: bool = False) -> None:
-        self.dirty.setdefault(key, time.monotonic())
+        # A new event ends a deferral (`mark_at`): it may be urgent; the fold will tell.
+        now = time.monotonic()
+        self.dirty[key] = min(self.dirty.get(key, now), now)
         self.queue_dirty |= queue
         self.wake.set()
 
@@ -67,6 +77,13 @@ class Cache:
         """Ask the status loop to look at Visit ``key`` again."""
         with self.lock:
             self._mark(key)
+
+    def mark_at(self, key: Key, when: float) -> None:
+        """Ask the status loop to look at Visit ``key`` as if it had changed at ``when``
+        (monotonic; later than now defers it), unless it is already due earlier."""
+        with self.lock:
+            self.dirty[key] = min(self.dirty.get(key, when), when)
+            self.wake.set()
 
     def put_visit(self, visit: dict[str, Any], deleted: bool = False) -> None:
         """A Visit was added, changed or (``deleted``) removed."""
@@ -89,6 +106,8 @@ class Cache:
                 self.jobs.pop(key, None)
             elif _newer(self.jobs.get(key), job):
                 self.jobs[key] = slim.slim_job(job)
+            if not deleted and _owner_ref(job).get("uid"):
+                self.jobbed.add(str(_owner_ref(job)["uid"]))
             if owner:
                 self._mark((key[0], owner), queue=True)
 
@@ -157,22 +176,28 @@ class Cache:
             pods = list(self.pods.get(job_key, {}).values())
         return visit, job, pods
 
+    def had_job(self, visit: dict[str, Any]) -> bool:
+        """Whether a Job of ``visit`` (this very Visit, by uid) was ever seen."""
+        with self.lock:
+            return str(visit["metadata"].get("uid")) in self.jobbed
+
     def siblings(self, namespace: str) -> list[dict[str, Any]]:
         """Every Visit of ``namespace``."""
         with self.lock:
             return [v for (ns, _), v in self.visits.items() if ns == namespace]
 
-    def earliest_dirty(self) -> float | None:
-        """When the longest-waiting dirty Visit was marked (monotonic), None if none is."""
+    def earliest_dirty(self, busy: AbstractSet[Key] = frozenset()) -> float | None:
+        """When the longest-waiting dirty Visit not in ``busy`` was marked (monotonic)."""
         with self.lock:
-            return min(self.dirty.values(), default=None)
+            return min((t for k, t in self.dirty.items() if k not in busy), default=None)
 
-    def take_dirty(self, older_than: float) -> list[Key]:
-        """Dirty Visits marked before ``older_than`` (monotonic), removed from the dirty set."""
+    def take_dirty(self, older_than: float, busy: AbstractSet[Key] = frozenset()) -> list[Key]:
+        """Dirty Visits marked before ``older_than`` (monotonic), removed from the dirty set;
+        those in ``busy`` (being patched) stay dirty for when they are done."""
         with self.lock:
-            due = [k for k, t in self.dirty.items() if t <= older_than]
+            due = [k for k, t in self.dirty.items() if t <= older_than and k not in busy]
             for key in due:
                 del self.dirty[key]
-            if not self.dirty:
+            if self.dirty.keys() <= busy:
                 self.wake.clear()
             return due

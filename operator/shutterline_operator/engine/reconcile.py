@@ -12,7 +12,7 @@ from typing import Any
 
 from shutterline.camera import layout
 from shutterline_operator.adapters import kube, metrics, tracing
-from shutterline_operator.core import builders, names, slim, timing, validation
+from shutterline_operator.core import builders, names, slim, timing, tracecontext, validation
 from shutterline_operator.core import status as vstatus
 from shutterline_operator.engine import cache as vcache
 
@@ -41,10 +41,12 @@ def _key(obj: dict[str, Any]) -> vcache.Key:
 class Reconciler:
     """The operator's state and steps, shared by the kopf handlers and the status loop."""
 
-    def __init__(self, api: kube.Api, spans: tracing.RootSpans) -> None:
-        self.api, self.spans = api, spans
+    def __init__(self, api: kube.Api, spans: tracing.RootSpans, detail_s: float = 3.0) -> None:
+        self.api, self.spans, self.detail_s = api, spans, detail_s
         self.cache = vcache.Cache()
         self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}
+        #: When (monotonic) each unfinished Visit's status was last patched.
+        self.patched: dict[vcache.Key, float] = {}
 
     def seed(self, namespaces: list[str] | None) -> None:
         """Fill the cache from the API (before any handler runs)."""
@@ -87,7 +89,7 @@ class Reconciler:
         if rejection is not None or config is None or camera is None:
             self.reject(visit, rejection or validation.Rejection("Invalid", "invalid"))
             return
-        traceparent = self._traceparent(visit)
+        traceparent = tracecontext.traceparent_of(visit)
         detectors = validation.detectors_of(spec, camera)
         job = builders.build_job(visit, config, detectors, traceparent, now)
         created = self.api.create("jobs", job)
@@ -101,6 +103,13 @@ class Reconciler:
         metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
         message = f"Job {job_name}: {len(detectors)} detectors"
         self.api.event(visit, "Visit", "JobCreated", message, warning=False)
+
+    def drop_finalizer(self, visit: dict[str, Any]) -> None:
+        """Let a Visit being deleted go: older operator versions (kopf change handlers) put a
+        finalizer on every Visit, which nothing would remove now."""
+        namespace, name = _key(visit)
+        kept = [f for f in visit["metadata"].get("finalizers") or [] if f != names.FINALIZER]
+        self.api.patch("visits", namespace, name, {"metadata": {"finalizers": kept or None}})
 
     def _adopt(self, visit: dict[str, Any], job: dict[str, Any]) -> None:
         """A Job of this name exists: ours (restart), or a dead Visit's still being deleted."""
@@ -116,19 +125,6 @@ class Reconciler:
                 self.cache.put_config(config)
             found = self.cache.config_for(namespace, instrument)
         return found
-
-    def _traceparent(self, visit: dict[str, Any]) -> str:
-        """The Visit's root context, stored before the Job so a restart keeps the trace."""
-        annotations = visit["metadata"].get("annotations") or {}
-        if annotations.get(names.ANNOTATION_TRACEPARENT):
-            return str(annotations[names.ANNOTATION_TRACEPARENT])
-        traceparent = tracing.new_traceparent()
-        namespace, name = _key(visit)
-        patch = {"metadata": {"annotations": {names.ANNOTATION_TRACEPARENT: traceparent}}}
-        updated = self.api.patch("visits", namespace, name, patch)
-        if updated is not None:
-            self.cache.put_visit(updated)
-        return traceparent
 
     def reject(self, visit: dict[str, Any], rejection: validation.Rejection) -> None:
         """Mark ``visit`` Rejected (condition, label, Warning Event); no Job is made."""
@@ -172,13 +168,26 @@ class Reconciler:
         old = visit.get("status") or {}
         new = vstatus.fold(visit, job, pods, detectors, _utcnow(), self.slots.get(key))
         patch = slim.merge_patch(old, new)
+        if patch and self._defer(key, patch):
+            return
         if patch:
             updated = self.api.patch("visits", key[0], key[1], {"status": patch}, status=True)
+            self.patched[key] = time.monotonic()
             if updated is not None:
                 self.cache.put_visit(updated)
+        if new.get("phase") in vstatus.TERMINAL:
+            self.patched.pop(key, None)
         if new.get("phase") != old.get("phase"):
             self.publish_phase(visit, new, job)
         metrics.RECONCILE_SECONDS.labels("status").observe(metrics.since(started))
+
+    def _defer(self, key: vcache.Key, patch: dict[str, Any]) -> bool:
+        """Hold a patch of details only until ``detail_s`` after the Visit's last patch."""
+        last = self.patched.get(key)
+        if vstatus.urgent(patch) or last is None or time.monotonic() >= last + self.detail_s:
+            return False
+        self.cache.mark_at(key, last + self.detail_s)
+        return True
 
     def publish_phase(
         self, visit: dict[str, Any], status: dict[str, Any], job: dict[str, Any] | None = None
@@ -189,11 +198,13 @@ class Reconciler:
         self.api.event(visit, "Visit", phase, str(status.get("message", "")), phase in _WARNING)
         meta: dict[str, Any] = {"labels": {names.LABEL_PHASE: phase}}
         annotations = visit["metadata"].get("annotations") or {}
+        if not annotations.get(names.ANNOTATION_TRACEPARENT):  # for people: rides on the label
+            meta["annotations"] = {names.ANNOTATION_TRACEPARENT: tracecontext.traceparent_of(visit)}
         if phase in vstatus.TERMINAL and not annotations.get(names.ANNOTATION_TRACE_RECORDED):
             config = self.cache.config_for(namespace, str(visit["spec"]["instrument"]))
             endpoint = ((config or {}).get("spec", {}).get("telemetry") or {}).get("otlpEndpoint")
             if self.spans.record(visit, status, endpoint):
-                meta["annotations"] = {names.ANNOTATION_TRACE_RECORDED: "true"}
+                meta.setdefault("annotations", {})[names.ANNOTATION_TRACE_RECORDED] = "true"
         updated = self.api.patch("visits", namespace, name, {"metadata": meta})
         if updated is not None:
             self.cache.put_visit(updated)

@@ -51,3 +51,46 @@ def test_dirty_marks_wait_for_the_interval() -> None:
     assert held.earliest_dirty() is not None
     assert held.take_dirty(time.monotonic()) == [("ns", "a")]
     assert not held.wake.is_set()
+
+
+def test_visits_being_patched_stay_dirty_until_done() -> None:
+    held = cache.Cache()
+    held.put_visit(objects.visit())
+    key = ("prompt", "visit-100007")
+    assert held.take_dirty(time.monotonic()) == [key]
+    held.mark(key)  # changed again while its patch is in flight
+    assert held.earliest_dirty({key}) is None
+    assert held.take_dirty(time.monotonic(), {key}) == []
+    assert not held.wake.is_set()  # the loop sleeps until the patch ends, no busy turning
+    assert held.take_dirty(time.monotonic()) == [key]
+
+
+def test_a_job_seen_once_is_remembered_by_its_visits_uid() -> None:
+    held = cache.Cache()
+    visit = objects.visit()
+    assert not held.had_job(visit)
+    held.put_job(objects.job())
+    held.put_job(objects.job(), deleted=True)  # timed out in the queue, or its TTL
+    assert held.had_job(visit)
+    assert not held.had_job(objects.visit("visit-100008"))
+
+
+def test_a_deferred_mark_waits_unless_one_is_due_earlier() -> None:
+    held = cache.Cache()
+    key = ("prompt", "visit-100007")
+    now = time.monotonic()
+    held.mark_at(key, now + 60)
+    assert held.take_dirty(now) == []
+    held.mark_at(key, now - 1)
+    held.mark_at(key, now + 60)  # a later deferral never delays what is already due
+    assert held.take_dirty(now) == [key]
+
+
+def test_a_new_event_ends_a_deferral() -> None:
+    held = cache.Cache()
+    held.put_job(objects.job())
+    key = ("prompt", "visit-100007")
+    held.take_dirty(time.monotonic())
+    held.mark_at(key, time.monotonic() + 60)
+    held.put_pod(objects.pod(0, ready=True))  # maybe a new phase: look at once
+    assert held.take_dirty(time.monotonic()) == [key]

@@ -163,3 +163,11 @@ def test_counts_survive_pods_removed_after_success() -> None:
 def test_parse_indexes() -> None:
     assert detectors.parse_indexes("0,2-4,7") == {0, 2, 3, 4, 7}
     assert detectors.parse_indexes(None) == set()
+
+
+def test_only_phase_and_outcomes_are_urgent() -> None:
+    assert status.urgent({"phase": "Processing", "detectors": {}})
+    assert status.urgent({"finishedAt": "2026-03-01T03:14:00Z"})
+    assert not status.urgent({"progress": "1/2", "alerts": 3})
+    assert not status.urgent({"detectors": {"1": {"state": "Processing"}}})
+    assert not status.urgent({"queue": {"position": 3}, "message": "3rd in the queue"})

@@ -1,0 +1,96 @@
+"""Job creation driven by the Visit watch itself, on a small pool of its own.
+
+Every Visit event (and the listing at start, which is how a restarted operator resumes) offers
+the Visit here; one that is unfinished and has no Job gets `Reconciler.ensure` on the pool.
+No kopf change handler is involved, so kopf writes nothing on a Visit (no finalizer, no
+progress or diff-base annotations): the Job is the first write the operator makes for it, and
+its owner reference is what cascades deletion. A transient failure is offered again after
+``retry_s``; the deterministic Job name keeps a repeat from making a second Job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+
+from shutterline_operator.adapters import kube
+from shutterline_operator.core import names
+from shutterline_operator.core import status as vstatus
+from shutterline_operator.engine import cache as vcache
+from shutterline_operator.engine import reconcile
+
+__all__ = ["Creator"]
+
+log = logging.getLogger("shutterline.operator")
+
+
+class Creator:
+    """Gives new Visits their Jobs, at most one step per Visit in flight."""
+
+    def __init__(self, rec: reconcile.Reconciler, workers: int = 8, retry_s: float = 2.0) -> None:
+        self.rec, self.retry_s = rec, retry_s
+        self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="create")
+        self.busy: set[vcache.Key] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def offer(self, key: vcache.Key) -> None:
+        """Queue ``ensure`` for Visit ``key`` if it still needs a Job and none is being made."""
+        if self.stopping:
+            return
+        meta = (self.rec.cache.visits.get(key) or {}).get("metadata") or {}
+        if meta.get("deletionTimestamp") and names.FINALIZER in (meta.get("finalizers") or ()):
+            self.pool.submit(self.rec.drop_finalizer, self.rec.cache.visits[key])
+        if not self.needs_job(key):
+            return
+        with self.lock:
+            if key in self.busy:
+                return
+            self.busy.add(key)
+        self.pool.submit(self._run, key)
+
+    def offer_all(self) -> None:
+        """Offer every cached Visit (after the start-up listing: the resume)."""
+        with self.rec.cache.lock:
+            keys = list(self.rec.cache.visits)
+        for key in keys:
+            self.offer(key)
+
+    def needs_job(self, key: vcache.Key) -> bool:
+        """Unfinished, not being deleted, and no Job of it ever seen by this process."""
+        cache = self.rec.cache
+        with cache.lock:
+            visit = cache.visits.get(key)
+            if visit is None or visit["metadata"].get("deletionTimestamp"):
+                return False
+            if (visit.get("status") or {}).get("phase") in vstatus.TERMINAL:
+                return False
+            return not cache.had_job(visit)
+
+    def _run(self, key: vcache.Key) -> None:
+        retry = False
+        try:
+            visit = self.rec.cache.visits.get(key)
+            if visit is not None and self.needs_job(key):
+                self.rec.ensure(visit)
+        except reconcile.Retry as error:
+            log.info("visit %s/%s: %s; again in %.0f s", *key, error, self.retry_s)
+            retry = True
+        except kube.ApiError as error:
+            log.error("visit %s/%s: no Job: %s", *key, error)
+        except Exception:
+            log.exception("visit %s/%s: creating its Job failed", *key)
+            retry = True
+        finally:
+            with self.lock:
+                self.busy.discard(key)
+        if retry and not self.stopping:
+            timer = threading.Timer(self.retry_s, self.offer, (key,))
+            timer.daemon = True
+            timer.start()
+
+    def stop(self) -> None:
+        """Take no more work; let the steps in flight finish."""
+        self.stopping = True
+        self.pool.shutdown(wait=True, cancel_futures=True)
