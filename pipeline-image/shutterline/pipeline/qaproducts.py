@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table, vstack
-from lsst.daf.butler import Butler
+from lsst.daf.butler import Butler, MissingCollectionError
 
 from shutterline.analysis import records as qa_records
 from shutterline.butler import datasettypes, names, refcat, skymaps
@@ -28,6 +28,14 @@ def register(butler: Butler) -> None:
     for dataset_type in datasettypes.dataset_types(butler.dimensions):
         if dataset_type.name in (names.QA, names.QA_VISIT):
             butler.registry.registerDatasetType(dataset_type)
+
+
+def _exists(butler: Butler, collection: str) -> bool:
+    try:
+        butler.collections.get_info(collection)
+    except MissingCollectionError:
+        return False
+    return True
 
 
 def _get(butler: Butler, name: str, data_id: Mapping[str, Any], run: str) -> Any:
@@ -66,7 +74,7 @@ def read_products(butler: Butler, visit: int, detector: int) -> qa_records.Detec
     data_id = {"instrument": names.INSTRUMENT, "visit": visit, "detector": detector}
     out = qa_records.DetectorProducts(visit, detector)
     run = names.visit_run(visit)
-    if run not in set(butler.collections.query(run)):
+    if not _exists(butler, run):
         return out
     for name, field in _FIELDS.items():
         if butler.registry.queryDatasetTypes(name):
@@ -85,7 +93,7 @@ def write_records(
     """Put the records into the visit's QA RUN (replacing an earlier analysis); the URI of
     the ``qaVisit`` record."""
     run = names.qa_run(visit)
-    if butler.collections.query(run):
+    if _exists(butler, run):
         butler.removeRuns([run], unstore=True)
     butler.registry.registerRun(run)
     for record in detectors:
