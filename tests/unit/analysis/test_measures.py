@@ -58,10 +58,12 @@ def gaussian_scene() -> tuple[synthetic.Scene, calibrate.CalibrateResult]:
     return scene, cal
 
 
-def test_psf_map_on_a_scene_with_known_psf(gaussian_scene: tuple[synthetic.Scene, object]) -> None:
-    scene, cal = gaussian_scene
-    image = cal.exposure  # type: ignore[attr-defined]
-    pmap = psfmap.measure_psf_map(image.image, image.mask, cal.sources, 4.5, (4, 2))  # type: ignore[attr-defined]
+def test_psf_map_on_a_scene_with_known_psf(
+    gaussian_scene: tuple[synthetic.Scene, calibrate.CalibrateResult],
+) -> None:
+    _, cal = gaussian_scene
+    image = cal.exposure
+    pmap = psfmap.measure_psf_map(image.image, image.mask, cal.sources, 4.5, (4, 2))
     truth = 1.2 / synthetic.PIXEL_SCALE
     assert pmap.n_stars > 50
     assert pmap.fwhm_px == pytest.approx(truth, rel=0.03)
@@ -82,9 +84,7 @@ def test_psf_map_follows_a_gradient() -> None:
     rows = pmap.cell_fwhm_px[:, 0]
     assert np.all(np.diff(rows) > 0), rows  # FWHM grows along y, as rendered
     truth = 1.0 / synthetic.PIXEL_SCALE
-    assert rows[-1] / rows[0] == pytest.approx(
-        (1 + 0.3 * 0.75) / (1 - 0.3 * 0.75), rel=0.1
-    )
+    assert rows[-1] / rows[0] == pytest.approx((1 + 0.3 * 0.75) / (1 - 0.3 * 0.75), rel=0.1)
     assert pmap.fwhm_px == pytest.approx(truth, rel=0.05)
 
 
@@ -131,7 +131,7 @@ def test_calibration_names_a_missing_band(
 def test_sky_and_depth_of_a_known_scene(
     gaussian_scene: tuple[synthetic.Scene, calibrate.CalibrateResult],
 ) -> None:
-    scene, cal = gaussian_scene
+    _, cal = gaussian_scene
     exp = cal.exposure
     fwhm = 1.2 / synthetic.PIXEL_SCALE
     d = depth.measure_depth(exp.variance, exp.mask, None, fwhm, _ZP, 30.0, synthetic.PIXEL_SCALE)
@@ -148,7 +148,7 @@ def test_sky_and_depth_of_a_known_scene(
 def test_difference_quality_sees_residuals_and_dipoles(
     gaussian_scene: tuple[synthetic.Scene, calibrate.CalibrateResult],
 ) -> None:
-    scene, cal = gaussian_scene
+    _, cal = gaussian_scene
     exp = cal.exposure
     rng = np.random.default_rng(3)
     noise = rng.normal(0, 1, exp.shape).astype(np.float32) * np.sqrt(exp.variance)
