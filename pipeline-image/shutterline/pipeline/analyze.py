@@ -209,7 +209,8 @@ def run_analysis(env: Mapping[str, str] | None = None, argv: Sequence[str] = ())
         job = VisitTask.from_env(env)
         result.visit = job.visit
         tracing.configure("shutterline-analysis", settings.otlp_endpoint, settings.spans_path)
-        parent = tracing.pod_context(env.get("TRACEPARENT") or None, env.get("POD_NAME") or None)
+        # No telemetry sidecar records a pod span here: the span hangs under the visit's.
+        parent = tracing.context_from_traceparent(env.get("TRACEPARENT") or None)
         attributes = {"visit": job.visit, "detectors": len(job.detectors)}
         with _TRACER.start_as_current_span("analysis", context=parent, attributes=attributes):
             done = analyze_visit(settings, job)
