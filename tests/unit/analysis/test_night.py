@@ -37,7 +37,7 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     reports = demo_night.process_night(cfg, night, root)
     assert all(r.status == "succeeded" for r in reports), [r.reason for r in reports]
     page = analysis.analyse_night(root, night, reports, work / "out")
-    return {"night": night, "root": root, "page": page}
+    return {"night": night, "root": root, "page": page, "visit": reports[-1].visit}
 
 
 def test_every_visit_has_qa_records_near_the_truth(analysed: dict[str, Any]) -> None:
@@ -67,3 +67,22 @@ def test_the_demo_writes_the_night_report(analysed: dict[str, Any]) -> None:
     assert page is not None and page.is_file()
     text = page.read_text()
     assert text.count('<img class="plot"') == 6 and "2 visits" in text
+
+
+def test_analysing_again_replaces_the_records(analysed: dict[str, Any]) -> None:
+    butler = repo.open_repo(str(analysed["root"]))
+
+    def counts() -> tuple[int, int]:
+        runs = list(butler.collections.query(f"{names.QA_COLLECTION}/*"))
+        qa = butler.query_datasets(names.QA, collections=runs, explain=False)
+        visits = butler.query_datasets(names.QA_VISIT, collections=runs, explain=False)
+        return len(qa), len(visits)
+
+    before = counts()
+    analysis.analyse_night(analysed["root"], analysed["night"], [], analysed["page"].parent)
+    butler.registry.refresh()
+    assert counts() == before == (2, 2)  # one detector, two visits: nothing doubled
+    (ref,) = butler.query_datasets(
+        names.QA, collections=names.qa_run(int(analysed["visit"])), explain=False
+    )
+    assert "metrics" in butler.get(ref)["missing"]  # the second analysis had no records
