@@ -164,39 +164,55 @@ def _cells(records: _Records, key: str) -> dict[int, np.ndarray]:
         return {k: np.nanmedian(np.array(v), axis=0) for k, v in stacks.items()}
 
 
-def focal_plane(records: _Records) -> bytes:
-    """Per-detector maps of PSF FWHM and ellipticity, placed as on the focal plane."""
+def _detector_values(records: _Records, key: str) -> dict[int, np.ndarray]:
+    """Per detector, the median over the night of its ``key`` as a one-cell map."""
+    values: dict[int, list[float]] = {}
+    for r in records:
+        for d in r.get("detectorRecords") or []:
+            if d.get(key) is not None:
+                values.setdefault(int(d["detector"]), []).append(float(d[key]))
+    return {k: np.full((1, 1), np.median(v)) for k, v in values.items()}
+
+
+def _focal_plane_panel(fig: Figure, ax: Any, cells: dict[int, np.ndarray], title: str) -> None:
+    """Draw each detector's ``(rows, cols)`` cells where it sits on the focal plane."""
     cam = layout.CAMERA
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for ax, key, label in zip(
-        axes, ("fwhm", "ellipticity"), ("PSF FWHM (arcsec)", "ellipticity"), strict=True
-    ):
-        cells = _cells(records, key)
-        finite = [v[np.isfinite(v)] for v in cells.values()]
-        values = np.concatenate(finite) if finite else np.array([])
-        lo, hi = (np.min(values), np.max(values)) if values.size else (0.0, 1.0)
-        image = None
-        for spec in cam.detectors:
-            # A detector's y (rows) lies along the focal plane's x: its cells transposed.
-            x0, y0 = spec.offset_x - cam.ny / 2, spec.offset_y - cam.nx / 2
-            box = plt.Rectangle((x0, y0), cam.ny, cam.nx, fill=False, ec="0.7", lw=0.5)
-            ax.add_patch(box)
-            if spec.ccdnum in cells:
-                extent = (x0, x0 + cam.ny, y0, y0 + cam.nx)
-                image = ax.imshow(
-                    cells[spec.ccdnum].T, extent=extent, origin="lower", vmin=lo, vmax=hi
-                )
-                ax.text(spec.offset_x, spec.offset_y, str(spec.ccdnum), ha="center", fontsize=6)
-        xs = [d.offset_x for d in cam.detectors]
-        ys = [d.offset_y for d in cam.detectors]
-        ax.set_xlim(min(xs) - cam.ny, max(xs) + cam.ny)
-        ax.set_ylim(min(ys) - cam.nx, max(ys) + cam.nx)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"{label}\nmedian per cell over the night", fontsize=10)
-        if image is not None:
-            fig.colorbar(image, ax=ax, shrink=0.7)
-        else:
-            ax.text(0.5, 0.5, "no PSF maps", transform=ax.transAxes, ha="center")
+    finite = [v[np.isfinite(v)] for v in cells.values()]
+    values = np.concatenate(finite) if finite else np.array([])
+    lo, hi = (float(np.min(values)), float(np.max(values))) if values.size else (0.0, 1.0)
+    image = None
+    for spec in cam.detectors:
+        # A detector's y (rows) lies along the focal plane's x: its cells transposed.
+        x0, y0 = spec.offset_x - cam.ny / 2, spec.offset_y - cam.nx / 2
+        ax.add_patch(plt.Rectangle((x0, y0), cam.ny, cam.nx, fill=False, ec="0.7", lw=0.5))
+        if spec.ccdnum in cells:
+            extent = (x0, x0 + cam.ny, y0, y0 + cam.nx)
+            image = ax.imshow(cells[spec.ccdnum].T, extent=extent, origin="lower", vmin=lo, vmax=hi)
+            ax.text(spec.offset_x, spec.offset_y, str(spec.ccdnum), ha="center", fontsize=6)
+    xs = [d.offset_x for d in cam.detectors]
+    ys = [d.offset_y for d in cam.detectors]
+    ax.set_xlim(min(xs) - cam.ny, max(xs) + cam.ny)
+    ax.set_ylim(min(ys) - cam.nx, max(ys) + cam.nx)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=ax, shrink=0.7)
+    else:
+        ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center")
+
+
+def focal_plane(records: _Records) -> bytes:
+    """Focal-plane maps: PSF FWHM and ellipticity per cell, zero point and depth per
+    detector, each the median over the night, placed as the detectors sit."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 9))
+    panels = (
+        (_cells(records, "fwhm"), "PSF FWHM (arcsec), median per cell"),
+        (_cells(records, "ellipticity"), "ellipticity |e|, median per cell"),
+        (_detector_values(records, "zeroPoint"), "zero point (mag), median per detector"),
+        (_detector_values(records, "limitingMag"), "5σ limiting mag, median per detector"),
+    )
+    for ax, (cells, title) in zip(axes.flat, panels, strict=True):
+        _focal_plane_panel(fig, ax, cells, title)
     return _png(fig)

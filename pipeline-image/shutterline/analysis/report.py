@@ -30,7 +30,11 @@ PLOTS = (
     ("limiting-mag", "5-sigma limiting magnitude", plots.limiting_magnitude),
     ("dia-counts", "DIA source counts against the expected rate", plots.dia_counts),
     ("latency", "Latency against the 60 s requirement", plots.latency),
-    ("focal-plane", "Per-detector focal-plane maps of the PSF", plots.focal_plane),
+    (
+        "focal-plane",
+        "Focal-plane maps: PSF per cell, zero point and depth per detector",
+        plots.focal_plane,
+    ),
 )
 
 _COLUMNS = (

@@ -94,7 +94,7 @@ def write_records(
     the ``qaVisit`` record."""
     run = names.qa_run(visit)
     if _exists(butler, run):
-        butler.removeRuns([run], unstore=True)
+        butler.removeRuns([run])
     butler.registry.registerRun(run)
     for record in detectors:
         data_id = {"instrument": names.INSTRUMENT, "visit": visit, "detector": record["detector"]}

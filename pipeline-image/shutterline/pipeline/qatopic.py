@@ -44,7 +44,9 @@ def _consumer(bootstrap: str) -> Any:
 def _start_offsets(consumer: Any, topic: str, since_unix: float, timeout: float) -> list[Any]:
     from confluent_kafka import TopicPartition
 
-    meta = consumer.list_topics(topic, timeout=timeout)
+    # Every topic's metadata, not the one by name: asking a broker that auto-creates topics
+    # for a missing one by name would create it.
+    meta = consumer.list_topics(timeout=timeout)
     info = meta.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         return []
