@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from shutterline_operator.adapters import metrics
-from shutterline_operator.core import queue, timing
+from shutterline_operator.core import analysis, queue, timing
 from shutterline_operator.core import status as vstatus
 from shutterline_operator.engine import cache as vcache
 from shutterline_operator.engine import reconcile
@@ -35,6 +35,8 @@ def _pools(
             owner = _owner(job)
             visit = cache.visits.get((namespace, owner)) if owner else None
             if visit is None or job["metadata"].get("deletionTimestamp"):
+                continue
+            if analysis.is_analysis_job(job):  # outside the queue: preemptible, low priority
                 continue
             pool = (namespace, str(visit["spec"]["instrument"]))
             pools.setdefault(pool, []).append((job, visit))
