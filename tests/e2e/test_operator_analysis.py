@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import relay_harness
+from tests.e2e import test_operator_pipeline as pipeline
 from tests.e2e.operatorbed import (
     apply,
     items,
@@ -194,3 +196,72 @@ def test_a_running_analysis_holds_no_queue_capacity_and_its_failure_is_reported(
     warning = [e for e in events if e["reason"] == "AnalysisFailed"]
     assert warning and warning[0]["type"] == "Warning"
     assert "missing dataset calexp" in warning[0]["message"]
+
+
+@pytest.fixture
+def real_ns(
+    operator_bed: Bed, prompt_namespace: str, backbone: Any, otlp_receiver: Any
+) -> dict[str, Any]:
+    """The namespace test_operator_pipeline.py runs the real pipeline pods in."""
+    return pipeline.pipeline_namespace(operator_bed[0], prompt_namespace, backbone, otlp_receiver)
+
+
+@pytest.mark.s3
+@pytest.mark.postgres
+@pytest.mark.kafka
+@pytest.mark.skipif(
+    not pipeline._has_command("pod", "analyze"),
+    reason="`shutterline pod analyze` (the analysis pod's command) is not in this checkout yet",
+)
+def test_real_analysis_after_real_prompt_pods_puts_its_qa_in_the_status(
+    operator_bed: Bed,
+    real_ns: dict[str, Any],
+    backbone: Any,
+    kafka_broker: Any,
+    schema_registry: Any,
+    priority_classes: None,
+) -> None:
+    bed, ns = operator_bed[0], real_ns["ns"]
+    topic = relay_harness.unique_topic("alerts")
+    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
+    spec = real_ns["config"]["spec"]
+    spec["kafka"] = {
+        "bootstrap": kafka_broker.bootstrap,
+        "alertTopic": topic,
+        "metricsTopic": f"{topic}-metrics",
+        "schemaRegistryUrl": schema_registry.url,
+        "relayGiveUpSeconds": 60,
+    }
+    spec["export"] = ["calexp", "calexp_background", "difference_image", "src", "dia_source"]
+    spec["priorityClassName"] = "e2e-prompt"
+    spec["analysis"] = {
+        "enabled": True,
+        "priorityClassName": "e2e-analysis",
+        "limits": {"fwhm": {"max": 30.0}, "limitingMag": {"min": 10.0}},
+    }
+    apply(bed, real_ns["config"])
+    visit = int(backbone.visits[0]["visit"])
+    body = pipeline._visit(backbone, ns, "analysed", visit)
+    apply(bed, body)
+    wait_phase(bed, "analysed", ns, ("WaitingForRaws",), 240)
+    for detector in body["spec"]["detectors"]:
+        backbone.land(visit, detector)
+    try:
+        status = _analysis_in(bed, "analysed", ns, ("Succeeded", "Failed"), 600)
+    finally:
+        for detector in body["spec"]["detectors"]:
+            backbone.withdraw(visit, detector)
+    entry = status["analysis"]
+    if entry["phase"] != "Succeeded":
+        (pod,) = items(bed, "pods", ns, ANALYSIS_JOB)[-1:]
+        pytest.fail(f"{entry}\n{bed.container_log(pod, 'analysis')[-3000:]}")
+    assert status["phase"] == "Succeeded"
+    for name in ("fwhm", "zeroPoint", "limitingMag"):
+        assert isinstance(entry["qa"].get(name), int | float), entry
+    assert entry["report"]
+    (cond,) = [c for c in status["conditions"] if c["type"] == "QAWithinLimits"]
+    assert cond["status"] in ("True", "False") and cond["message"]
+    prompt = [p for p in items(bed, "pods", ns, "shutterline.io/visit=analysed") if _is_prompt(p)]
+    last = max(_finished_at(p, "pipeline") for p in prompt).replace(microsecond=0)
+    (pod,) = items(bed, "pods", ns, ANALYSIS_JOB)[-1:]
+    assert _time(pod["metadata"]["creationTimestamp"]) >= last

@@ -58,9 +58,16 @@ def pipeline_ns(
     operator_bed: Bed, prompt_namespace: str, backbone: Any, otlp_receiver: Any
 ) -> dict[str, Any]:
     """A namespace whose PromptConfig runs the pipeline image against the backbone night."""
+    return pipeline_namespace(operator_bed[0], prompt_namespace, backbone, otlp_receiver)
+
+
+def pipeline_namespace(
+    bed: cluster.Cluster, ns: str, backbone: Any, otlp_receiver: Any
+) -> dict[str, Any]:
+    """Secrets, a fresh APDB and the (not yet applied) PromptConfig of the pipeline image in
+    ``ns``: ``{"ns", "apdb", "config"}``."""
     if not _has_command("pod", "run"):
         pytest.fail("`shutterline pod run` is missing: the worker's pod commands are needed")
-    bed, ns = operator_bed[0], prompt_namespace
     apdb = backbone.new_apdb()
     # The APDB exists before visits arrive, as in operations: pods of one visit creating a
     # fresh schema at once race (one of them fails on a table the other just made).
