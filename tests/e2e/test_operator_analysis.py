@@ -18,28 +18,24 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import relay_harness
 from tests.e2e import test_operator_pipeline as pipeline
 from tests.e2e.operatorbed import (
     apply,
     items,
     make_config,
     make_visit,
+    priority_class,
     stand_in,
     visit_status,
     wait_phase,
 )
+from tests.e2e.test_operator import MARKER, RECORD
 from tests.e2e.test_testbed_k8s import wait_for
 from tests.testbed.k8s import cluster
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
 Bed = tuple[cluster.Cluster, Any]
-MARKER = "mkdir -p /scratch/work; touch /scratch/work/raw-arrived"
-RECORD = (
-    'echo \'{"status": "succeeded", "diaSources": 5, "alerts": 3, '
-    '"lastAlertAt": "2030-01-01T00:00:00Z"}\' > /dev/termination-log'
-)
 QA = {
     "fwhm": 1.62,
     "ellipticity": 0.05,
@@ -74,17 +70,7 @@ ANALYSIS_JOB = "shutterline.io/work=analysis"
 def priority_classes(operator_bed: Bed) -> Iterator[None]:
     """A high prompt and a low, never-preempting analysis PriorityClass (cluster-scoped)."""
     bed = operator_bed[0]
-    manifests = [
-        {
-            "apiVersion": "scheduling.k8s.io/v1",
-            "kind": "PriorityClass",
-            "metadata": {"name": name},
-            "value": value,
-            "preemptionPolicy": "Never" if value < 0 else "PreemptLowerPriority",
-        }
-        for name, value in CLASSES.items()
-    ]
-    apply(bed, *manifests)
+    apply(bed, *(priority_class(name, value) for name, value in CLASSES.items()))
     yield
     bed.kubectl("delete", "priorityclass", *CLASSES, "--wait=false", check=False)
 
@@ -222,16 +208,8 @@ def test_real_analysis_after_real_prompt_pods_puts_its_qa_in_the_status(
     priority_classes: None,
 ) -> None:
     bed, ns = operator_bed[0], real_ns["ns"]
-    topic = relay_harness.unique_topic("alerts")
-    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
     spec = real_ns["config"]["spec"]
-    spec["kafka"] = {
-        "bootstrap": kafka_broker.bootstrap,
-        "alertTopic": topic,
-        "metricsTopic": f"{topic}-metrics",
-        "schemaRegistryUrl": schema_registry.url,
-        "relayGiveUpSeconds": 60,
-    }
+    pipeline.with_kafka(real_ns["config"], kafka_broker, schema_registry)
     spec["export"] = ["calexp", "calexp_background", "difference_image", "src", "dia_source"]
     spec["priorityClassName"] = "e2e-prompt"
     spec["analysis"] = {

@@ -100,6 +100,20 @@ def pipeline_namespace(
     return {"ns": ns, "apdb": apdb, "config": config}
 
 
+def with_kafka(config: dict[str, Any], kafka_broker: Any, schema_registry: Any) -> str:
+    """Point ``config`` at fresh alert and metrics topics of the test broker; the alert topic."""
+    topic = relay_harness.unique_topic("alerts")
+    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
+    config["spec"]["kafka"] = {
+        "bootstrap": kafka_broker.bootstrap,
+        "alertTopic": topic,
+        "metricsTopic": f"{topic}-metrics",
+        "schemaRegistryUrl": schema_registry.url,
+        "relayGiveUpSeconds": 60,
+    }
+    return topic
+
+
 def _visit(backbone: Any, ns: str, name: str, visit: int, **spec: Any) -> dict[str, Any]:
     """examples/visit.yaml, pointed at one visit of the backbone night."""
     example = yaml.safe_load((ROOT / "examples" / "visit.yaml").read_text())
@@ -145,16 +159,8 @@ def test_example_visit_waits_for_raws_then_succeeds_with_the_pipelines_counts(
     schema_registry: Any,
 ) -> None:
     bed, ns = operator_bed[0], pipeline_ns["ns"]
-    topic = relay_harness.unique_topic("alerts")
-    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
     config = pipeline_ns["config"]
-    config["spec"]["kafka"] = {
-        "bootstrap": kafka_broker.bootstrap,
-        "alertTopic": topic,
-        "metricsTopic": f"{topic}-metrics",
-        "schemaRegistryUrl": schema_registry.url,
-        "relayGiveUpSeconds": 60,
-    }
+    topic = with_kafka(config, kafka_broker, schema_registry)
     apply(bed, config)
     visit = int(backbone.visits[0]["visit"])
     body = _visit(backbone, ns, "example", visit)
