@@ -21,9 +21,10 @@ its pods gone before the next round starts):
 - ``flat``: the control, analysis at the prompt pods' own priority: prompt pods then wait
   for analysis pods to finish, which shows the measurement can see competition.
 
-Reported per variant: Visit created -> its prompt Job done (every index has an outcome),
-median and p90; the ratio of the medians to ``off``; analysis pods preempted; visits whose QA
-summary reached ``status.analysis``. Target: ``on`` / ``off`` about 1 (prompt latency
+Reported per variant: Visit created -> every prompt pod running (placed and started: where
+a preemption costs), and -> its prompt Job done (every index has an outcome), median and
+p90; the ratio of the medians to ``off``; analysis pods placed and preempted; visits whose
+QA summary reached ``status.analysis``. Target: ``on`` / ``off`` about 1 (prompt latency
 unchanged with analysis on); ``flat`` / ``off`` well above 1.
 """
 
@@ -62,12 +63,20 @@ class Timeline(scale.Timeline):
     def __init__(self) -> None:
         super().__init__()
         self.analysed: set[str] = set()
+        #: When every prompt pod of the visit had been placed and started (or had ended).
+        self.job_running: dict[str, float] = {}
 
     def job(self, kind: str, obj: dict[str, Any], now: float) -> None:
         """Record a prompt Job event; an analysis Job's is not the prompt's."""
         if (obj["metadata"].get("labels") or {}).get("shutterline.io/work") == "analysis":
             return
         super().job(kind, obj, now)
+        owners = obj["metadata"].get("ownerReferences") or []
+        status = obj.get("status") or {}
+        started = sum(int(status.get(k) or 0) for k in ("ready", "succeeded", "failed"))
+        if owners and kind != "DELETED" and started >= int(obj["spec"].get("completions") or 1):
+            with self.lock:
+                self.job_running.setdefault(owners[0]["name"], now)
 
     def visit(self, kind: str, obj: dict[str, Any], now: float) -> None:
         """Record a Visit event, and whether its QA summary arrived."""
@@ -173,6 +182,12 @@ def report(
         ]
         missing += len(names) - len(values)
         latency[variant] = values
+        placed = [
+            timeline.job_running[n] - timeline.visit_added[n]
+            for n in names
+            if n in timeline.job_running and n in timeline.visit_added
+        ]
+        print(f"  {variant:4s}: Visit -> every prompt pod running {scale.summary(placed)}")
         analysed = len(set(names) & timeline.analysed)
         pods, hit = stats.get(variant, [0, 0])
         print(

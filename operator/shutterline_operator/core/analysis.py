@@ -176,6 +176,9 @@ def _pod_spec(
     main = builders.worker_container(CONTAINER, debug or _COMMAND, config, env, resources)
     pod["containers"] = [main]
     pod["initContainers"] = []
+    # A preempted analysis pod holds its node until it has terminated: keep that short, the
+    # prompt pod that preempted it waits for exactly this long at most.
+    pod["terminationGracePeriodSeconds"] = int(block.get("terminationGracePeriodSeconds", 5))
     if (cspec.get("telemetry") or {}).get("enabled", True):
         telemetry = builders.worker_container(
             "telemetry",

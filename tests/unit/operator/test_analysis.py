@@ -68,6 +68,7 @@ def test_pod_has_the_analyze_command_the_telemetry_sidecar_and_no_relay() -> Non
     assert {m["mountPath"] for m in main["volumeMounts"]} == {"/scratch", "/scratch/tmp"}
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["automountServiceAccountToken"] is False
+    assert pod["terminationGracePeriodSeconds"] == 5  # what a preempting prompt pod waits
     no_telemetry = objects.config(analysis={"enabled": True}, telemetry={"enabled": False})
     assert _build(no_telemetry)["spec"]["template"]["spec"]["initContainers"] == []
 
@@ -126,6 +127,7 @@ def test_resources_annotations_command_and_retries_come_from_the_analysis_block(
         podAnnotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "true"},
         backoffLimit=5,
         deadlineSeconds=900,
+        terminationGracePeriodSeconds=2,
     )
     config["spec"]["debug"] = {"commands": {"analysis": ["sh", "-c", "true"]}}
     job = _build(config)
@@ -140,6 +142,7 @@ def test_resources_annotations_command_and_retries_come_from_the_analysis_block(
     assert annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "true"
     assert annotations[names.ANNOTATION_TRACEPARENT] == objects.TRACEPARENT
     assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (5, 900)
+    assert template["spec"]["terminationGracePeriodSeconds"] == 2
 
 
 def test_kueue_gets_its_own_queue_and_lower_workload_priority_class() -> None:
