@@ -10,6 +10,7 @@ here talks to the API server.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,10 +24,12 @@ __all__ = [
     "DEFAULT_PRIORITY_CLASS",
     "LABEL_WORK",
     "WORK",
+    "Gate",
     "build_analysis_job",
     "due",
     "is_analysis_job",
     "job_name",
+    "plan_gate",
     "settings_of",
 ]
 
@@ -104,8 +107,8 @@ def build_analysis_job(
         "podFailurePolicy": _failure_policy(),
         "activeDeadlineSeconds": int(block.get("deadlineSeconds", 3600)),
         "ttlSecondsAfterFinished": int(cspec.get("ttlSecondsAfterFinished", 3600)),
-        # Kueue admits by unsuspending; otherwise the PriorityClass is the whole guard.
-        "suspend": bool(kueue),
+        # Released by Kueue, or by the built-in queue's gate (`plan_gate`).
+        "suspend": True,
         "template": {
             "metadata": {"labels": dict(labels), "annotations": pod_annotations},
             "spec": _pod_spec(visit, config, detectors, traceparent, name),
@@ -189,3 +192,52 @@ def _pod_spec(
         )
         pod["initContainers"].append(telemetry)
     return pod
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """What the built-in queue does with the pool's analysis Jobs: release some, suspend
+    some (their pods go; the Job runs again once released)."""
+
+    release: list[tuple[str, str]]
+    suspend: list[tuple[str, str]]
+
+
+def plan_gate(
+    limit: int,
+    prompt_busy: int,
+    reserve: int,
+    slots: int,
+    running: Sequence[tuple[str, tuple[str, str]]],
+    waiting: Sequence[tuple[str, tuple[str, str]]],
+) -> Gate:
+    """Analysis in the built-in queue: it runs only in what the prompt pods leave free.
+
+    Parameters
+    ----------
+    limit
+        ``concurrency.detectors`` of the pool (prompt pods it may run at once).
+    prompt_busy
+        Detectors the prompt Jobs hold or wait for (running, released now, queued).
+    reserve
+        Detectors kept free for the next visit, so its pods find room at once instead of
+        waiting for analysis pods to be preempted or suspended.
+    slots
+        Detectors one analysis pod counts for (0: analysis is not counted at all).
+    running, waiting
+        ``(creationTimestamp, key)`` of the released and of the suspended analysis Jobs.
+
+    The oldest analyses keep their room; the newest are suspended first when prompt work
+    needs it. With no prompt work at all, one analysis may run even if the reserve leaves
+    no room (a pool whose limit is one visit's demand).
+    """
+    if slots <= 0:
+        return Gate([key for _, key in sorted(waiting)], [])
+    room = limit - prompt_busy - reserve
+    if prompt_busy == 0:
+        room = max(room, slots)
+    fits = max(0, room // slots)
+    kept = sorted(running)[:fits]
+    suspend = [key for _, key in sorted(running)[fits:]]
+    release = [key for _, key in sorted(waiting)[: max(0, fits - len(kept))]]
+    return Gate(release, suspend)

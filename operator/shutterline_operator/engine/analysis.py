@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from shutterline_operator.adapters import kube
-from shutterline_operator.core import analysis, qa
+from shutterline_operator.core import analysis, qa, queue
 from shutterline_operator.engine import cache as vcache
 
-__all__ = ["announce", "fold", "view"]
+__all__ = ["admit", "announce", "fold", "view"]
 
 log = logging.getLogger("shutterline.operator")
 
@@ -99,3 +99,54 @@ def announce(
         within = cond.get("status") != "False"
         reason = "QAWithinLimits" if within else "QAOutsideLimits"
         api.event(visit, "Visit", reason, str(cond.get("message", "")), not within)
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    ends = ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+    return any(c["type"] in ends and c.get("status") == "True" for c in conditions)
+
+
+def _demand(job: dict[str, Any]) -> int:
+    spec = job.get("spec") or {}
+    completions = int(spec.get("completions") or 1)
+    return min(completions, int(spec.get("parallelism") or completions))
+
+
+def admit(
+    api: kube.Api,
+    cache: vcache.Cache,
+    pool: tuple[str, str],
+    config: dict[str, Any],
+    limit: int,
+    entries: Sequence[queue.Entry],
+    prompt_jobs: Sequence[dict[str, Any]],
+) -> None:
+    """Release or suspend the pool's analysis Jobs (`analysis.plan_gate`), after the prompt
+    Jobs' own admission: ``entries`` are those Jobs' queue entries, ``prompt_jobs`` every
+    prompt Job of the pool still held (finished ones too: the reserve is the largest visit
+    seen, so the next one finds its room)."""
+    namespace, instrument = pool
+    block = analysis.settings_of(config)
+    busy = sum(e.running for e in entries) + sum(e.demand for e in entries if e.suspended)
+    reserve = int(block.get("reserveDetectors", max(map(_demand, prompt_jobs), default=0)))
+    running: list[tuple[str, tuple[str, str]]] = []
+    waiting: list[tuple[str, tuple[str, str]]] = []
+    with cache.lock:
+        for key, job in cache.jobs.items():
+            owner = (job["metadata"].get("ownerReferences") or [{}])[0].get("name")
+            visit = cache.visits.get((namespace, str(owner)))
+            if key[0] != namespace or not analysis.is_analysis_job(job) or visit is None:
+                continue
+            if visit["spec"]["instrument"] != instrument or _finished(job):
+                continue
+            if job["metadata"].get("deletionTimestamp"):
+                continue
+            entry = (str(job["metadata"].get("creationTimestamp", "")), key)
+            (waiting if (job.get("spec") or {}).get("suspend") else running).append(entry)
+    gate = analysis.plan_gate(limit, busy, reserve, int(block.get("slots", 1)), running, waiting)
+    for keys, suspend in ((gate.suspend, True), (gate.release, False)):
+        for key in keys:
+            updated = api.patch("jobs", key[0], key[1], {"spec": {"suspend": suspend}})
+            if updated is not None:
+                cache.put_job(updated)

@@ -41,7 +41,7 @@ def test_one_pod_per_visit_owned_by_the_visit_and_labelled_as_analysis() -> None
     spec = job["spec"]
     assert job["metadata"]["name"] == "visit-100007-analysis"
     assert "completionMode" not in spec and spec["completions"] == spec["parallelism"] == 1
-    assert spec["suspend"] is False  # the built-in queue does not hold analysis
+    assert spec["suspend"] is True  # released by the built-in queue's gate (or Kueue)
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("Visit", "uid-visit-100007", True)
     for labels in (job["metadata"]["labels"], spec["template"]["metadata"]["labels"]):
@@ -196,3 +196,29 @@ def test_the_built_in_queue_leaves_analysis_jobs_out() -> None:
     cache.put_job(job)
     pools = admission._pools(cache)
     assert [j["metadata"]["name"] for j, _ in pools[("prompt", "SimDECam")]] == ["visit-100007"]
+    cache.put_job(prompt, deleted=True)  # its TTL passed: the pool stays, for the gate
+    assert admission._pools(cache) == {("prompt", "SimDECam"): []}
+
+
+def _gate(busy: int, running: int, waiting: int, limit: int = 8, reserve: int = 4) -> Any:
+    run = [(f"2026-03-01T03:0{i}:00Z", ("prompt", f"r{i}")) for i in range(running)]
+    wait = [(f"2026-03-01T03:1{i}:00Z", ("prompt", f"w{i}")) for i in range(waiting)]
+    return analysis.plan_gate(limit, busy, reserve, 1, run, wait)
+
+
+def test_gate_runs_analysis_only_in_what_the_prompt_pods_and_the_reserve_leave() -> None:
+    # 8 detectors, a visit of 4 kept in reserve: 2 running prompt pods leave room for 2.
+    gate = _gate(busy=2, running=1, waiting=3)
+    assert (gate.release, gate.suspend) == ([("prompt", "w0")], [])
+    # A visit of 4 arrives (busy 6): the reserve is used; the newest analyses give way.
+    gate = _gate(busy=6, running=2, waiting=1)
+    assert (gate.release, gate.suspend) == ([], [("prompt", "r0"), ("prompt", "r1")])
+    gate = _gate(busy=5, running=2, waiting=0, reserve=2)
+    assert gate.suspend == [("prompt", "r1")]  # the oldest keeps its room
+    # No prompt work at all: one analysis even where the reserve is the whole limit.
+    gate = _gate(busy=0, running=0, waiting=2, limit=1, reserve=1)
+    assert gate.release == [("prompt", "w0")]
+    assert _gate(busy=1, running=1, waiting=0, limit=1, reserve=1).suspend == [("prompt", "r0")]
+    # Not counted (slots 0): every waiting analysis goes.
+    unlimited = analysis.plan_gate(1, 1, 1, 0, [], [("b", ("p", "b")), ("a", ("p", "a"))])
+    assert unlimited.release == [("p", "a"), ("p", "b")]
