@@ -16,10 +16,14 @@ Variants, interleaved round by round in the same run (every Visit of a round is 
 its pods gone before the next round starts):
 
 - ``off``: analysis disabled (the baseline);
-- ``on``: analysis at the low, never-preempting class (value -100): the scheduler preempts
-  analysis pods to place prompt pods (the analysis Job ignores the disruption and retries);
-- ``flat``: the control, analysis at the prompt pods' own priority: prompt pods then wait
-  for analysis pods to finish, which shows the measurement can see competition.
+- ``on``: analysis as shipped: the built-in queue's gate releases an analysis Job only into
+  what the prompt Jobs and a reserve of one visit leave of the limit (each analysis pod
+  counting ``--analysis-cpus`` detectors), suspends the newest when prompt work needs the
+  room, and the pods run at the low, never-preempting class (value -100), so the scheduler
+  preempts them for prompt pods where the gate is late;
+- ``flat``: the control, analysis at the prompt pods' own priority and not gated
+  (``slots: 0``): prompt pods then wait for analysis pods to finish, which shows the
+  measurement can see competition.
 
 Reported per variant: Visit created -> every prompt pod running (placed and started: where
 a preemption costs), and -> its prompt Job done (every index has an outcome), median and
@@ -92,6 +96,8 @@ def config(variant: str, limit: int, args: argparse.Namespace) -> dict[str, Any]
         "enabled": variant != "off",
         "priorityClassName": "bench-prompt" if variant == "flat" else "bench-analysis",
         "resources": {"requests": {"cpu": str(args.analysis_cpus)}},
+        # In the built-in queue's units: a prompt pod requests one CPU, so one detector.
+        "slots": 0 if variant == "flat" else args.analysis_cpus,
         "backoffLimit": 10,
         # KWOK runs the pod this long and hands its main container this termination message.
         "podAnnotations": {
