@@ -30,7 +30,7 @@ CONDITION = "QAWithinLimits"
 #: How each QA value is written in a condition message (the analysis pod's units).
 UNITS = {
     "fwhm": '"',
-    "astromScatter": '"',
+    "astromScatter": " mas",
     "zeroPoint": " mag",
     "zeroPointScatter": " mag",
     "limitingMag": " mag",

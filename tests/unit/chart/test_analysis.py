@@ -36,6 +36,8 @@ def test_every_promptconfig_gets_the_classes_and_the_analysis_block() -> None:
     assert block["priorityClassName"] == "shutterline-analysis"
     assert block["limits"]["fwhm"] == {"max": 2.0}
     assert block["resources"]["requests"]["memory"] == "2Gi"
+    # What the analysis pod reads (docs/architecture.md, "The analysis pod").
+    assert {"calexp", "src", "difference_image", "dia_source"} <= set(spec["export"])
     renamed = render.template(**{"priorityClasses.analysis.name": "site-low"})
     assert _prompt_config(renamed)["spec"]["analysis"]["priorityClassName"] == "site-low"
 
