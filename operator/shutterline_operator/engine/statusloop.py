@@ -2,7 +2,11 @@
 once a second, for deadlines), then the status of each dirty Visit, coalesced so that a
 Visit whose pods change many times a second is patched at most once per interval. The
 patches go to a small pool, several in flight at once (an API write takes most of a second
-on a loaded server) but never two for the same Visit."""
+on a loaded server) but never two for the same Visit.
+
+Job creation comes first: while Visits wait for their Jobs (``creating``), status patches
+and Events wait too, up to ``hold_s`` in a row, so that in a burst the API server's writes
+go to the Jobs (a Visit's status patch costs the server more than its Job's creation)."""
 
 from __future__ import annotations
 
@@ -22,14 +26,24 @@ __all__ = ["StatusLoop"]
 log = logging.getLogger("shutterline.operator")
 _ADMIT_EVERY_S = 1.0
 _ALIVE_S = 30.0
+_HELD_POLL_S = 0.05
 
 
 class StatusLoop(threading.Thread):
     """Runs until `stop`; `alive` says whether it is still turning."""
 
-    def __init__(self, rec: reconcile.Reconciler, interval: float = 0.5, workers: int = 4) -> None:
+    def __init__(
+        self,
+        rec: reconcile.Reconciler,
+        interval: float = 0.5,
+        workers: int = 4,
+        creating: collections.abc.Callable[[], bool] = lambda: False,
+        hold_s: float = 2.0,
+    ) -> None:
         super().__init__(name="status-loop", daemon=True)
         self.rec, self.interval = rec, interval
+        self.creating, self.hold_s = creating, hold_s
+        self.held_since: float | None = None
         self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="status")
         self.busy: set[tuple[str, str]] = set()
         self.stopping = threading.Event()
@@ -63,6 +77,11 @@ class StatusLoop(threading.Thread):
         """Admission if due, then every dirty Visit whose coalescing interval has passed."""
         cache = self.rec.cache
         self._admit_if_due()
+        if self._held():
+            self.stopping.wait(_HELD_POLL_S)
+            return
+        while self.rec.later:
+            self.pool.submit(self._guarded, self.rec.later.popleft(), None)
         with cache.lock:
             earliest = cache.earliest_dirty(self.busy)
         if earliest is None:
@@ -77,6 +96,20 @@ class StatusLoop(threading.Thread):
         for key in due:
             self.pool.submit(self._flush, key)
         self._count_phases()
+
+    def _held(self) -> bool:
+        """Whether status work waits for Job creation now (at most ``hold_s`` in a row, then
+        one turn goes through, so a long stream of new Visits does not starve statuses)."""
+        if self.hold_s <= 0 or not self.creating():
+            self.held_since = None
+            return False
+        now = time.monotonic()
+        if self.held_since is None:
+            self.held_since = now
+        if now - self.held_since < self.hold_s:
+            return True
+        self.held_since = None
+        return False
 
     def _flush(self, key: tuple[str, str]) -> None:
         try:
@@ -95,10 +128,12 @@ class StatusLoop(threading.Thread):
             self._guarded(self._admit, None)
 
     def _admit(self) -> None:
+        started = time.perf_counter()
         admission.admit(self.rec, dt.datetime.now(dt.UTC))
+        metrics.RECONCILE_SECONDS.labels("admit").observe(metrics.since(started))
 
     def _guarded(
-        self, step: collections.abc.Callable[[], None], key: tuple[str, str] | None
+        self, step: collections.abc.Callable[[], object], key: tuple[str, str] | None
     ) -> None:
         try:
             step()
