@@ -44,6 +44,9 @@ class StatusLoop(threading.Thread):
         self.rec, self.interval = rec, interval
         self.creating, self.hold_s = creating, hold_s
         self.held_since: float | None = None
+        self.workers = workers
+        #: Courtesy calls (`Reconciler.later`) in the pool now.
+        self.sending = 0
         self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="status")
         self.busy: set[tuple[str, str]] = set()
         self.stopping = threading.Event()
@@ -80,22 +83,46 @@ class StatusLoop(threading.Thread):
         if self._held():
             self.stopping.wait(_HELD_POLL_S)
             return
-        while self.rec.later:
-            self.pool.submit(self._guarded, self.rec.later.popleft(), None)
         with cache.lock:
             earliest = cache.earliest_dirty(self.busy)
         if earliest is None:
+            self._send_later()
             return
         wait = earliest + self.interval - time.monotonic()
         if wait > 0:
             self.stopping.wait(min(wait, self.interval))
             return
+        # No more than the pool can start now: a backlog queued in the pool could not be
+        # held back for Job creation, and the longest-waiting Visits go first.
+        free = self.workers - len(self.busy) - self.sending
+        if free <= 0:
+            self.stopping.wait(_HELD_POLL_S)
+            return
         with cache.lock:
-            due = cache.take_dirty(time.monotonic() - self.interval, self.busy)
+            due = cache.take_dirty(time.monotonic() - self.interval, self.busy, free)
             self.busy.update(due)
         for key in due:
             self.pool.submit(self._flush, key)
+        self._send_later()
         self._count_phases()
+
+    def _send_later(self) -> None:
+        """Start the held-back courtesy calls (Events) the pool has room for, after statuses."""
+        with self.rec.cache.lock:
+            free = self.workers - len(self.busy) - self.sending
+            calls = [self.rec.later.popleft() for _ in range(min(free, len(self.rec.later)))]
+            self.sending += len(calls)
+        for call in calls:
+            self.pool.submit(self._courtesy, call)
+
+    def _courtesy(self, call: collections.abc.Callable[[], object]) -> None:
+        try:
+            self._guarded(call, None)
+        finally:
+            with self.rec.cache.lock:
+                self.sending -= 1
+                if self.rec.later:
+                    self.rec.cache.wake.set()
 
     def _held(self) -> bool:
         """Whether status work waits for Job creation now (at most ``hold_s`` in a row, then
