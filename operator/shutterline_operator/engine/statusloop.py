@@ -25,6 +25,7 @@ __all__ = ["StatusLoop"]
 
 log = logging.getLogger("shutterline.operator")
 _ADMIT_EVERY_S = 1.0
+_ADMIT_MIN_S = 0.1
 _ALIVE_S = 30.0
 _HELD_POLL_S = 0.05
 
@@ -148,8 +149,11 @@ class StatusLoop(threading.Thread):
                     self.rec.cache.wake.set()
 
     def _admit_if_due(self) -> None:
+        # A pass costs O(Jobs) under the cache lock and the GIL: in a burst every new Job
+        # asks for one, so passes are at least _ADMIT_MIN_S apart (creators keep the CPU).
         now = time.monotonic()
-        if self.rec.cache.queue_dirty or now - self.last_admit >= _ADMIT_EVERY_S:
+        since = now - self.last_admit
+        if (self.rec.cache.queue_dirty and since >= _ADMIT_MIN_S) or since >= _ADMIT_EVERY_S:
             self.rec.cache.queue_dirty = False
             self.last_admit = now
             self._guarded(self._admit, None)

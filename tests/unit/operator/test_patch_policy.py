@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from typing import Any
 
+import prometheus_client
 from kubernetes import client
 
 from shutterline_operator.adapters import kube, tracing
@@ -98,3 +99,26 @@ def test_events_are_sent_only_once_creation_is_done() -> None:
     loop.turn()
     loop.pool.shutdown(wait=True)
     assert sent == ["JobCreated"] and not loop.rec.later
+
+
+def test_admission_passes_are_spaced_in_a_burst() -> None:
+    """Every new Job asks for a pass; passes stay at least 0.1 s apart."""
+    loop = _loop([False], hold_s=0)
+    first = _admission_passes()
+    loop._admit_if_due()
+    for _ in range(5):
+        loop.rec.cache.queue_dirty = True
+        loop._admit_if_due()
+    assert _admission_passes() == first + 1 and loop.rec.cache.queue_dirty
+    time.sleep(0.12)
+    loop._admit_if_due()
+    assert _admission_passes() == first + 2 and not loop.rec.cache.queue_dirty
+
+
+def _admission_passes() -> float:
+    """How many admission passes this process has timed (the operator's own metric)."""
+    labels = {"step": "admit"}
+    count = prometheus_client.REGISTRY.get_sample_value(
+        "shutterline_reconcile_seconds_count", labels
+    )
+    return count or 0.0
