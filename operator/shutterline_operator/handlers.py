@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pathlib
 from typing import Any
 
 import kopf
@@ -43,15 +44,19 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = True
     # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
     settings.scanning.disabled = True
-    workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "8"))
+    workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "16"))
     detail_s = float(os.environ.get("SHUTTERLINE_STATUS_DETAIL_S", "3"))
-    rec = reconcile.Reconciler(kube.Api(kube.connect()), tracing.RootSpans(), detail_s)
+    policy = os.environ.get("SHUTTERLINE_QUEUE_POSITION", "coarse")
+    api = kube.Api(kube.connect(workers + 16))
+    rec = reconcile.Reconciler(api, tracing.RootSpans(), detail_s, policy)
     rec.seed(namespaces() or None)
-    maker = creator.Creator(rec, workers)
+    times = os.environ.get("SHUTTERLINE_OPERATOR_TIMES")
+    maker = creator.Creator(rec, workers, times=pathlib.Path(times) if times else None)
     maker.offer_all()
     interval = float(os.environ.get("SHUTTERLINE_STATUS_INTERVAL_S", "0.5"))
     status_workers = int(os.environ.get("SHUTTERLINE_STATUS_WORKERS", "4"))
-    loop = statusloop.StatusLoop(rec, interval, status_workers)
+    hold_s = float(os.environ.get("SHUTTERLINE_STATUS_HOLD_S", "2"))
+    loop = statusloop.StatusLoop(rec, interval, status_workers, maker.creating, hold_s)
     loop.start()
     port = int(os.environ.get("SHUTTERLINE_OPERATOR_PORT", "8080"))
     server = metrics.serve(port, loop.alive, lambda: rec.cache.seeded and loop.alive())

@@ -1,26 +1,35 @@
 """The operator at scale: Visits applied at once behind a concurrency limit, pods by KWOK.
 
-Run: ``.venv/bin/python tests/benchmarks/bench_operator_scale.py [--visits 500]
-[--complete-visits 12] [--detectors 62] [--limit 248] [--timeout 600] [--keep DIR]``.
+Run: ``.venv/bin/python tests/benchmarks/bench_operator_scale.py [--quick] [--visits 500]
+[--complete-visits 12] [--ab-visits 100] [--ab-reps 2] [--ab-window 60] [--detectors 62]
+[--limit 248] [--timeout 600] [--keep DIR]``.
 
 A test-bed control plane without a node agent, ``--nodes`` untainted KWOK nodes (pods run
 ``--run-ms`` after ``--init-ms`` of init containers), the operator as a process with its own
-service account (operator/rbac) and a PromptConfig with the built-in queue at ``--limit``
-detectors. Phase 1 applies ``--complete-visits`` Visits at once and runs them to the end
-(latencies and API requests per finished visit, none lost or stuck); phase 2 applies
-``--visits`` at once and follows them for ``--timeout`` s (the burst: Visit -> Job for every
-Visit; what is not finished must be waiting in the queue or running). Two watches (Visits,
-Jobs) time every transition on arrival, so both ends see the same watch delay.
+service account (operator/rbac) and, per namespace, a PromptConfig with the built-in queue at
+``--limit`` detectors.
 
-Reported: Visit -> Job created; Visit -> Job running for those released at once (under the
-limit); Job done (every index has an outcome) -> Visit ``Succeeded``; the operator's peak
-resident memory (``VmHWM``); API requests per visit, of every client
-(``apiserver_request_total`` by verb and resource) and of the operator alone (one FlowSchema
-per rule of its ClusterRole, counted by ``apiserver_flowcontrol_dispatched_requests_total``);
-the API server's own time per write; lost and stuck Visits; a picture of the run
-(``--picture``). Baseline in the same run: the round trip of creating a suspended Job
-directly. Targets (issue 7): p99 Visit -> Job under 0.5 s, memory under 300 MB, none lost or
-stuck.
+1. Compared bursts: ``--ab-visits`` Visits at once under the ``before`` settings (`ARMS`: the
+   last session's patch policy) and under the defaults (``after``), alternating, ``--ab-reps``
+   of each, each in a fresh namespace with a fresh operator, followed ``--ab-window`` s.
+2. Steady: ``--complete-visits`` at once, run to the end (latencies and API requests per
+   finished visit, none lost or stuck).
+3. The burst: ``--visits`` at once, followed ``--timeout`` s (Visit -> Job for every Visit;
+   what is not finished must be waiting in the queue or running).
+
+Two watches (Visits, Jobs, `optimeline`) time every transition on arrival, so both ends see
+the same watch delay. Reported per phase: Visit -> Job created, step by step (the operator's
+``SHUTTERLINE_OPERATOR_TIMES``: the Visit event reaching it, the wait for a creator, the Job
+POST, the Job event reaching the bench); Visit -> Job running for those released at once;
+Job done (every index has an outcome) -> Visit ``Succeeded``; the operator's own time per API
+operation and its CPU (`operator_profile`); API requests per visit of every client and of the
+operator alone (one FlowSchema per rule of its ClusterRole), status patches per visit; the
+API server's own time per write; lost and stuck Visits. At the end: the operator's peak
+resident memory (``VmHWM``) and a picture (``--picture``). Baseline in the same run: a
+suspended Job created directly every 0.25 s while the operator was creating Jobs (the API
+server's own latency for that write under the same load). Targets (issue 7): p99 Visit -> Job
+under 0.5 s, memory under 300 MB, none lost or stuck. ``--quick``: 40-Visit compared bursts
+(one each), 4 steady, a 60-Visit burst.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
+import dataclasses
 import signal
 import statistics
 import sys
@@ -43,15 +52,26 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import urllib3
 import yaml
-from kubernetes import client, watch
+from kubernetes import client
+from tests.benchmarks import _results, operator_profile, optimeline
 from tests.e2e import operatorbed
 from tests.testbed import apicounts, kwok
 from tests.testbed.k8s import cluster
 
 NAMESPACE = "prompt"
-TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut"}
+PROBE_NS = "probe"
+#: The operator's settings in the compared bursts: ``before`` is the last session's policy
+#: (queue positions patched on every change, status patches not held for Job creation, 8
+#: creator threads), ``after`` the defaults.
+ARMS: dict[str, dict[str, str]] = {
+    "before": {
+        "SHUTTERLINE_QUEUE_POSITION": "exact",
+        "SHUTTERLINE_STATUS_HOLD_S": "0",
+        "SHUTTERLINE_OPERATOR_WORKERS": "8",
+    },
+    "after": {},
+}
 PREFIX = "bench-op-"
 
 
@@ -73,97 +93,6 @@ def summary(values: list[float]) -> str:
     )
 
 
-class Timeline:
-    """When (monotonic) each watched transition was first seen, per Visit name."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.visit_added: dict[str, float] = {}
-        self.visit_phase: dict[str, str] = {}
-        self.visit_done: dict[str, float] = {}
-        self.job_added: dict[str, float] = {}
-        self.job_released: dict[str, float] = {}
-        self.job_complete: dict[str, float] = {}
-
-    def visit(self, kind: str, obj: dict[str, Any], now: float) -> None:
-        """Record a Visit event."""
-        name = obj["metadata"]["name"]
-        phase = (obj.get("status") or {}).get("phase")
-        with self.lock:
-            self.visit_added.setdefault(name, now)
-            if phase:
-                self.visit_phase[name] = phase
-            if phase in TERMINAL:
-                self.visit_done.setdefault(name, now)
-
-    def job(self, kind: str, obj: dict[str, Any], now: float) -> None:
-        """Record a Job event (keyed by its Visit owner)."""
-        owners = [r["name"] for r in obj["metadata"].get("ownerReferences") or []]
-        if not owners or kind == "DELETED":
-            return
-        name = owners[0]
-        with self.lock:
-            self.job_added.setdefault(name, now)
-            if not obj["spec"].get("suspend"):
-                self.job_released.setdefault(name, now)
-            # Done when every index has an outcome: the Complete condition follows only once
-            # the pods are gone, and the operator need not wait for it.
-            status = obj.get("status") or {}
-            outcomes = int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
-            if outcomes >= int(obj["spec"].get("completions") or 1):
-                self.job_complete.setdefault(name, now)
-
-
-def _watch_forever(api: client.ApiClient, group: str, plural: str, record: Any) -> None:
-    """Stream events of ``group``/``plural`` in NAMESPACE into ``record`` (resumes on ends)."""
-    objects = client.CustomObjectsApi(api)
-    group_name, _, version = group.rpartition("/")
-    version_kw: dict[str, Any] = {}
-    while True:
-        stream = watch.Watch()
-        try:
-            for event in stream.stream(
-                objects.list_namespaced_custom_object,
-                group_name,
-                version,
-                NAMESPACE,
-                plural,
-                deserialize=False,
-                allow_watch_bookmarks=True,
-                **version_kw,
-            ):
-                data = json.loads(event) if isinstance(event, str) else event
-                if data["type"] == "BOOKMARK":
-                    continue
-                record(data["type"], data["object"], time.monotonic())
-                version_kw = {"resource_version": data["object"]["metadata"]["resourceVersion"]}
-        except client.ApiException as error:
-            if error.status != 410:
-                raise
-            version_kw = {}
-        except KeyError:
-            # The client trips over an ERROR event (410, version too old) when not
-            # deserializing: start afresh (first-seen times are kept, so nothing goes back).
-            print(f"  ({plural} watch restarted)", flush=True)
-            version_kw = {}
-        except urllib3.exceptions.HTTPError:
-            # The API server closed the stream (it restarts watches, or the bed is stopping).
-            time.sleep(0.5)
-
-
-def start_watches(bed: cluster.Cluster, timeline: Timeline) -> None:
-    """Daemon threads watching Visits and Jobs in NAMESPACE."""
-    for group, plural, record in (
-        ("shutterline.io/v1alpha1", "visits", timeline.visit),
-        ("batch/v1", "jobs", timeline.job),
-    ):
-        api = bed.api_client()
-        thread = threading.Thread(
-            target=_watch_forever, args=(api, group, plural, record), daemon=True
-        )
-        thread.start()
-
-
 def operator_flow_schemas() -> list[dict[str, Any]]:
     """One FlowSchema per (resource, verb) of the operator's ClusterRole, plus a catch-all."""
     rbac = list(yaml.safe_load_all((ROOT / "operator" / "rbac" / "rbac.yaml").read_text()))
@@ -175,81 +104,77 @@ def operator_flow_schemas() -> list[dict[str, Any]]:
     return apicounts.flow_schemas(PREFIX, subject, role["rules"])
 
 
-def install(bed: cluster.Cluster, work: Path, limit: int) -> operatorbed.OperatorProcess:
-    """CRDs, RBAC, the FlowSchemas, a PromptConfig; then start the operator and return it."""
+def install(bed: cluster.Cluster, work: Path) -> Path:
+    """CRDs, RBAC, the FlowSchemas, the probe's namespace; the operator's kubeconfig."""
     bed.kubectl("apply", "-f", str(ROOT / "crds"))
     for crd in ("visits.shutterline.io", "promptconfigs.shutterline.io"):
         bed.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    for namespace in (operatorbed.SYSTEM_NS, NAMESPACE):
+    for namespace in (operatorbed.SYSTEM_NS, PROBE_NS):
         bed.kubectl("create", "namespace", namespace)
     bed.kubectl("apply", "-f", str(ROOT / "operator" / "rbac" / "rbac.yaml"))
     operatorbed.apply(bed, *operator_flow_schemas())
+    # Private in the harness, but exactly what the e2e tests run the operator with.
+    return operatorbed._service_account_kubeconfig(bed, work / "operator.kubeconfig")
+
+
+def prepare(bed: cluster.Cluster, namespace: str, limit: int) -> None:
+    """A namespace with a PromptConfig of the built-in queue at ``limit`` detectors."""
+    bed.kubectl("create", "namespace", namespace)
     config = operatorbed.make_config(
-        NAMESPACE,
+        namespace,
         concurrency={"detectors": limit},
         # Finished Jobs (and their pods) go soon: a night's worth would fill etcd.
         ttlSecondsAfterFinished=15,
         debug=operatorbed.stand_in("true"),
     )
     operatorbed.apply(bed, config)
-    # Private in the harness, but exactly what the e2e tests run the operator with.
-    kubeconfig = operatorbed._service_account_kubeconfig(bed, work / "operator.kubeconfig")
-    env = {"SHUTTERLINE_NAMESPACES": NAMESPACE}
-    return operatorbed.OperatorProcess(kubeconfig, work / "operator.log", env).start()
 
 
-def baseline_job_creates(bed: cluster.Cluster, count: int = 30) -> list[float]:
-    """Round trips of creating a suspended Job directly (same API server, same run)."""
-    bed.kubectl("create", "namespace", "baseline")
-    batch = client.CustomObjectsApi(api := bed.api_client())
-    seconds = []
-    try:
-        for index in range(count):
-            job = {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": {"name": f"baseline-{index}"},
-                "spec": {
-                    "suspend": True,
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "c", "image": "busybox"}],
-                        }
-                    },
-                },
-            }
-            started = time.monotonic()
-            batch.create_namespaced_custom_object("batch", "v1", "baseline", "jobs", job)
-            seconds.append(time.monotonic() - started)
-    finally:
-        api.close()
-        bed.kubectl("delete", "namespace", "baseline", "--wait=false")
-    return seconds
+def start_operator(
+    kubeconfig: Path, work: Path, namespace: str, arm: str
+) -> operatorbed.OperatorProcess:
+    """The operator for ``namespace`` with the settings of ``arm`` (`ARMS`)."""
+    env = {
+        "SHUTTERLINE_NAMESPACES": namespace,
+        "SHUTTERLINE_OPERATOR_TIMES": str(work / f"times-{namespace}.jsonl"),
+        **ARMS[arm],
+    }
+    log = work / f"operator-{namespace}.log"
+    return operatorbed.OperatorProcess(kubeconfig, log, env).start()
 
 
-def create_visits(bed: cluster.Cluster, first: int, count: int, detectors: int) -> float:
-    """Create Visits ``first``..``first+count-1`` from 8 threads as fast as they are taken."""
+def create_visits(
+    bed: cluster.Cluster, namespace: str, first: int, count: int, detectors: int
+) -> tuple[float, dict[str, float]]:
+    """Create Visits ``first``..``first+count-1`` from 8 threads as fast as they are taken;
+    the seconds it took and when (monotonic) each create was answered."""
     started = time.monotonic()
     local = threading.local()
+    answered: dict[str, float] = {}
 
     def create(index: int) -> None:
         if not hasattr(local, "api"):
             local.api = client.CustomObjectsApi(bed.api_client())
         visit = operatorbed.make_visit(
-            f"visit-{index:04d}",
-            NAMESPACE,
+            name_of(index),
+            namespace,
             visitId=100000 + index,
             detectors=list(range(1, detectors + 1)),
             deadlineSeconds=86400,
         )
         local.api.create_namespaced_custom_object(
-            "shutterline.io", "v1alpha1", NAMESPACE, "visits", visit
+            "shutterline.io", "v1alpha1", namespace, "visits", visit
         )
+        answered[name_of(index)] = time.monotonic()
 
     with futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(first, first + count)))
-    return time.monotonic() - started
+    return time.monotonic() - started, answered
+
+
+def name_of(index: int) -> str:
+    """The Visit of number ``index`` (unique in the run, across namespaces)."""
+    return f"visit-{index:05d}"
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -260,7 +185,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wait_all(timeline: Timeline, names: set[str], timeout: float) -> float:
+def wait_all(timeline: optimeline.Timeline, names: set[str], timeout: float) -> float:
     """Print progress every 10 s until the Visits ``names`` are terminal or ``timeout``.
 
     Returns the seconds it took (``timeout`` if not all finished).
@@ -286,7 +211,9 @@ def wait_all(timeline: Timeline, names: set[str], timeout: float) -> float:
     return timeout
 
 
-def latencies(timeline: Timeline, names: set[str], at_once: int) -> dict[str, list[float]]:
+def latencies(
+    timeline: optimeline.Timeline, names: set[str], at_once: int
+) -> dict[str, list[float]]:
     """The reported intervals of the Visits ``names`` from the watched transitions.
 
     ``at_once``: how many Visits the limit lets run together (those released first were
@@ -312,15 +239,17 @@ def latencies(timeline: Timeline, names: set[str], at_once: int) -> dict[str, li
 
 def _request_table(
     before: apicounts.Counts, after: apicounts.Counts, key: str, visits: int
-) -> None:
+) -> dict[tuple[str, ...], float]:
+    """Print the ten largest request counts of ``key`` that grew; return all that grew."""
     delta = apicounts.delta(before, after, key)
     total = sum(delta.values())
     print(f"    total {total:.0f}, {total / visits:.1f} per visit")
-    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:20]:
+    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:10]:
         print(f"      {' '.join(labels):44s} {value:8.0f}  {value / visits:7.2f}/visit")
+    return delta
 
 
-def verdict(timeline: Timeline, names: set[str], complete: bool) -> int:
+def verdict(timeline: optimeline.Timeline, names: set[str], complete: bool) -> int:
     """Print phases, lost and stuck Visits; 1 if any was lost (or unfinished when ``complete``).
 
     At a bound, an unfinished Visit is waiting if its Job is suspended (``unreported`` when
@@ -329,7 +258,7 @@ def verdict(timeline: Timeline, names: set[str], complete: bool) -> int:
     t = timeline
     phases = collections.Counter(t.visit_phase.get(n, "none") for n in names)
     lost = sorted(n for n in names if n not in t.job_added)
-    unfinished = {n for n in names if t.visit_phase.get(n) not in TERMINAL} - set(lost)
+    unfinished = {n for n in names if t.visit_phase.get(n) not in optimeline.TERMINAL} - set(lost)
     active = {n for n in unfinished if n in t.job_released}
     waiting = unfinished - active
     unreported = {n for n in waiting if n not in t.visit_phase}
@@ -343,85 +272,133 @@ def verdict(timeline: Timeline, names: set[str], complete: bool) -> int:
     return 1 if lost or stuck else 0
 
 
+@dataclasses.dataclass
+class Phase:
+    """What one phase measured: Visit -> Job, the probe beside it, the operator's writes."""
+
+    created: list[float]
+    persisted: list[float]
+    probe: list[float]
+    status_patches: float
+    writes: float
+    code: int
+
+
 def run_phase(
     bed: cluster.Cluster,
-    timeline: Timeline,
+    operator: operatorbed.OperatorProcess,
+    timeline: optimeline.Timeline,
     args: argparse.Namespace,
-    first: int,
-    count: int,
+    where: tuple[str, int, int],
+    bound: float,
     complete: bool,
-) -> tuple[int, dict[str, Any]]:
-    """Apply ``count`` Visits at once and follow them; print the phase's figures."""
-    names = {f"visit-{i:04d}" for i in range(first, first + count)}
+) -> Phase:
+    """Apply ``count`` Visits at once in ``namespace`` (``where``) and follow them for at most
+    ``bound`` s; print the phase's figures."""
+    namespace, first, count = where
+    names = {name_of(i) for i in range(first, first + count)}
     before = apicounts.scrape(bed, PREFIX)
-    seconds = create_visits(bed, first, count, args.detectors)
+    assert operator.process.proc is not None
+    pid = operator.process.proc.pid
+    profile = operator_profile.take(operator.metrics(), pid)
+    probe = operator_profile.Probe(bed.api_client(), PROBE_NS)
+    probe.start()
+    seconds, posted = create_visits(bed, namespace, first, count, args.detectors)
     print(f"  {count} Visits created in {seconds:.1f} s ({count / seconds:.0f}/s)", flush=True)
-    took = wait_all(timeline, names, args.timeout)
+    took = wait_all(timeline, names, bound)
+    with timeline.lock:
+        seen, made = dict(timeline.visit_added), dict(timeline.job_added)
+    span = [seen[n] for n in names if n in seen] + [made[n] for n in names if n in made]
+    probed = probe.stop(min(span, default=0.0), max(span, default=0.0))
     after = apicounts.scrape(bed, PREFIX)
+    print("  the operator's own time (client side; thread-seconds overlap):")
+    for line in operator_profile.lines(profile, operator_profile.take(operator.metrics(), pid)):
+        print(f"    {line}")
+    print("  each Visit -> Job, step by step:")
+    times = operator.env["SHUTTERLINE_OPERATOR_TIMES"]
+    steps = operator_profile.steps(Path(times), seen, made, posted)
+    for title, values in steps.items():
+        print(f"    {title}: {summary(values)}")
     finished = len(names & timeline.visit_done.keys())
     print(f"  {finished} Visits finished in {took:.0f} s ({60 * finished / took:.1f} per minute)")
     for title, values in latencies(timeline, names, args.limit // args.detectors).items():
         print(f"  {title}: {summary(values)}")
+    print(f"  baseline, a Job created directly while Jobs were made: {summary(probed)}")
     per = max(finished, 1) if complete else count
     print(f"  API requests, every client (verb, resource), per {'finished' * complete} visit:")
     _request_table(before, after, "all", per)
     print("  API requests of the operator (its ClusterRole's resource-verb):")
-    _request_table(before, after, "client", per)
+    ours = _request_table(before, after, "client", per)
     print("  API server's own time per request in this phase (the operator's critical writes):")
     spent = apicounts.delta(before, after, "seconds")
     timed = apicounts.delta(before, after, "timed")
-    for key in (("POST", "visits"), ("PATCH", "visits"), ("POST", "jobs"), ("PATCH", "jobs")):
+    for key in (("PATCH", "visits"), ("PATCH", "visits/status"), ("POST", "jobs")):
         if key in timed:
             mean = spent.get(key, 0.0) / timed[key]
-            print(f"    {' '.join(key):16s} mean {mean:.3f} s (n={timed[key]:.0f})")
-    return verdict(timeline, names, complete), {"created": latencies(timeline, names, 1)}
+            print(f"    {' '.join(key):20s} mean {mean:.3f} s (n={timed[key]:.0f})")
+    writes = sum(v for k, v in ours.items() if not k[0].endswith(("watch", "list", "get")))
+    return Phase(
+        latencies(timeline, names, 1)["Visit -> Job created"],
+        steps.get(operator_profile.PERSISTED, []),
+        probed,
+        ours.get(("visits-status-patch",), 0.0) / per,
+        writes / per,
+        verdict(timeline, names, complete),
+    )
 
 
-def picture(timeline: Timeline, path: Path) -> None:
-    """Cumulative Visits created, Jobs created and released, Jobs and Visits done, over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = timeline
-    series = {
-        "Visit created": t.visit_added,
-        "Job created": t.job_added,
-        "Job released": t.job_released,
-        "Job done": t.job_complete,
-        "Visit finished": t.visit_done,
-    }
-    start = min(t.visit_added.values(), default=0.0)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, times in series.items():
-        xs = sorted(v - start for v in times.values())
-        ax.step(xs, range(1, len(xs) + 1), where="post", label=label)
-    ax.set_xlabel("seconds since the first Visit")
-    ax.set_ylabel("Visits")
-    ax.set_title("Operator at scale: Visits through the built-in queue (pods by KWOK)")
-    ax.legend(loc="upper left")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    print(f"picture: {path}")
+def compare(
+    bed: cluster.Cluster,
+    timeline: optimeline.Timeline,
+    args: argparse.Namespace,
+    kubeconfig: Path,
+    work: Path,
+) -> dict[str, list[Phase]]:
+    """Bursts of ``--ab-visits`` under each arm's operator, alternating, each in a namespace
+    of its own (deleted after), followed for ``--ab-window`` s."""
+    results: dict[str, list[Phase]] = {arm: [] for arm in ARMS}
+    first = 10000
+    for rep in range(args.ab_reps):
+        for arm in list(ARMS)[:: 1 if rep % 2 == 0 else -1]:
+            namespace = f"ab-{rep}-{arm}"
+            print(f"burst {rep + 1}/{args.ab_reps}, {arm}: {args.ab_visits} Visits", flush=True)
+            prepare(bed, namespace, args.limit)
+            operator = start_operator(kubeconfig, work, namespace, arm)
+            try:
+                where = (namespace, first, args.ab_visits)
+                results[arm].append(
+                    run_phase(bed, operator, timeline, args, where, args.ab_window, False)
+                )
+            finally:
+                operator.stop()
+            bed.kubectl("delete", "namespace", namespace, "--wait=false")
+            wait = ("wait", "--for=delete", f"namespace/{namespace}", "--timeout=180s")
+            bed.kubectl(*wait, check=False, timeout=200)
+            first += args.ab_visits
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both phases; return non-zero if a Visit was lost or stuck."""
+    """Run the comparison and both phases; non-zero if a Visit was lost or stuck."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--visits", type=int, default=500, help="the burst")
     parser.add_argument("--complete-visits", type=int, default=12, help="run to the end")
+    parser.add_argument("--ab-visits", type=int, default=100, help="each compared burst")
+    parser.add_argument("--ab-reps", type=int, default=2, help="compared bursts of each arm")
+    parser.add_argument("--ab-window", type=float, default=60, help="each is followed, s")
     parser.add_argument("--detectors", type=int, default=62)
     parser.add_argument("--limit", type=int, default=248, help="detectors running at once")
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--init-ms", type=int, default=200)
     parser.add_argument("--run-ms", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=600, help="bound of each phase, s")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for development")
     parser.add_argument("--keep", type=Path, help="keep the test bed's state and logs here")
     parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "operator_scale.png")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.visits, args.complete_visits, args.timeout = 60, 4, 90
+        args.ab_visits, args.ab_reps, args.ab_window = 40, 1, 40
     # A time-out's SIGTERM must still stop the test bed (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(
@@ -431,11 +408,61 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
         work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         return run(work, args)
 
 
+def _median_of(phases: list[Phase], figure: str, q: float) -> float:
+    """The median over ``phases`` of each one's ``q`` quantile of list ``figure``."""
+    lists = [getattr(p, figure) for p in phases if getattr(p, figure)]
+    return statistics.median(percentile(v, q) for v in lists) if lists else float("nan")
+
+
+def _median_of_ratios(phases: list[Phase]) -> float:
+    """The median over ``phases`` of stored p99 / direct p99 (each burst against its own
+    probe: the load moves between bursts)."""
+    ratios = [
+        percentile(p.persisted, 0.99) / percentile(p.probe, 0.99)
+        for p in phases
+        if p.persisted and p.probe
+    ]
+    return statistics.median(ratios) if ratios else float("nan")
+
+
+def report(compared: dict[str, list[Phase]], steady: Phase, burst: Phase, rss: float) -> None:
+    """The figures side by side, and the rows of `make bench`'s table. Visit -> Job is given
+    twice: between the two creates' answers (``stored``: the operator's part and the API
+    server's) and between the bench's watch events (``watched``: plus both watches' delays)."""
+    rows = []
+    command = "bench_operator_scale.py"
+    print("Visit -> Job p50 / p99, s (compared bursts: median over the repetitions):")
+    phases = {f"burst, {arm}": ps for arm, ps in compared.items()}
+    phases |= {"steady": [steady], f"{len(burst.created)}-visit burst": [burst]}
+    for title, group in phases.items():
+        stored = [_median_of(group, "persisted", q) for q in (0.5, 0.99)]
+        watched = [_median_of(group, "created", q) for q in (0.5, 0.99)]
+        direct = _median_of(group, "probe", 0.99)
+        patches = statistics.median(p.status_patches for p in group)
+        writes = statistics.median(p.writes for p in group)
+        ratio = _median_of_ratios(group)
+        print(
+            f"  {title:18s} stored {stored[0]:.3f} / {stored[1]:.3f}, watched {watched[0]:.3f}"
+            f" / {watched[1]:.3f} (direct Job create p99 {direct:.3f}; stored p99 / direct p99 "
+            f"{ratio:.2f}); a visit: status patches {patches:.2f}, operator writes {writes:.2f}"
+        )
+        rows += [
+            (f"{title}: Visit -> Job p99, stored", f"{stored[1]:.3f} s", "target < 0.5 s", command),
+            (f"{title}: stored p99 / direct p99", f"{ratio:.2f}", "1 = the API server's", command),
+            (f"{title}: direct Job create p99", f"{direct:.3f} s", "baseline", command),
+            (f"{title}: status patches a visit", f"{patches:.2f}", "", command),
+        ]
+    print(f"operator peak resident memory: {rss:.0f} MB (target < 300 MB)")
+    rows.append(("operator peak memory", f"{rss:.0f} MB", "target < 300 MB", command))
+    _results.record("bench_operator_scale", rows)
+
+
 def run(work: Path, args: argparse.Namespace) -> int:
-    """Start the bed, the operator and the watches; run both phases; report."""
+    """Start the bed and the watches; compare the arms; run both phases with ``after``."""
     bed = cluster.start(work / "k8s", nodes=0)
     parts: list[Any] = []
     try:
@@ -443,28 +470,24 @@ def run(work: Path, args: argparse.Namespace) -> int:
         parts.append(
             kwok.start(bed, work / "kwok", args.nodes, capacity, False, args.init_ms, args.run_ms)
         )
-        operator = install(bed, work, args.limit)
-        parts.append(operator)
-        baseline = baseline_job_creates(bed)
-        timeline = Timeline()
-        start_watches(bed, timeline)
+        kubeconfig = install(bed, work)
+        timeline = optimeline.Timeline()
+        optimeline.start(bed, timeline)
         time.sleep(1)
+        compared = compare(bed, timeline, args, kubeconfig, work)
+        prepare(bed, NAMESPACE, args.limit)
+        operator = start_operator(kubeconfig, work, NAMESPACE, "after")
+        parts.append(operator)
         print(f"phase 1: {args.complete_visits} Visits at once, run to the end", flush=True)
-        code, _ = run_phase(bed, timeline, args, 0, args.complete_visits, True)
+        where = (NAMESPACE, 0, args.complete_visits)
+        steady = run_phase(bed, operator, timeline, args, where, args.timeout, True)
         print(f"phase 2: {args.visits} Visits at once, bounded by {args.timeout:.0f} s", flush=True)
-        burst_code, burst = run_phase(bed, timeline, args, args.complete_visits, args.visits, False)
+        where = (NAMESPACE, args.complete_visits, args.visits)
+        burst = run_phase(bed, operator, timeline, args, where, args.timeout, False)
         assert operator.process.proc is not None
-        rss = peak_rss_mb(operator.process.proc.pid)
-        created = burst["created"]["Visit -> Job created"]
-        print(f"baseline, direct Job create round trip: {summary(baseline)}")
-        if created:
-            ratio = percentile(created, 0.99) / statistics.median(baseline)
-            print(
-                f"burst p99 Visit -> Job / median direct create: {ratio:.0f}x (target p99 < 0.5 s)"
-            )
-        print(f"operator peak resident memory: {rss:.0f} MB (target < 300 MB)")
-        picture(timeline, args.picture)
-        return code or burst_code
+        report(compared, steady, burst, peak_rss_mb(operator.process.proc.pid))
+        optimeline.picture(timeline, args.picture)
+        return steady.code or burst.code or max(p.code for ps in compared.values() for p in ps)
     finally:
         for part in reversed(parts):
             with contextlib.suppress(Exception):

@@ -16,6 +16,7 @@ import prometheus_client
 __all__ = [
     "API_ERRORS",
     "API_SECONDS",
+    "CREATE_WAIT_SECONDS",
     "QUEUE_DEPTH",
     "RECONCILE_SECONDS",
     "VISITS",
@@ -36,6 +37,11 @@ RECONCILE_SECONDS = prometheus_client.Histogram(
 VISIT_TO_JOB_SECONDS = prometheus_client.Histogram(
     "shutterline_visit_to_job_seconds",
     "Visit creation (as the operator saw it) to its Job created",
+    buckets=_FAST,
+)
+CREATE_WAIT_SECONDS = prometheus_client.Histogram(
+    "shutterline_create_wait_seconds",
+    "A Visit's wait for a creator thread, from its watch event to the start of its step",
     buckets=_FAST,
 )
 API_SECONDS = prometheus_client.Histogram(

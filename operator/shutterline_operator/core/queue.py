@@ -1,5 +1,6 @@
 """The built-in queue: which suspended Jobs to release, in priority-then-time order, while a
-limit on running detectors allows; and where every other waiting Visit stands."""
+limit on running detectors allows; where every other waiting Visit stands; and how often a
+waiting Visit's status follows its place (`settle`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from typing import Any
 from shutterline_operator.core import detectors as dets
 from shutterline_operator.core import status as vstatus
 
-__all__ = ["Entry", "Plan", "entry_from_job", "plan"]
+__all__ = ["POSITION_POLICIES", "Entry", "Plan", "entry_from_job", "plan", "settle", "step"]
+
+#: How a waiting Visit's reported slot follows the queue, cheapest last (see `step`).
+POSITION_POLICIES = ("exact", "coarse", "phase")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,3 +93,33 @@ def plan(entries: Iterable[Entry], limit: int) -> Plan:
             f"this visit needs {entry.demand}",
         )
     return Plan(release, slots)
+
+
+def step(position: int, policy: str) -> int:
+    """The step of queue ``position`` under ``policy``: a new step is worth a status patch.
+
+    ``exact``: every position. ``coarse``: powers of two (1, 2-3, 4-7, 8-15, ...), so a
+    Visit that starts at 500 is re-reported eight times on its way to the head, and
+    the position it shows is never more than twice the true one while the queue drains.
+    ``phase``: one step; the slot stays as it was when the Visit became ``Queued``.
+    """
+    if policy == "exact":
+        return position
+    if policy == "coarse":
+        return 1 << (max(position, 1).bit_length() - 1)
+    if policy == "phase":
+        return 0
+    raise ValueError(f"queue position policy {policy!r} is not one of {POSITION_POLICIES}")
+
+
+def settle(
+    reported: vstatus.QueueSlot | None, fresh: vstatus.QueueSlot, policy: str
+) -> vstatus.QueueSlot:
+    """The slot to report now: ``fresh``, unless ``reported`` (the one in the status) is in
+    the same `step`, when patching would only move the position (or the running count of the
+    reason) within it. Under ``exact`` any change is reported."""
+    if reported is None or reported == fresh:
+        return fresh
+    if policy == "exact" or step(fresh.position, policy) != step(reported.position, policy):
+        return fresh
+    return reported

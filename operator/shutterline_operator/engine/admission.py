@@ -60,7 +60,7 @@ def admit(rec: reconcile.Reconciler, now: dt.datetime) -> None:
         if queueing.get("mode") == "kueue":
             reason = f"waiting for admission by Kueue (LocalQueue {queueing.get('queueName')})"
             for position, (_, visit) in enumerate(waiting, 1):
-                slots[_key(visit)] = vstatus.QueueSlot(position, reason)
+                slots[_key(visit)] = _settle(rec, _key(visit), vstatus.QueueSlot(position, reason))
             metrics.QUEUE_DEPTH.labels(namespace, instrument).set(len(waiting))
             continue
         limit = int((config["spec"].get("concurrency") or {}).get("detectors", _DEFAULT_LIMIT))
@@ -86,12 +86,19 @@ def admit(rec: reconcile.Reconciler, now: dt.datetime) -> None:
             rec.api, rec.cache, (namespace, instrument), config, limit, released, prompt_jobs
         )
         for job_key, slot in plan.waiting.items():
-            slots[_key(visits[job_key])] = slot
+            slots[_key(visits[job_key])] = _settle(rec, _key(visits[job_key]), slot)
         metrics.QUEUE_DEPTH.labels(namespace, instrument).set(len(plan.waiting))
     for key in slots.keys() | rec.slots.keys():
         if slots.get(key) != rec.slots.get(key):
             rec.cache.mark(key)
     rec.slots = slots
+
+
+def _settle(
+    rec: reconcile.Reconciler, key: vcache.Key, fresh: vstatus.QueueSlot
+) -> vstatus.QueueSlot:
+    """The slot a waiting Visit reports: its last one while the policy says that will do."""
+    return queue.settle(rec.slots.get(key), fresh, rec.queue_policy)
 
 
 def _key(visit: dict[str, Any]) -> vcache.Key:

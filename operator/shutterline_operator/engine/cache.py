@@ -191,11 +191,16 @@ class Cache:
         with self.lock:
             return min((t for k, t in self.dirty.items() if k not in busy), default=None)
 
-    def take_dirty(self, older_than: float, busy: AbstractSet[Key] = frozenset()) -> list[Key]:
-        """Dirty Visits marked before ``older_than`` (monotonic), removed from the dirty set;
-        those in ``busy`` (being patched) stay dirty for when they are done."""
+    def take_dirty(
+        self, older_than: float, busy: AbstractSet[Key] = frozenset(), limit: int | None = None
+    ) -> list[Key]:
+        """Dirty Visits marked before ``older_than`` (monotonic), longest-waiting first and at
+        most ``limit``, removed from the dirty set; those in ``busy`` (being patched) stay
+        dirty for when they are done."""
         with self.lock:
             due = [k for k, t in self.dirty.items() if t <= older_than and k not in busy]
+            if limit is not None and len(due) > limit:
+                due = sorted(due, key=self.dirty.__getitem__)[: max(limit, 0)]
             for key in due:
                 del self.dirty[key]
             if self.dirty.keys() <= busy:

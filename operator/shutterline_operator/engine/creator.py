@@ -6,15 +6,22 @@ No kopf change handler is involved, so kopf writes nothing on a Visit (no finali
 progress or diff-base annotations): the Job is the first write the operator makes for it, and
 its owner reference is what cascades deletion. A transient failure is offered again after
 ``retry_s``; the deterministic Job name keeps a repeat from making a second Job.
+
+With ``times`` (``SHUTTERLINE_OPERATOR_TIMES``, for benchmarks) each Job made is also written
+there as a JSON line: when its Visit was offered, its step started and ended (monotonic
+seconds, the same clock for every process of the machine).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from concurrent import futures
+from pathlib import Path
 
-from shutterline_operator.adapters import kube
+from shutterline_operator.adapters import kube, metrics
 from shutterline_operator.core import names
 from shutterline_operator.core import status as vstatus
 from shutterline_operator.engine import cache as vcache
@@ -28,8 +35,14 @@ log = logging.getLogger("shutterline.operator")
 class Creator:
     """Gives new Visits their Jobs, at most one step per Visit in flight."""
 
-    def __init__(self, rec: reconcile.Reconciler, workers: int = 8, retry_s: float = 2.0) -> None:
-        self.rec, self.retry_s = rec, retry_s
+    def __init__(
+        self,
+        rec: reconcile.Reconciler,
+        workers: int = 16,
+        retry_s: float = 2.0,
+        times: Path | None = None,
+    ) -> None:
+        self.rec, self.retry_s, self.times = rec, retry_s, times
         self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="create")
         self.busy: set[vcache.Key] = set()
         self.lock = threading.Lock()
@@ -48,7 +61,12 @@ class Creator:
             if key in self.busy:
                 return
             self.busy.add(key)
-        self.pool.submit(self._run, key)
+        self.pool.submit(self._run, key, time.monotonic())
+
+    def creating(self) -> bool:
+        """Whether some Visit is waiting for its Job (queued here or being made)."""
+        with self.lock:
+            return bool(self.busy)
 
     def offer_all(self) -> None:
         """Offer every cached Visit (after the start-up listing: the resume)."""
@@ -68,12 +86,16 @@ class Creator:
                 return False
             return not cache.had_job(visit)
 
-    def _run(self, key: vcache.Key) -> None:
+    def _run(self, key: vcache.Key, offered: float) -> None:
+        started = time.monotonic()
+        metrics.CREATE_WAIT_SECONDS.observe(started - offered)
         retry = False
         try:
             visit = self.rec.cache.visits.get(key)
             if visit is not None and self.needs_job(key):
                 self.rec.ensure(visit)
+                if self.times is not None and self.rec.cache.had_job(visit):
+                    self._note(key, offered, started)
         except reconcile.Retry as error:
             log.info("visit %s/%s: %s; again in %.0f s", *key, error, self.retry_s)
             retry = True
@@ -89,6 +111,12 @@ class Creator:
             timer = threading.Timer(self.retry_s, self.offer, (key,))
             timer.daemon = True
             timer.start()
+
+    def _note(self, key: vcache.Key, offered: float, started: float) -> None:
+        line = {"visit": key[1], "offered": offered, "started": started, "done": time.monotonic()}
+        assert self.times is not None
+        with self.lock, self.times.open("a") as out:
+            out.write(json.dumps(line) + "\n")
 
     def stop(self) -> None:
         """Take no more work; let the steps in flight finish."""

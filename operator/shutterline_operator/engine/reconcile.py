@@ -4,15 +4,25 @@ an adapter call. Each step may run again at any time with the same result (resta
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shutterline.camera import layout
 from shutterline_operator.adapters import kube, metrics, tracing
-from shutterline_operator.core import builders, names, slim, timing, tracecontext, validation
+from shutterline_operator.core import (
+    builders,
+    names,
+    queue,
+    slim,
+    timing,
+    tracecontext,
+    validation,
+)
 from shutterline_operator.core import status as vstatus
 from shutterline_operator.engine import analysis
 from shutterline_operator.engine import cache as vcache
@@ -42,10 +52,22 @@ def _key(obj: dict[str, Any]) -> vcache.Key:
 class Reconciler:
     """The operator's state and steps, shared by the kopf handlers and the status loop."""
 
-    def __init__(self, api: kube.Api, spans: tracing.RootSpans, detail_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        api: kube.Api,
+        spans: tracing.RootSpans,
+        detail_s: float = 3.0,
+        queue_policy: str = "coarse",
+    ) -> None:
         self.api, self.spans, self.detail_s = api, spans, detail_s
+        queue.step(1, queue_policy)  # a bad policy name fails here, at start-up
+        self.queue_policy = queue_policy
         self.cache = vcache.Cache()
+        #: The queue slot each waiting Visit reports (`core.queue.settle`).
         self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}
+        #: Courtesy calls (Events) held back so that they never delay a Job's creation;
+        #: the status loop sends them when no Visit waits for its Job.
+        self.later: collections.deque[Callable[[], object]] = collections.deque()
         #: When (monotonic) each unfinished Visit's status was last patched.
         self.patched: dict[vcache.Key, float] = {}
 
@@ -103,7 +125,9 @@ class Reconciler:
         seen = timing.parse_time(visit["metadata"]["creationTimestamp"])
         metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
         message = f"Job {job_name}: {len(detectors)} detectors"
-        self.api.event(visit, "Visit", "JobCreated", message, warning=False)
+        self.later.append(
+            functools.partial(self.api.event, visit, "Visit", "JobCreated", message, False)
+        )
 
     def drop_finalizer(self, visit: dict[str, Any]) -> None:
         """Let a Visit being deleted go: older operator versions (kopf change handlers) put a

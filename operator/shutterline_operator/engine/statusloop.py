@@ -2,7 +2,11 @@
 once a second, for deadlines), then the status of each dirty Visit, coalesced so that a
 Visit whose pods change many times a second is patched at most once per interval. The
 patches go to a small pool, several in flight at once (an API write takes most of a second
-on a loaded server) but never two for the same Visit."""
+on a loaded server) but never two for the same Visit.
+
+Job creation comes first: while Visits wait for their Jobs (``creating``), status patches
+and Events wait too, up to ``hold_s`` in a row, so that in a burst the API server's writes
+go to the Jobs (a Visit's status patch costs the server more than its Job's creation)."""
 
 from __future__ import annotations
 
@@ -21,15 +25,29 @@ __all__ = ["StatusLoop"]
 
 log = logging.getLogger("shutterline.operator")
 _ADMIT_EVERY_S = 1.0
+_ADMIT_MIN_S = 0.1
 _ALIVE_S = 30.0
+_HELD_POLL_S = 0.05
 
 
 class StatusLoop(threading.Thread):
     """Runs until `stop`; `alive` says whether it is still turning."""
 
-    def __init__(self, rec: reconcile.Reconciler, interval: float = 0.5, workers: int = 4) -> None:
+    def __init__(
+        self,
+        rec: reconcile.Reconciler,
+        interval: float = 0.5,
+        workers: int = 4,
+        creating: collections.abc.Callable[[], bool] = lambda: False,
+        hold_s: float = 2.0,
+    ) -> None:
         super().__init__(name="status-loop", daemon=True)
         self.rec, self.interval = rec, interval
+        self.creating, self.hold_s = creating, hold_s
+        self.held_since: float | None = None
+        self.workers = workers
+        #: Courtesy calls (`Reconciler.later`) in the pool now.
+        self.sending = 0
         self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="status")
         self.busy: set[tuple[str, str]] = set()
         self.stopping = threading.Event()
@@ -63,20 +81,63 @@ class StatusLoop(threading.Thread):
         """Admission if due, then every dirty Visit whose coalescing interval has passed."""
         cache = self.rec.cache
         self._admit_if_due()
+        if self._held():
+            self.stopping.wait(_HELD_POLL_S)
+            return
         with cache.lock:
             earliest = cache.earliest_dirty(self.busy)
         if earliest is None:
+            self._send_later()
             return
         wait = earliest + self.interval - time.monotonic()
         if wait > 0:
             self.stopping.wait(min(wait, self.interval))
             return
+        # No more than the pool can start now: a backlog queued in the pool could not be
+        # held back for Job creation, and the longest-waiting Visits go first.
+        free = self.workers - len(self.busy) - self.sending
+        if free <= 0:
+            self.stopping.wait(_HELD_POLL_S)
+            return
         with cache.lock:
-            due = cache.take_dirty(time.monotonic() - self.interval, self.busy)
+            due = cache.take_dirty(time.monotonic() - self.interval, self.busy, free)
             self.busy.update(due)
         for key in due:
             self.pool.submit(self._flush, key)
+        self._send_later()
         self._count_phases()
+
+    def _send_later(self) -> None:
+        """Start the held-back courtesy calls (Events) the pool has room for, after statuses."""
+        with self.rec.cache.lock:
+            free = self.workers - len(self.busy) - self.sending
+            calls = [self.rec.later.popleft() for _ in range(min(free, len(self.rec.later)))]
+            self.sending += len(calls)
+        for call in calls:
+            self.pool.submit(self._courtesy, call)
+
+    def _courtesy(self, call: collections.abc.Callable[[], object]) -> None:
+        try:
+            self._guarded(call, None)
+        finally:
+            with self.rec.cache.lock:
+                self.sending -= 1
+                if self.rec.later:
+                    self.rec.cache.wake.set()
+
+    def _held(self) -> bool:
+        """Whether status work waits for Job creation now (at most ``hold_s`` in a row, then
+        one turn goes through, so a long stream of new Visits does not starve statuses)."""
+        if self.hold_s <= 0 or not self.creating():
+            self.held_since = None
+            return False
+        now = time.monotonic()
+        if self.held_since is None:
+            self.held_since = now
+        if now - self.held_since < self.hold_s:
+            return True
+        self.held_since = None
+        return False
 
     def _flush(self, key: tuple[str, str]) -> None:
         try:
@@ -88,17 +149,22 @@ class StatusLoop(threading.Thread):
                     self.rec.cache.wake.set()
 
     def _admit_if_due(self) -> None:
+        # A pass costs O(Jobs) under the cache lock and the GIL: in a burst every new Job
+        # asks for one, so passes are at least _ADMIT_MIN_S apart (creators keep the CPU).
         now = time.monotonic()
-        if self.rec.cache.queue_dirty or now - self.last_admit >= _ADMIT_EVERY_S:
+        since = now - self.last_admit
+        if (self.rec.cache.queue_dirty and since >= _ADMIT_MIN_S) or since >= _ADMIT_EVERY_S:
             self.rec.cache.queue_dirty = False
             self.last_admit = now
             self._guarded(self._admit, None)
 
     def _admit(self) -> None:
+        started = time.perf_counter()
         admission.admit(self.rec, dt.datetime.now(dt.UTC))
+        metrics.RECONCILE_SECONDS.labels("admit").observe(metrics.since(started))
 
     def _guarded(
-        self, step: collections.abc.Callable[[], None], key: tuple[str, str] | None
+        self, step: collections.abc.Callable[[], object], key: tuple[str, str] | None
     ) -> None:
         try:
             step()

@@ -94,3 +94,13 @@ def test_a_new_event_ends_a_deferral() -> None:
     held.mark_at(key, time.monotonic() + 60)
     held.put_pod(objects.pod(0, ready=True))  # maybe a new phase: look at once
     assert held.take_dirty(time.monotonic()) == [key]
+
+
+def test_take_dirty_takes_the_longest_waiting_first_up_to_a_limit() -> None:
+    held = cache.Cache()
+    now = time.monotonic()
+    for offset, name in ((3, "c"), (1, "a"), (2, "b")):
+        held.mark_at(("ns", name), now - 10 + offset)
+    assert held.take_dirty(now, limit=2) == [("ns", "a"), ("ns", "b")]
+    assert held.take_dirty(now, limit=0) == []
+    assert held.take_dirty(now) == [("ns", "c")]

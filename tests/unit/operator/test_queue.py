@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shutterline_operator.core import queue
+import pytest
+
+from shutterline_operator.core import queue, status
 from tests.unit.operator import objects
 
 
@@ -49,3 +51,50 @@ def test_entry_from_job() -> None:
     assert waiting is not None and waiting.running == 0 and waiting.suspended
     done = objects.job(conditions=[objects.condition("Complete")])
     assert queue.entry_from_job(done, priority=0) is None
+
+
+def _slot(position: int, running: int = 248) -> status.QueueSlot:
+    return status.QueueSlot(position, f"queued at position {position}: {running}/248 running")
+
+
+def test_coarse_steps_are_powers_of_two() -> None:
+    steps = [queue.step(p, "coarse") for p in (1, 2, 3, 4, 7, 8, 15, 16, 500)]
+    assert steps == [1, 2, 2, 4, 4, 8, 8, 16, 256]
+    assert queue.step(37, "exact") == 37
+    assert queue.step(37, "phase") == queue.step(1, "phase")
+    with pytest.raises(ValueError, match="'sometimes' is not one of"):
+        queue.step(1, "sometimes")
+
+
+def _reports(policy: str, positions: list[int]) -> list[int]:
+    """The positions a Visit's status shows as the queue drains through ``positions``."""
+    reported: status.QueueSlot | None = None
+    shown = []
+    for position in positions:
+        settled = queue.settle(reported, _slot(position, running=200 + position), policy)
+        if settled != reported:
+            shown.append(settled.position)
+        reported = settled
+    return shown
+
+
+def test_a_draining_queue_is_reported_in_steps() -> None:
+    """500 -> 1 in steps of 4 (one visit of 4 released at a time): every change under
+    ``exact``, eight under ``coarse``, one under ``phase``; the coarse position is
+    never more than twice the true one."""
+    positions = [*range(500, 0, -4), 1]
+    assert _reports("exact", positions) == positions
+    coarse = _reports("coarse", positions)
+    assert coarse == [500, 252, 124, 60, 28, 12, 4, 1]
+    reported = None
+    for position in positions:
+        reported = queue.settle(reported, _slot(position), "coarse")
+        assert position <= reported.position < 2 * position
+    assert _reports("phase", positions) == [500]
+
+
+def test_moving_back_a_step_is_reported() -> None:
+    """A higher-priority Visit arriving pushes a waiting one back: a new step is shown."""
+    assert queue.settle(_slot(3), _slot(5), "coarse") == _slot(5)
+    assert queue.settle(_slot(5), _slot(6), "coarse") == _slot(5)
+    assert queue.settle(_slot(5), _slot(5, running=10), "exact") == _slot(5, running=10)
