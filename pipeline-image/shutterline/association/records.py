@@ -46,6 +46,8 @@ DIA_SOURCE_RENAMES: dict[str, str] = {
     "pixel_flags_suspect_center": "pixelFlags_suspectCenter",
     "pixel_flags_nodata": "pixelFlags_nodata",
     "pixel_flags_nodata_center": "pixelFlags_nodataCenter",
+    "pixel_flags_streak": "pixelFlags_streak",
+    "pixel_flags_streak_center": "pixelFlags_streakCenter",
     "pixel_flags_offimage": "pixelFlags_offimage",
     "trail_flag": "trail_flag",
     "trail_flag_edge": "trail_flag_edge",

@@ -9,12 +9,12 @@ subtraction residuals sit). So each footprint's peak is re-evaluated with the ex
 denominator and kept only if it still passes. Cost: one FFT convolution, one threshold, two
 labellings.
 
-Saturated, edge and no-data pixels (and bad or cosmic-ray pixels not interpolated over) are
-set to zero before filtering and cannot hold a peak. Footprints are connected pixels with
-``|snr| >= threshold``; one detection per footprint at its most significant pixel (no
-deblending). A positive and a
-negative footprint whose peaks lie within ``DIPOLE_RADIUS_FWHM`` PSF widths are merged into
-one detection flagged as a dipole, kept at the stronger lobe.
+Saturated, edge, no-data and satellite-streak pixels (and bad or cosmic-ray pixels not
+interpolated over) are set to zero before filtering and cannot hold a peak. Footprints are
+connected pixels with ``|snr| >= threshold``; one detection per footprint at its most
+significant pixel (no deblending). A positive and a negative footprint whose peaks lie
+within ``DIPOLE_RADIUS_FWHM`` PSF widths are merged into one detection flagged as a dipole,
+kept at the stronger lobe.
 
 Pixel convention: ``(y, x)``, centre of the first pixel at 0.0.
 """
@@ -38,9 +38,9 @@ _Bit = mask_mod.MaskBit
 #: (a saturated core or a cosmic ray is not a DIA source; the footprint flags still say when
 #: a source touches such pixels). Bad and cosmic-ray pixels that ISR interpolated over
 #: (``INTRP``) keep their values: zeroing them would blind whole columns.
-_NO_SIGNAL = int(_Bit.NO_DATA | _Bit.EDGE | _Bit.SAT)
+_NO_SIGNAL = int(_Bit.NO_DATA | _Bit.EDGE | _Bit.SAT | _Bit.STREAK)
 _UNREPAIRED = int(_Bit.BAD | _Bit.CR)
-_NOT_SKY = int(_Bit.NO_DATA | _Bit.EDGE | _Bit.BAD | _Bit.SAT | _Bit.CR | _Bit.SUSPECT)
+_NOT_SKY = _NO_SIGNAL | int(_Bit.BAD | _Bit.CR | _Bit.SUSPECT)
 
 
 @dataclasses.dataclass(frozen=True)

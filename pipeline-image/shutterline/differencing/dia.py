@@ -14,8 +14,8 @@ arcsec**2):
 `reliability`); ``sci_flux(_err)`` and ``template_flux(_err)`` - forced PSF flux at the
 centroid on the science and (warped) template images; flags ``trail_flag, shape_flag,
 centroid_flag, psf_flux_flag, psf_flux_flag_edge, psf_flux_flag_no_good_pixels``;
-``pixel_flags_{bad,cr,sat,edge,interpolated,suspect,nodata}`` over the footprint and
-``pixel_flags_{cr,sat,interpolated,suspect,nodata}_center`` over the 3 x 3 centre;
+``pixel_flags_{bad,cr,sat,edge,interpolated,suspect,nodata,streak}`` over the footprint and
+``pixel_flags_{cr,sat,interpolated,suspect,nodata,streak}_center`` over the 3 x 3 centre;
 ``bbox_size`` - the larger side of the footprint's bounding box.
 
 Which detections are kept (`accept`, on by default; ``select=False`` returns every detection
@@ -53,7 +53,8 @@ These rules (and the reliability penalties) were fitted on that night, the demo 
 seed 7; `tests/benchmarks/bench_truth.py` reports them separately on validation nights with
 other seeds, seeing, densities and defects (`shutterline.evaluation.nights`).
 
-Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped.
+Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped,
+``n_streaks`` the satellite streaks masked (``STREAK``) before detection.
 """
 
 from __future__ import annotations
@@ -64,7 +65,14 @@ import numpy as np
 from astropy.table import Table
 from astropy.wcs import utils as wcs_utils
 
-from shutterline.differencing import detection, dipoles, measurement, psfmatch, reliability
+from shutterline.differencing import (
+    detection,
+    dipoles,
+    measurement,
+    psfmatch,
+    reliability,
+    streaks,
+)
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 
@@ -107,8 +115,9 @@ _FLAG_BITS = {
     "interpolated": int(_Bit.INTRP),
     "suspect": int(_Bit.SUSPECT),
     "nodata": int(_Bit.NO_DATA),
+    "streak": int(_Bit.STREAK),
 }
-_CENTER_FLAGS = ("cr", "sat", "interpolated", "suspect", "nodata")
+_CENTER_FLAGS = ("cr", "sat", "interpolated", "suspect", "nodata", "streak")
 _HARD = int(_Bit.BAD | _Bit.CR | _Bit.SAT | _Bit.EDGE | _Bit.NO_DATA)
 _REPAIRED = int(_Bit.INTRP | _Bit.SUSPECT)
 
@@ -286,6 +295,11 @@ def detect_and_measure(
     select : bool
         Keep only the detections `accept` accepts (see the module docstring).
     """
+    if difference.psf is None:
+        raise ValueError("the difference exposure needs a PSF image")
+    fwhm = psfmatch.psf_sigma(difference.psf) * 2.3548200450309493
+    found = streaks.find_streaks(difference.image, difference.variance, difference.mask, fwhm)
+    streaks.mask_streaks(difference.mask, found)  # in place: the stored difference shows them
     det = detection.detect(difference, threshold)
     # Forced photometry on this difference image reports errors on the same scale.
     difference.metadata["NOISE_SCALE"] = float(det.noise_scale)
@@ -296,8 +310,9 @@ def detect_and_measure(
         cols[name] = np.array([r[name] for r in rows])
     table = _table(cols, len(rows), ctx, det.noise_scale, difference)
     table.meta.update(
-        {"threshold": threshold, "noise_scale": det.noise_scale, "ap_radius_px": ctx.ap_radius}
-    )
+        {"threshold": threshold, "noise_scale": det.noise_scale, "ap_radius_px": ctx.ap_radius,
+         "n_streaks": len(found)}
+    )  # fmt: skip
     table.meta["n_detected"] = len(table)
     if select:
         table = table[accept(table)]
@@ -311,8 +326,9 @@ def accept(table: Table) -> np.ndarray:
 
     Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, reliability below
     `MIN_RELIABILITY` and changes smaller than `RESIDUAL_FRACTION` of the template flux
-    (static-source residuals) and negatives with extendedness of at least
-    `NEGATIVE_MAX_EXTENDEDNESS`; the shape tests only below ``|snr|`` `SHAPE_EXEMPT_SNR`.
+    (static-source residuals), negatives with extendedness of at least
+    `NEGATIVE_MAX_EXTENDEDNESS` (the shape tests only below ``|snr|`` `SHAPE_EXEMPT_SNR`) and
+    rows centred on a satellite streak (`streaks`).
     """
     tpl = np.clip(np.nan_to_num(np.asarray(table["template_flux"], float)), 0.0, None)
     flux = np.abs(np.nan_to_num(np.asarray(table["psf_flux"], float)))
@@ -327,6 +343,7 @@ def accept(table: Table) -> np.ndarray:
         (~np.asarray(table["is_dipole"], bool) | _unbalanced(table))
         & (shape_ok | bright)
         & (flux >= RESIDUAL_FRACTION * tpl)
+        & ~np.asarray(table["pixel_flags_streak_center"], bool)
     )
 
 

@@ -204,6 +204,7 @@ def _rows(**columns: list[float]) -> Table:
         "extendedness": [0.0] * n, "is_negative": [False] * n, "is_dipole": [False] * n,
         "shape_flag": [False] * n, "snr": [8.0] * n, "dipole_flux_diff": [np.nan] * n,
         "dipole_flux_diff_err": [np.nan] * n, "dipole_mean_flux": [np.nan] * n,
+        "pixel_flags_streak_center": [False] * n,
     }  # fmt: skip
     base.update(columns)
     return Table(base)
@@ -234,6 +235,11 @@ def test_accept_drops_dipoles_unmeasurable_shapes_and_extended_negatives() -> No
     # Bright enough, only dipoles stay rejected (a real change on a resolved source).
     table["snr"] = np.sign(table["psf_flux"]) * 2 * dia.SHAPE_EXEMPT_SNR
     assert dia.accept(table).tolist() == [True, True, False, True, True, True]
+
+
+def test_accept_drops_sources_centred_on_a_streak() -> None:
+    table = _rows(psf_flux=[5000.0, 5000.0], pixel_flags_streak_center=[True, False])
+    assert dia.accept(table).tolist() == [False, True]
 
 
 def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:
