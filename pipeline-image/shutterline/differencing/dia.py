@@ -12,8 +12,10 @@ arcsec**2):
 ``is_negative, is_dipole``; ``ixx, iyy, ixy`` and ``ixx_psf, iyy_psf, ixy_psf``;
 ``extendedness`` (0 PSF-like .. 1 clearly larger than the PSF); ``reliability`` (see
 `reliability`); ``sci_flux(_err)`` and ``template_flux(_err)`` - forced PSF flux at the
-centroid on the science and (warped) template images; flags ``trail_flag, shape_flag,
-centroid_flag, psf_flux_flag, psf_flux_flag_edge, psf_flux_flag_no_good_pixels``;
+centroid on the science and (warped) template images; the trail fields of a trailed-source
+fit to every reported source (`trailed`), ``glint_trail`` (the footprint touches a satellite
+streak, `streaks`); the dipole fields (`dipoles`); flags ``shape_flag, centroid_flag,
+psf_flux_flag, psf_flux_flag_edge, psf_flux_flag_no_good_pixels``;
 ``pixel_flags_{bad,cr,sat,edge,interpolated,suspect,nodata,streak}`` over the footprint and
 ``pixel_flags_{cr,sat,interpolated,suspect,nodata,streak}_center`` over the 3 x 3 centre;
 ``bbox_size`` - the larger side of the footprint's bounding box.
@@ -72,6 +74,7 @@ from shutterline.differencing import (
     psfmatch,
     reliability,
     streaks,
+    trailed,
 )
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
@@ -127,13 +130,14 @@ _FLOAT = [
     "ixx", "iyy", "ixy", "ixx_psf", "iyy_psf", "ixy_psf", "extendedness", "reliability",
     "sci_flux", "sci_flux_err", "template_flux", "template_flux_err", "psf_chi2", "psf_ln_l",
     "trail_length", "trail_angle", "trail_flux", "trail_flux_err", "trail_ra", "trail_dec",
-    "trail_ra_err", "trail_dec_err", "dipole_mean_flux", "dipole_mean_flux_err",
+    "trail_ra_err", "trail_dec_err", "trail_chi2", "trail_length_err", "trail_angle_err",
+    "dipole_mean_flux", "dipole_mean_flux_err", "dipole_chi2",
     "dipole_flux_diff", "dipole_flux_diff_err", "dipole_length", "dipole_angle",
 ]  # fmt: skip
 _BOOL = [
     "is_negative", "is_dipole", "trail_flag", "shape_flag", "centroid_flag", "psf_flux_flag",
     "psf_flux_flag_edge", "psf_flux_flag_no_good_pixels", "pixel_flags", "ap_flux_flag",
-    "pixel_flags_offimage", "dipole_fit_attempted", "trail_flag_edge",
+    "pixel_flags_offimage", "dipole_fit_attempted", "trail_flag_edge", "glint_trail",
     *(f"pixel_flags_{k}" for k in _FLAG_BITS), *(f"pixel_flags_{k}_center" for k in _CENTER_FLAGS),
 ]  # fmt: skip
 _INT = ["psf_ndata", "bbox_size", "trail_ndata", "dipole_ndata"]
@@ -316,6 +320,8 @@ def detect_and_measure(
     table.meta["n_detected"] = len(table)
     if select:
         table = table[accept(table)]
+    trailed.fill_columns(table, ctx.diff, ctx.sigma_w, difference.wcs, det.noise_scale)
+    table["glint_trail"] = table["pixel_flags_streak"]
     table.meta["n_rejected"] = table.meta["n_detected"] - len(table)
     order = np.lexsort((np.asarray(table["x"]), np.asarray(table["y"])))
     return table[order]
@@ -384,9 +390,10 @@ def _table(
             center_masked=cols["_center_hard"], any_masked=cols["_any_hard"],
             repaired=cols["_repaired"], near_saturation=cols["_near_sat"],
             size_ratio=out["_size_ratio"], snr=out["snr"],
-            trail=out["trail_flag"], flux=out["psf_flux"], template_flux=out["template_flux"],
+            trail=out["_elongated"], flux=out["psf_flux"], template_flux=out["template_flux"],
         )  # fmt: skip
     out.pop("_size_ratio", None)
+    out.pop("_elongated", None)
     flag_names = [c for c in _BOOL if c.startswith("pixel_flags_")]
     out["pixel_flags"] = (
         np.logical_or.reduce([out[c] for c in flag_names]) if n else out["pixel_flags"]
@@ -401,18 +408,9 @@ def _table(
 
 def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
     """``ra, dec`` and their errors through the local Jacobian of the WCS."""
-    wcs = difference.wcs
-    if wcs is None:
+    if difference.wcs is None:
         return
-    x, y = out["x"], out["y"]
-    ra, dec = (np.asarray(a) for a in wcs.all_pix2world(x, y, 0))
-    ra_x, dec_x = (np.asarray(a) for a in wcs.all_pix2world(x + 1, y, 0))
-    ra_y, dec_y = (np.asarray(a) for a in wcs.all_pix2world(x, y + 1, 0))
-    jac = np.array(
-        [[(ra_x - ra + 180) % 360 - 180, (ra_y - ra + 180) % 360 - 180], [dec_x - dec, dec_y - dec]]
-    )
-    # Errors on the sky: the RA row carries cos(dec), as the schema's raErr does.
-    jac[0] *= np.cos(np.radians(dec))
+    ra, dec, jac = measurement.sky_jacobian(difference.wcs, out["x"], out["y"])
     vx, vy = out["x_err"] ** 2, out["y_err"] ** 2
     out["ra"], out["dec"] = ra, dec
     out["ra_err"] = np.sqrt(jac[0, 0] ** 2 * vx + jac[0, 1] ** 2 * vy)
@@ -423,7 +421,7 @@ def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
 
 
 def _shape(out: dict[str, np.ndarray], ctx: _Context) -> None:
-    """Moments to arcsec**2, size ratio to the PSF, extendedness and the trail flag."""
+    """Moments to arcsec**2, size ratio to the PSF, extendedness and elongation."""
     pxx, pyy, pxy = ctx.psf_moments
     t_psf = pxx + pyy
     t_src = out["ixx"] + out["iyy"]
@@ -438,31 +436,8 @@ def _shape(out: dict[str, np.ndarray], ctx: _Context) -> None:
     half_t = t_src / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         elong = np.sqrt((half_t + disc) / (half_t - disc))
-    out["trail_flag"] = np.isfinite(elong) & (elong > 1.6) & (np.abs(out["snr"]) > 25)
-    _trail(out, half_t + disc, (pxx + pyy) / 2)
+    out["_elongated"] = np.isfinite(elong) & (elong > 1.6) & (np.abs(out["snr"]) > 25)
     area = out.pop("_pix_area", np.ones_like(t_src))
     for name, psf_value in (("ixx", pxx), ("iyy", pyy), ("ixy", pxy)):
         out[name] = out[name] * area
         out[f"{name}_psf"] = psf_value * area
-
-
-def _trail(out: dict[str, np.ndarray], major: np.ndarray, psf_var: float) -> None:
-    """Trail fields of trailed sources from the moments (pixels**2, before arcsec**2).
-
-    A trail of length L smeared by a PSF of variance s**2 has variance s**2 + L**2 / 12 along
-    its direction: ``L = sqrt(12 (major - s**2))``; flux and position from the aperture and
-    the centroid.
-    """
-    on = out["trail_flag"]
-    area = np.sqrt(out.get("_pix_area", np.ones(len(on))))
-    length = np.sqrt(12.0 * np.clip(major - psf_var, 0.0, None)) * area
-    angle = 0.5 * np.degrees(np.arctan2(2.0 * out["ixy"], out["ixx"] - out["iyy"]))
-    for name, values in (
-        ("trail_length", length), ("trail_angle", angle), ("trail_flux", out["ap_flux"]),
-        ("trail_flux_err", out["ap_flux_err"]), ("trail_ra", out["ra"]),
-        ("trail_dec", out["dec"]), ("trail_ra_err", out["ra_err"]),
-        ("trail_dec_err", out["dec_err"]),
-    ):  # fmt: skip
-        out[name] = np.where(on, values, np.nan)
-    out["trail_ndata"] = np.where(on, out["psf_ndata"], 0).astype(np.int32)
-    out["trail_flag_edge"] = on & out["psf_flux_flag_edge"]
