@@ -138,6 +138,10 @@ _BOOL = [
     "is_negative", "is_dipole", "trail_flag", "shape_flag", "centroid_flag", "psf_flux_flag",
     "psf_flux_flag_edge", "psf_flux_flag_no_good_pixels", "pixel_flags", "ap_flux_flag",
     "pixel_flags_offimage", "dipole_fit_attempted", "trail_flag_edge", "glint_trail",
+    "forced_psf_flux_flag", "forced_psf_flux_flag_edge", "forced_psf_flux_flag_no_good_pixels",
+    "ap_flux_flag_aperture_truncated", "shape_flag_no_pixels", "shape_flag_not_contained",
+    "shape_flag_parent_source", "pixel_flags_injected", "pixel_flags_injected_center",
+    "pixel_flags_injected_template", "pixel_flags_injected_template_center",
     *(f"pixel_flags_{k}" for k in _FLAG_BITS), *(f"pixel_flags_{k}_center" for k in _CENTER_FLAGS),
 ]  # fmt: skip
 _INT = ["psf_ndata", "bbox_size", "trail_ndata", "dipole_ndata"]
@@ -265,6 +269,7 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
             0 <= fit.y < ctx.mask.shape[0] and 0 <= fit.x < ctx.mask.shape[1]
         ),
     }  # fmt: skip
+    row.update(_more_flags(ctx, det.bbox[i], fit, sci))
     row.update(dipoles.NAN_ROW)
     if det.is_dipole[i]:
         row.update(
@@ -275,6 +280,35 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
     row.update(_flags(ctx.mask, det.bbox[i], y0, x0))
     row["_near_sat"] = _near_saturation(ctx.mask, y0, x0, round(NEAR_SATURATION_FWHM * ctx.fwhm))
     return row
+
+
+def _more_flags(
+    ctx: _Context, box: np.ndarray, fit: measurement.PsfFit, sci: measurement.PsfFit
+) -> dict[str, bool]:
+    """The forced-flux, aperture and shape flags; nothing is injected, nothing deblended."""
+    ny, nx = ctx.mask.shape
+    r = ctx.ap_radius + 0.5
+    return {
+        "forced_psf_flux_flag": sci.ndata == 0 or not np.isfinite(sci.flux),
+        "forced_psf_flux_flag_edge": sci.coverage < 0.9,
+        "forced_psf_flux_flag_no_good_pixels": sci.ndata == 0,
+        "ap_flux_flag_aperture_truncated": not (
+            r - 0.5 <= fit.x <= nx - 0.5 - r and r - 0.5 <= fit.y <= ny - 0.5 - r
+        ),
+        "shape_flag_no_pixels": fit.ndata == 0,
+        "shape_flag_not_contained": not (
+            box[0] - 0.5 <= fit.y <= box[2] - 0.5 and box[1] - 0.5 <= fit.x <= box[3] - 0.5
+        ),
+        # One detection per footprint and no deblender: no source is a parent of others.
+        "shape_flag_parent_source": False,
+        **dict.fromkeys(_INJECTED, False),  # the pipeline injects nothing
+    }
+
+
+_INJECTED = (
+    "pixel_flags_injected", "pixel_flags_injected_center", "pixel_flags_injected_template",
+    "pixel_flags_injected_template_center",
+)  # fmt: skip
 
 
 def detect_and_measure(
