@@ -230,6 +230,11 @@ def subtract(
         science, diff, var, mask, psf, fit, conv_template, scale_variance, (sig_s, sig_t)
     )
     result.metrics["background_rms"] = bkg_rms
+    # The border band's extent, for detection to measure its noise on its own.
+    half = fit.kernel.shape[0] // 2
+    result.difference.metadata.update(
+        {"EDGEWID": min(edge_width(fit.kernel), half), "EDGEHALF": half}
+    )
     return result
 
 
