@@ -10,7 +10,8 @@ arcsec**2):
 - circular aperture of radius ``AP_RADIUS_FWHM`` PSF widths (table meta ``ap_radius_px``);
 ``snr`` = psf_flux / psf_flux_err; ``peak_snr`` - matched-filter detection significance;
 ``is_negative, is_dipole``; ``ixx, iyy, ixy`` and ``ixx_psf, iyy_psf, ixy_psf``;
-``extendedness`` (0 PSF-like .. 1 clearly larger than the PSF); ``reliability`` (see
+``extendedness`` (0 PSF-like .. 1 clearly larger than the PSF); ``reliability`` (the
+trained classifier) and ``reliability_penalty`` (the hand-made score, used by `accept`; see
 `reliability`); ``sci_flux(_err)`` and ``template_flux(_err)`` - forced PSF flux at the
 centroid on the science and (warped) template images; the trail fields of a trailed-source
 fit to every reported source (`trailed`), ``glint_trail`` (the footprint touches a satellite
@@ -29,7 +30,9 @@ makes of static sources; three classes account for them and none held a real cha
   positive and a negative lobe; a real change is one lobe.
 * ``shape_flag``: the second moments could not be measured (the profile is not a positive,
   PSF-like blob of the detected sign) - the ring or wing residual of a bright star.
-* ``reliability < MIN_RELIABILITY``: several documented artefact penalties at once.
+* ``reliability_penalty < MIN_RELIABILITY``: several documented artefact penalties at once
+  (`reliability.score`; the reported ``reliability`` is the trained classifier,
+  `reliability.classify`, with its version in ``reliability_version``).
 * static-source residuals: ``|psf_flux| < RESIDUAL_FRACTION * template_flux``. A single
   spatially constant kernel matches a coadd's PSF (a weighted mix of PSFs of different
   seeing) only to about a per cent of a star's flux, which is significant for every star
@@ -128,6 +131,7 @@ _FLOAT = [
     "x", "y", "x_err", "y_err", "ra", "dec", "ra_err", "dec_err", "ra_dec_cov",
     "psf_flux", "psf_flux_err", "ap_flux", "ap_flux_err", "snr", "peak_snr",
     "ixx", "iyy", "ixy", "ixx_psf", "iyy_psf", "ixy_psf", "extendedness", "reliability",
+    "reliability_penalty",
     "sci_flux", "sci_flux_err", "template_flux", "template_flux_err", "psf_chi2", "psf_ln_l",
     "trail_length", "trail_angle", "trail_flux", "trail_flux_err", "trail_ra", "trail_dec",
     "trail_ra_err", "trail_dec_err", "trail_chi2", "trail_length_err", "trail_angle_err",
@@ -364,8 +368,8 @@ def detect_and_measure(
 def accept(table: Table) -> np.ndarray:
     """Which DIA sources are reported: ``(n,)`` bool over the rows of ``table``.
 
-    Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, reliability below
-    `MIN_RELIABILITY` and changes smaller than `RESIDUAL_FRACTION` of the template flux
+    Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, a penalty score
+    (``reliability_penalty``) below `MIN_RELIABILITY` and changes smaller than `RESIDUAL_FRACTION` of the template flux
     (static-source residuals), negatives with extendedness of at least
     `NEGATIVE_MAX_EXTENDEDNESS` (the shape tests only below ``|snr|`` `SHAPE_EXEMPT_SNR`) and
     rows centred on a satellite streak (`streaks`).
@@ -376,7 +380,7 @@ def accept(table: Table) -> np.ndarray:
     bright = np.abs(np.nan_to_num(np.asarray(table["snr"], float))) >= SHAPE_EXEMPT_SNR
     shape_ok = (
         ~np.asarray(table["shape_flag"], bool)
-        & (np.asarray(table["reliability"], float) >= MIN_RELIABILITY)
+        & (np.asarray(table["reliability_penalty"], float) >= MIN_RELIABILITY)
         & ~(np.asarray(table["is_negative"], bool) & (ext >= NEGATIVE_MAX_EXTENDEDNESS))
     )
     return (
@@ -419,7 +423,7 @@ def _table(
         out["snr"] = out["psf_flux"] / out["psf_flux_err"]
         _sky(out, difference)
         _shape(out, ctx)
-        out["reliability"] = reliability.score(
+        out["reliability_penalty"] = reliability.score(
             chi2_z=cols["_chi2"], is_dipole=out["is_dipole"],
             center_masked=cols["_center_hard"], any_masked=cols["_any_hard"],
             repaired=cols["_repaired"], near_saturation=cols["_near_sat"],
@@ -432,8 +436,10 @@ def _table(
     out["pixel_flags"] = (
         np.logical_or.reduce([out[c] for c in flag_names]) if n else out["pixel_flags"]
     )
-    out["reliability_version"] = np.full(n, reliability.VERSION)
+    out["reliability_version"] = np.full(n, reliability.MODEL_VERSION)
     table = Table({c: out[c] for c in COLUMNS})
+    # The trained classifier beat the penalties on the validation nights (bench_truth.py).
+    table["reliability"] = reliability.classify(table)
     for c in _FLOAT:
         if c not in ("x", "y", "ra", "dec"):
             table[c] = table[c].astype(np.float32) if c != "ra_dec_cov" else table[c]
