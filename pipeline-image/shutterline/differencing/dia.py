@@ -369,10 +369,10 @@ def accept(table: Table) -> np.ndarray:
     """Which DIA sources are reported: ``(n,)`` bool over the rows of ``table``.
 
     Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, a penalty score
-    (``reliability_penalty``) below `MIN_RELIABILITY` and changes smaller than `RESIDUAL_FRACTION` of the template flux
-    (static-source residuals), negatives with extendedness of at least
-    `NEGATIVE_MAX_EXTENDEDNESS` (the shape tests only below ``|snr|`` `SHAPE_EXEMPT_SNR`) and
-    rows centred on a satellite streak (`streaks`).
+    (``reliability_penalty``) below `MIN_RELIABILITY` and changes smaller than
+    `RESIDUAL_FRACTION` of the template flux (static-source residuals), negatives with
+    extendedness of at least `NEGATIVE_MAX_EXTENDEDNESS` (the shape tests only below
+    ``|snr|`` `SHAPE_EXEMPT_SNR`) and rows centred on a satellite streak (`streaks`).
     """
     tpl = np.clip(np.nan_to_num(np.asarray(table["template_flux"], float)), 0.0, None)
     flux = np.abs(np.nan_to_num(np.asarray(table["psf_flux"], float)))
