@@ -76,15 +76,11 @@ def test_a_streak_is_masked_and_gives_no_dia_source(angle: float, peak: float) -
     assert len(table) - found.sum() <= 1  # the streak left no false sources behind
 
 
-def test_without_the_mask_the_streak_makes_false_sources() -> None:
+def test_without_the_mask_the_streak_makes_false_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     # A faint streak breaks into many footprints: a row of false sources (17 here).
     diff, science, template = _scene(91, (256.0, 384.0, -20.0, 1.5), TRANSIENTS)
-    original = streaks.find_streaks
-    try:
-        streaks.find_streaks = lambda *a, **k: []  # type: ignore[assignment]
-        table = dia.detect_and_measure(diff, science, template)
-    finally:
-        streaks.find_streaks = original  # type: ignore[assignment]
+    monkeypatch.setattr(streaks, "find_streaks", lambda *a, **k: [])
+    table = dia.detect_and_measure(diff, science, template)
     a = np.radians(-20.0)
     dist = np.abs(
         (np.asarray(table["x"]) - 256.0) * np.sin(a) - (np.asarray(table["y"]) - 384.0) * np.cos(a)

@@ -38,7 +38,7 @@ def _allowed_nulls(src: dict[str, Any]) -> set[str]:
     return allowed
 
 
-def test_no_alert_field_with_data_is_null(small_night, tmp_path: Path) -> None:
+def test_no_alert_field_with_data_is_null(small_night: Any, tmp_path: Path) -> None:
     settings = small_night.settings(tmp_path)
     schema = serialize.load_schema()
     alerts = []
