@@ -10,6 +10,8 @@ from shutterline.images import Exposure, MaskBit
 
 from . import synth
 
+pytestmark = pytest.mark.slow
+
 SHAPE = (768, 512)
 FWHM_SCI = 1.1  # arcsec
 

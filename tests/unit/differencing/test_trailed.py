@@ -62,6 +62,7 @@ def test_a_stamp_with_too_few_pixels_fails_with_the_flag() -> None:
     assert not fit.ok and fit.edge and fit.ndata == 0 and np.isnan(fit.length)
 
 
+@pytest.mark.slow
 def test_dia_sources_carry_the_trail_fit_in_sky_units() -> None:
     from shutterline.differencing import dia, subtract, warp
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy.table import Table
 
 from shutterline.differencing import dia, reliability, subtract
 from shutterline.evaluation import fakes
 from tests.unit.differencing import synth
+
+pytestmark = pytest.mark.slow
 
 
 def _scene(seed: int) -> tuple[Table, np.ndarray]:
