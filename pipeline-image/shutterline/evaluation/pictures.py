@@ -55,4 +55,5 @@ def _score_panel(ax: Any, curves: dict[str, dict[str, Any]]) -> None:
                     label=f"{name}: {score}")  # fmt: skip
     ax.set_xlabel("false DIA sources per detector-visit (threshold rising to the left)")
     ax.set_ylabel("completeness, expected SNR >= 10")
-    ax.legend(fontsize=8)
+    if ax.get_lines():
+        ax.legend(fontsize=8)
