@@ -214,6 +214,29 @@ def _build_flats(
         )
 
 
+def _calibration_records(
+    butler: Butler,
+    bias_exposures: Sequence[int] | None,
+    flat_exposures: Sequence[int] | None,
+    valid_from_mjd: float | None,
+    valid_to_mjd: float | None,
+) -> tuple[list[DimensionRecord], list[DimensionRecord]]:
+    """The bias and flat exposures' records, after checking the request makes sense."""
+    if valid_from_mjd is not None and valid_to_mjd is not None and valid_to_mjd <= valid_from_mjd:
+        raise exceptions.PermanentError(
+            f"empty validity range [{valid_from_mjd}, {valid_to_mjd}): end must follow start"
+        )
+    bias_records = calibration_exposures(butler, rawformat.OBSTYPE_BIAS, bias_exposures)
+    flat_records = calibration_exposures(butler, rawformat.OBSTYPE_FLAT, flat_exposures)
+    if not bias_records and not flat_records:
+        raise exceptions.MissingInputError(
+            names.RAW,
+            {"observation_type": [rawformat.OBSTYPE_BIAS, rawformat.OBSTYPE_FLAT]},
+            "no calibration exposures registered",
+        )
+    return bias_records, flat_records
+
+
 def build_calibs(
     butler: Butler,
     bias_exposures: Sequence[int] | None = None,
@@ -244,21 +267,10 @@ def build_calibs(
     PermanentError
         Inputs that cannot be combined (see `shutterline.calibs.masters`).
     """
-    if valid_from_mjd is not None and valid_to_mjd is not None and valid_to_mjd <= valid_from_mjd:
-        raise exceptions.PermanentError(
-            f"empty validity range [{valid_from_mjd}, {valid_to_mjd}): end must follow start"
-        )
-    bias_records = calibration_exposures(butler, rawformat.OBSTYPE_BIAS, bias_exposures)
-    flat_records = calibration_exposures(butler, rawformat.OBSTYPE_FLAT, flat_exposures)
-    if not bias_records and not flat_records:
-        raise exceptions.MissingInputError(
-            names.RAW,
-            {"observation_type": [rawformat.OBSTYPE_BIAS, rawformat.OBSTYPE_FLAT]},
-            "no calibration exposures registered",
-        )
-    start = valid_from_mjd
-    if start is None:
-        start = _default_valid_from(butler)
+    bias_records, flat_records = _calibration_records(
+        butler, bias_exposures, flat_exposures, valid_from_mjd, valid_to_mjd
+    )
+    start = _default_valid_from(butler) if valid_from_mjd is None else valid_from_mjd
     result = CalibBuildResult(valid_from_mjd=start, valid_to_mjd=valid_to_mjd)
     bias_raws = _raws_by_detector(butler, bias_records, detectors) if bias_records else {}
     flat_jobs = _flat_jobs(butler, flat_records, detectors) if flat_records else []
@@ -267,11 +279,6 @@ def build_calibs(
     _check_free(butler, names.FLAT, flat_ids, result)
     biases = _build_biases(butler, bias_raws, result, progress)
     _build_flats(butler, flat_jobs, biases, result, progress)
-    _LOG.info(
-        "certified %d biases and %d flats for [%s, %s)",
-        len(result.biases),
-        len(result.flats),
-        start,
-        valid_to_mjd,
-    )
+    _LOG.info("certified %d biases and %d flats for [%s, %s)",
+              len(result.biases), len(result.flats), start, valid_to_mjd)  # fmt: skip
     return result

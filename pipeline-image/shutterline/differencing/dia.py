@@ -10,12 +10,15 @@ arcsec**2):
 - circular aperture of radius ``AP_RADIUS_FWHM`` PSF widths (table meta ``ap_radius_px``);
 ``snr`` = psf_flux / psf_flux_err; ``peak_snr`` - matched-filter detection significance;
 ``is_negative, is_dipole``; ``ixx, iyy, ixy`` and ``ixx_psf, iyy_psf, ixy_psf``;
-``extendedness`` (0 PSF-like .. 1 clearly larger than the PSF); ``reliability`` (see
+``extendedness`` (0 PSF-like .. 1 clearly larger than the PSF); ``reliability`` (the
+trained classifier) and ``reliability_penalty`` (the hand-made score, used by `accept`; see
 `reliability`); ``sci_flux(_err)`` and ``template_flux(_err)`` - forced PSF flux at the
-centroid on the science and (warped) template images; flags ``trail_flag, shape_flag,
-centroid_flag, psf_flux_flag, psf_flux_flag_edge, psf_flux_flag_no_good_pixels``;
-``pixel_flags_{bad,cr,sat,edge,interpolated,suspect,nodata}`` over the footprint and
-``pixel_flags_{cr,sat,interpolated,suspect,nodata}_center`` over the 3 x 3 centre;
+centroid on the science and (warped) template images; the trail fields of a trailed-source
+fit to every reported source (`trailed`), ``glint_trail`` (the footprint touches a satellite
+streak, `streaks`); the dipole fields (`dipoles`); flags ``shape_flag, centroid_flag,
+psf_flux_flag, psf_flux_flag_edge, psf_flux_flag_no_good_pixels``;
+``pixel_flags_{bad,cr,sat,edge,interpolated,suspect,nodata,streak}`` over the footprint and
+``pixel_flags_{cr,sat,interpolated,suspect,nodata,streak}_center`` over the 3 x 3 centre;
 ``bbox_size`` - the larger side of the footprint's bounding box.
 
 Which detections are kept (`accept`, on by default; ``select=False`` returns every detection
@@ -27,7 +30,9 @@ makes of static sources; three classes account for them and none held a real cha
   positive and a negative lobe; a real change is one lobe.
 * ``shape_flag``: the second moments could not be measured (the profile is not a positive,
   PSF-like blob of the detected sign) - the ring or wing residual of a bright star.
-* ``reliability < MIN_RELIABILITY``: several documented artefact penalties at once.
+* ``reliability_penalty < MIN_RELIABILITY``: several documented artefact penalties at once
+  (`reliability.score`; the reported ``reliability`` is the trained classifier,
+  `reliability.classify`, with its version in ``reliability_version``).
 * static-source residuals: ``|psf_flux| < RESIDUAL_FRACTION * template_flux``. A single
   spatially constant kernel matches a coadd's PSF (a weighted mix of PSFs of different
   seeing) only to about a per cent of a star's flux, which is significant for every star
@@ -53,7 +58,8 @@ These rules (and the reliability penalties) were fitted on that night, the demo 
 seed 7; `tests/benchmarks/bench_truth.py` reports them separately on validation nights with
 other seeds, seeing, densities and defects (`shutterline.evaluation.nights`).
 
-Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped.
+Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped,
+``n_streaks`` the satellite streaks masked (``STREAK``) before detection.
 """
 
 from __future__ import annotations
@@ -64,7 +70,15 @@ import numpy as np
 from astropy.table import Table
 from astropy.wcs import utils as wcs_utils
 
-from shutterline.differencing import detection, dipoles, measurement, psfmatch, reliability
+from shutterline.differencing import (
+    detection,
+    dipoles,
+    measurement,
+    psfmatch,
+    reliability,
+    streaks,
+    trailed,
+)
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 
@@ -107,8 +121,9 @@ _FLAG_BITS = {
     "interpolated": int(_Bit.INTRP),
     "suspect": int(_Bit.SUSPECT),
     "nodata": int(_Bit.NO_DATA),
+    "streak": int(_Bit.STREAK),
 }
-_CENTER_FLAGS = ("cr", "sat", "interpolated", "suspect", "nodata")
+_CENTER_FLAGS = ("cr", "sat", "interpolated", "suspect", "nodata", "streak")
 _HARD = int(_Bit.BAD | _Bit.CR | _Bit.SAT | _Bit.EDGE | _Bit.NO_DATA)
 _REPAIRED = int(_Bit.INTRP | _Bit.SUSPECT)
 
@@ -116,15 +131,21 @@ _FLOAT = [
     "x", "y", "x_err", "y_err", "ra", "dec", "ra_err", "dec_err", "ra_dec_cov",
     "psf_flux", "psf_flux_err", "ap_flux", "ap_flux_err", "snr", "peak_snr",
     "ixx", "iyy", "ixy", "ixx_psf", "iyy_psf", "ixy_psf", "extendedness", "reliability",
+    "reliability_penalty",
     "sci_flux", "sci_flux_err", "template_flux", "template_flux_err", "psf_chi2", "psf_ln_l",
     "trail_length", "trail_angle", "trail_flux", "trail_flux_err", "trail_ra", "trail_dec",
-    "trail_ra_err", "trail_dec_err", "dipole_mean_flux", "dipole_mean_flux_err",
+    "trail_ra_err", "trail_dec_err", "trail_chi2", "trail_length_err", "trail_angle_err",
+    "dipole_mean_flux", "dipole_mean_flux_err", "dipole_chi2",
     "dipole_flux_diff", "dipole_flux_diff_err", "dipole_length", "dipole_angle",
 ]  # fmt: skip
 _BOOL = [
     "is_negative", "is_dipole", "trail_flag", "shape_flag", "centroid_flag", "psf_flux_flag",
     "psf_flux_flag_edge", "psf_flux_flag_no_good_pixels", "pixel_flags", "ap_flux_flag",
-    "pixel_flags_offimage", "dipole_fit_attempted", "trail_flag_edge",
+    "pixel_flags_offimage", "dipole_fit_attempted", "trail_flag_edge", "glint_trail",
+    "forced_psf_flux_flag", "forced_psf_flux_flag_edge", "forced_psf_flux_flag_no_good_pixels",
+    "ap_flux_flag_aperture_truncated", "shape_flag_no_pixels", "shape_flag_not_contained",
+    "shape_flag_parent_source", "pixel_flags_injected", "pixel_flags_injected_center",
+    "pixel_flags_injected_template", "pixel_flags_injected_template_center",
     *(f"pixel_flags_{k}" for k in _FLAG_BITS), *(f"pixel_flags_{k}_center" for k in _CENTER_FLAGS),
 ]  # fmt: skip
 _INT = ["psf_ndata", "bbox_size", "trail_ndata", "dipole_ndata"]
@@ -252,6 +273,7 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
             0 <= fit.y < ctx.mask.shape[0] and 0 <= fit.x < ctx.mask.shape[1]
         ),
     }  # fmt: skip
+    row.update(_more_flags(ctx, det.bbox[i], fit, sci))
     row.update(dipoles.NAN_ROW)
     if det.is_dipole[i]:
         row.update(
@@ -262,6 +284,35 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
     row.update(_flags(ctx.mask, det.bbox[i], y0, x0))
     row["_near_sat"] = _near_saturation(ctx.mask, y0, x0, round(NEAR_SATURATION_FWHM * ctx.fwhm))
     return row
+
+
+def _more_flags(
+    ctx: _Context, box: np.ndarray, fit: measurement.PsfFit, sci: measurement.PsfFit
+) -> dict[str, bool]:
+    """The forced-flux, aperture and shape flags; nothing is injected, nothing deblended."""
+    ny, nx = ctx.mask.shape
+    r = ctx.ap_radius + 0.5
+    return {
+        "forced_psf_flux_flag": sci.ndata == 0 or not np.isfinite(sci.flux),
+        "forced_psf_flux_flag_edge": sci.coverage < 0.9,
+        "forced_psf_flux_flag_no_good_pixels": sci.ndata == 0,
+        "ap_flux_flag_aperture_truncated": not (
+            r - 0.5 <= fit.x <= nx - 0.5 - r and r - 0.5 <= fit.y <= ny - 0.5 - r
+        ),
+        "shape_flag_no_pixels": fit.ndata == 0,
+        "shape_flag_not_contained": not (
+            box[0] - 0.5 <= fit.y <= box[2] - 0.5 and box[1] - 0.5 <= fit.x <= box[3] - 0.5
+        ),
+        # One detection per footprint and no deblender: no source is a parent of others.
+        "shape_flag_parent_source": False,
+        **dict.fromkeys(_INJECTED, False),  # the pipeline injects nothing
+    }
+
+
+_INJECTED = (
+    "pixel_flags_injected", "pixel_flags_injected_center", "pixel_flags_injected_template",
+    "pixel_flags_injected_template_center",
+)  # fmt: skip
 
 
 def detect_and_measure(
@@ -286,6 +337,11 @@ def detect_and_measure(
     select : bool
         Keep only the detections `accept` accepts (see the module docstring).
     """
+    if difference.psf is None:
+        raise ValueError("the difference exposure needs a PSF image")
+    fwhm = psfmatch.psf_sigma(difference.psf) * 2.3548200450309493
+    found = streaks.find_streaks(difference.image, difference.variance, difference.mask, fwhm)
+    streaks.mask_streaks(difference.mask, found)  # in place: the stored difference shows them
     det = detection.detect(difference, threshold)
     # Forced photometry on this difference image reports errors on the same scale.
     difference.metadata["NOISE_SCALE"] = float(det.noise_scale)
@@ -296,11 +352,14 @@ def detect_and_measure(
         cols[name] = np.array([r[name] for r in rows])
     table = _table(cols, len(rows), ctx, det.noise_scale, difference)
     table.meta.update(
-        {"threshold": threshold, "noise_scale": det.noise_scale, "ap_radius_px": ctx.ap_radius}
-    )
+        {"threshold": threshold, "noise_scale": det.noise_scale, "ap_radius_px": ctx.ap_radius,
+         "n_streaks": len(found)}
+    )  # fmt: skip
     table.meta["n_detected"] = len(table)
     if select:
         table = table[accept(table)]
+    trailed.fill_columns(table, ctx.diff, ctx.sigma_w, difference.wcs, det.noise_scale)
+    table["glint_trail"] = table["pixel_flags_streak"]
     table.meta["n_rejected"] = table.meta["n_detected"] - len(table)
     order = np.lexsort((np.asarray(table["x"]), np.asarray(table["y"])))
     return table[order]
@@ -309,10 +368,11 @@ def detect_and_measure(
 def accept(table: Table) -> np.ndarray:
     """Which DIA sources are reported: ``(n,)`` bool over the rows of ``table``.
 
-    Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, reliability below
-    `MIN_RELIABILITY` and changes smaller than `RESIDUAL_FRACTION` of the template flux
-    (static-source residuals) and negatives with extendedness of at least
-    `NEGATIVE_MAX_EXTENDEDNESS`; the shape tests only below ``|snr|`` `SHAPE_EXEMPT_SNR`.
+    Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, a penalty score
+    (``reliability_penalty``) below `MIN_RELIABILITY` and changes smaller than
+    `RESIDUAL_FRACTION` of the template flux (static-source residuals), negatives with
+    extendedness of at least `NEGATIVE_MAX_EXTENDEDNESS` (the shape tests only below
+    ``|snr|`` `SHAPE_EXEMPT_SNR`) and rows centred on a satellite streak (`streaks`).
     """
     tpl = np.clip(np.nan_to_num(np.asarray(table["template_flux"], float)), 0.0, None)
     flux = np.abs(np.nan_to_num(np.asarray(table["psf_flux"], float)))
@@ -320,13 +380,14 @@ def accept(table: Table) -> np.ndarray:
     bright = np.abs(np.nan_to_num(np.asarray(table["snr"], float))) >= SHAPE_EXEMPT_SNR
     shape_ok = (
         ~np.asarray(table["shape_flag"], bool)
-        & (np.asarray(table["reliability"], float) >= MIN_RELIABILITY)
+        & (np.asarray(table["reliability_penalty"], float) >= MIN_RELIABILITY)
         & ~(np.asarray(table["is_negative"], bool) & (ext >= NEGATIVE_MAX_EXTENDEDNESS))
     )
     return (
         (~np.asarray(table["is_dipole"], bool) | _unbalanced(table))
         & (shape_ok | bright)
         & (flux >= RESIDUAL_FRACTION * tpl)
+        & ~np.asarray(table["pixel_flags_streak_center"], bool)
     )
 
 
@@ -362,20 +423,23 @@ def _table(
         out["snr"] = out["psf_flux"] / out["psf_flux_err"]
         _sky(out, difference)
         _shape(out, ctx)
-        out["reliability"] = reliability.score(
+        out["reliability_penalty"] = reliability.score(
             chi2_z=cols["_chi2"], is_dipole=out["is_dipole"],
             center_masked=cols["_center_hard"], any_masked=cols["_any_hard"],
             repaired=cols["_repaired"], near_saturation=cols["_near_sat"],
             size_ratio=out["_size_ratio"], snr=out["snr"],
-            trail=out["trail_flag"], flux=out["psf_flux"], template_flux=out["template_flux"],
+            trail=out["_elongated"], flux=out["psf_flux"], template_flux=out["template_flux"],
         )  # fmt: skip
     out.pop("_size_ratio", None)
+    out.pop("_elongated", None)
     flag_names = [c for c in _BOOL if c.startswith("pixel_flags_")]
     out["pixel_flags"] = (
         np.logical_or.reduce([out[c] for c in flag_names]) if n else out["pixel_flags"]
     )
-    out["reliability_version"] = np.full(n, reliability.VERSION)
+    out["reliability_version"] = np.full(n, reliability.MODEL_VERSION)
     table = Table({c: out[c] for c in COLUMNS})
+    # The trained classifier beat the penalties on the validation nights (bench_truth.py).
+    table["reliability"] = reliability.classify(table)
     for c in _FLOAT:
         if c not in ("x", "y", "ra", "dec"):
             table[c] = table[c].astype(np.float32) if c != "ra_dec_cov" else table[c]
@@ -384,18 +448,9 @@ def _table(
 
 def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
     """``ra, dec`` and their errors through the local Jacobian of the WCS."""
-    wcs = difference.wcs
-    if wcs is None:
+    if difference.wcs is None:
         return
-    x, y = out["x"], out["y"]
-    ra, dec = (np.asarray(a) for a in wcs.all_pix2world(x, y, 0))
-    ra_x, dec_x = (np.asarray(a) for a in wcs.all_pix2world(x + 1, y, 0))
-    ra_y, dec_y = (np.asarray(a) for a in wcs.all_pix2world(x, y + 1, 0))
-    jac = np.array(
-        [[(ra_x - ra + 180) % 360 - 180, (ra_y - ra + 180) % 360 - 180], [dec_x - dec, dec_y - dec]]
-    )
-    # Errors on the sky: the RA row carries cos(dec), as the schema's raErr does.
-    jac[0] *= np.cos(np.radians(dec))
+    ra, dec, jac = measurement.sky_jacobian(difference.wcs, out["x"], out["y"])
     vx, vy = out["x_err"] ** 2, out["y_err"] ** 2
     out["ra"], out["dec"] = ra, dec
     out["ra_err"] = np.sqrt(jac[0, 0] ** 2 * vx + jac[0, 1] ** 2 * vy)
@@ -406,7 +461,7 @@ def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
 
 
 def _shape(out: dict[str, np.ndarray], ctx: _Context) -> None:
-    """Moments to arcsec**2, size ratio to the PSF, extendedness and the trail flag."""
+    """Moments to arcsec**2, size ratio to the PSF, extendedness and elongation."""
     pxx, pyy, pxy = ctx.psf_moments
     t_psf = pxx + pyy
     t_src = out["ixx"] + out["iyy"]
@@ -421,31 +476,8 @@ def _shape(out: dict[str, np.ndarray], ctx: _Context) -> None:
     half_t = t_src / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         elong = np.sqrt((half_t + disc) / (half_t - disc))
-    out["trail_flag"] = np.isfinite(elong) & (elong > 1.6) & (np.abs(out["snr"]) > 25)
-    _trail(out, half_t + disc, (pxx + pyy) / 2)
+    out["_elongated"] = np.isfinite(elong) & (elong > 1.6) & (np.abs(out["snr"]) > 25)
     area = out.pop("_pix_area", np.ones_like(t_src))
     for name, psf_value in (("ixx", pxx), ("iyy", pyy), ("ixy", pxy)):
         out[name] = out[name] * area
         out[f"{name}_psf"] = psf_value * area
-
-
-def _trail(out: dict[str, np.ndarray], major: np.ndarray, psf_var: float) -> None:
-    """Trail fields of trailed sources from the moments (pixels**2, before arcsec**2).
-
-    A trail of length L smeared by a PSF of variance s**2 has variance s**2 + L**2 / 12 along
-    its direction: ``L = sqrt(12 (major - s**2))``; flux and position from the aperture and
-    the centroid.
-    """
-    on = out["trail_flag"]
-    area = np.sqrt(out.get("_pix_area", np.ones(len(on))))
-    length = np.sqrt(12.0 * np.clip(major - psf_var, 0.0, None)) * area
-    angle = 0.5 * np.degrees(np.arctan2(2.0 * out["ixy"], out["ixx"] - out["iyy"]))
-    for name, values in (
-        ("trail_length", length), ("trail_angle", angle), ("trail_flux", out["ap_flux"]),
-        ("trail_flux_err", out["ap_flux_err"]), ("trail_ra", out["ra"]),
-        ("trail_dec", out["dec"]), ("trail_ra_err", out["ra_err"]),
-        ("trail_dec_err", out["dec_err"]),
-    ):  # fmt: skip
-        out[name] = np.where(on, values, np.nan)
-    out["trail_ndata"] = np.where(on, out["psf_ndata"], 0).astype(np.int32)
-    out["trail_flag_edge"] = on & out["psf_flux_flag_edge"]

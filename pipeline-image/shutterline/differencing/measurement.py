@@ -23,12 +23,22 @@ Pixel convention: ``(y, x)``, centre of the first pixel at 0.0.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
 from shutterline.images import mask as mask_mod
 
-__all__ = ["Cutter", "PsfFit", "aperture_flux", "fit_psf", "moments", "shifted_psf"]
+__all__ = [
+    "Cutter",
+    "PsfFit",
+    "aperture_flux",
+    "bearing",
+    "fit_psf",
+    "moments",
+    "shifted_psf",
+    "sky_jacobian",
+]
 
 _Bit = mask_mod.MaskBit
 FIT_BAD = int(_Bit.NO_DATA | _Bit.BAD | _Bit.SAT | _Bit.CR | _Bit.EDGE)
@@ -216,3 +226,33 @@ def moments(stamp: np.ndarray, y: float, x: float, sigma_w: float) -> tuple[floa
         return nan
     true = np.linalg.inv(inv)
     return float(true[0, 0]), float(true[1, 1]), float(true[0, 1])
+
+
+def sky_jacobian(wcs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``ra, dec`` (degrees) at pixels and the local Jacobian ``(2, 2, n)`` of the full WCS.
+
+    Row 0 of the Jacobian is ``d(RA cos dec)``, row 1 ``d dec``, per pixel in ``x`` and ``y``
+    (degrees), so errors propagate as the schema's ``raErr`` (which carries cos dec) wants.
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ra, dec = (np.asarray(a) for a in wcs.all_pix2world(x, y, 0))
+    ra_x, dec_x = (np.asarray(a) for a in wcs.all_pix2world(x + 1, y, 0))
+    ra_y, dec_y = (np.asarray(a) for a in wcs.all_pix2world(x, y + 1, 0))
+    jac = np.array(
+        [[(ra_x - ra + 180) % 360 - 180, (ra_y - ra + 180) % 360 - 180], [dec_x - dec, dec_y - dec]]
+    )
+    jac[0] *= np.cos(np.radians(dec))
+    return ra, dec, jac
+
+
+def bearing(jac: np.ndarray, theta: np.ndarray, *, axial: bool) -> np.ndarray:
+    """Position angle (degrees east of north) of pixel directions ``theta`` (radians from +x).
+
+    ``axial`` for a line without direction (a trail): the result is in ``[0, 180)``.
+    """
+    c, s = np.cos(theta), np.sin(theta)
+    east = jac[0, 0] * c + jac[0, 1] * s  # RA grows to the east
+    north = jac[1, 0] * c + jac[1, 1] * s
+    angle = np.degrees(np.arctan2(east, north))
+    out: np.ndarray = angle % 180.0 if axial else angle % 360.0
+    return out

@@ -1,6 +1,11 @@
-"""A simple, explainable reliability score (0..1) for DIA sources.
+"""Reliability scores (0..1) for DIA sources: hand-made penalties, and a trained classifier.
 
-Not a trained classifier: a product of penalties, each for one documented way a difference
+`classify` is a logistic regression on DIA-source table columns (`features`), trained on
+fake point sources injected into the science images of the fitting nights against the
+detections that match no injected or true changing source
+(`shutterline.evaluation.fakes`); its coefficients are the versioned file
+``reliability_<version>.json`` beside this module. `score` is the older, explainable one: a
+product of penalties, each for one documented way a difference
 image makes false sources. A clean, PSF-like, isolated detection scores 1. ``z`` is the
 significance of the core chi-square of the PSF fit (`measurement.PsfFit.chi2_z`), so noise
 alone rarely costs anything and a cosmic ray (far sharper than the PSF) costs nearly all.
@@ -22,9 +27,80 @@ trailed                            0.8      often real (a fast asteroid), but al
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-__all__ = ["VERSION", "score"]
+__all__ = ["FEATURES", "MODEL_VERSION", "VERSION", "classify", "features", "load_model", "score"]
+
+#: The trained classifier's version (``reliability_<version>.json``), at most 7 characters.
+MODEL_VERSION = "lrfak1"
+#: Names of the classifier's inputs, in order (see `features`).
+FEATURES = (
+    "log_snr", "log_chi2_ndata", "size_ratio", "shape_flag", "extendedness",
+    "log_template_ratio", "is_negative", "is_dipole", "hard_masked", "repaired",
+    "ap_over_psf", "peak_over_snr", "centroid_flag",
+)  # fmt: skip
+
+
+def _col(table: Any, name: str) -> np.ndarray:
+    return np.asarray(table[name], np.float64)
+
+
+def features(table: Any) -> np.ndarray:
+    """``(n, len(FEATURES))`` classifier inputs from a DIA source table's columns; finite."""
+    snr = np.abs(np.nan_to_num(_col(table, "snr"), nan=0.0))
+    flux = np.abs(np.nan_to_num(_col(table, "psf_flux"), nan=0.0))
+    ndata = np.maximum(_col(table, "psf_ndata"), 1.0)
+    chi2 = np.nan_to_num(_col(table, "psf_chi2"), nan=ndata * 10.0)
+    size = (_col(table, "ixx") + _col(table, "iyy")) / (
+        _col(table, "ixx_psf") + _col(table, "iyy_psf")
+    )
+    tpl = np.clip(np.nan_to_num(_col(table, "template_flux"), nan=0.0), 0.0, None)
+    hard = np.zeros(len(snr), bool)
+    for name in ("bad", "sat", "cr", "edge", "nodata"):
+        hard |= np.asarray(table[f"pixel_flags_{name}"], bool)
+    repaired = np.asarray(table["pixel_flags_interpolated"], bool) | np.asarray(
+        table["pixel_flags_suspect"], bool
+    )
+    ap = np.nan_to_num(_col(table, "ap_flux") / np.where(flux > 0, flux, np.nan), nan=0.0)
+    sign = np.where(np.asarray(table["is_negative"], bool), -1.0, 1.0)
+    cols = [
+        np.log10(np.maximum(snr, 1.0)), np.log10(np.maximum(chi2 / ndata, 1e-3)),
+        np.clip(np.nan_to_num(size, nan=0.0), 0.0, 5.0), np.asarray(table["shape_flag"], float),
+        np.nan_to_num(_col(table, "extendedness"), nan=1.0),
+        np.log10(1.0 + tpl / np.maximum(flux, 1.0)),
+        np.asarray(table["is_negative"], float), np.asarray(table["is_dipole"], float),
+        hard.astype(float), repaired.astype(float), np.clip(ap * sign, -2.0, 4.0),
+        np.clip(np.abs(np.nan_to_num(_col(table, "peak_snr"))) / np.maximum(snr, 1.0), 0.0, 4.0),
+        np.asarray(table["centroid_flag"], float),
+    ]  # fmt: skip
+    return np.column_stack(cols) if len(snr) else np.zeros((0, len(FEATURES)))
+
+
+@functools.cache
+def load_model(version: str = MODEL_VERSION) -> dict[str, Any]:
+    """The classifier file ``reliability_<version>.json``: features, mean, scale, coef."""
+    path = Path(__file__).with_name(f"reliability_{version}.json")
+    try:
+        model: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"reliability classifier {version}: {path} is missing") from exc
+    if tuple(model["features"]) != FEATURES:
+        raise ValueError(f"{path}: features {model['features']} differ from {FEATURES}")
+    return model
+
+
+def classify(table: Any, version: str = MODEL_VERSION) -> np.ndarray:
+    """Probability that each row is real, float32 (the trained logistic regression)."""
+    model = load_model(version)
+    x = (features(table) - np.asarray(model["mean"])) / np.asarray(model["scale"])
+    z = x @ np.asarray(model["coef"]) + float(model["intercept"])
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
+
 
 #: The alert schema's ``reliabilityVersion``: this table of penalties, revision 1.
 VERSION = "slpen-1"  # at most 7 characters: the APDB column is string(7)

@@ -26,8 +26,11 @@ difference-image noise to it is recorded (``noise_ratio``) and the plane then sc
 square (``variance_scale``), as LSST's pipelines do, so that thresholds mean what they say.
 
 Mask: OR of both masks, the convolved side's ``NO_DATA`` and ``SAT`` and the other side's
-``NO_DATA`` grown by the kernel half-width; ``EDGE`` on the border where the kernel has no
-support; the inputs' detection bits are dropped.
+``NO_DATA`` grown by the kernel half-width; ``EDGE`` on the border where more than
+``EDGE_LOST_FRACTION`` of the kernel falls outside the image (`edge_width`: a fitted kernel is
+far narrower than its half-width, which fits its widest basis function), ``SUSPECT`` from
+there to the half-width, so a source there is detected and measured with a flag rather than
+dropped; the inputs' detection bits are dropped.
 """
 
 from __future__ import annotations
@@ -43,7 +46,14 @@ from shutterline.differencing import _resample, decorrelate, psfmatch
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 
-__all__ = ["BACKGROUND_MESH", "DifferenceResult", "noise_ratio", "subtract"]
+__all__ = [
+    "BACKGROUND_MESH",
+    "EDGE_LOST_FRACTION",
+    "DifferenceResult",
+    "edge_width",
+    "noise_ratio",
+    "subtract",
+]
 
 _Bit = mask_mod.MaskBit
 _DROP = int(_Bit.DETECTED | _Bit.DETECTED_NEGATIVE)
@@ -52,6 +62,9 @@ MIN_STAMPS = 5
 #: Mesh (pixels) of the background removed from the difference: large next to any PSF or
 #: transient host, small next to the scale of the inputs' background-model differences.
 BACKGROUND_MESH = 128
+#: A pixel is ``EDGE`` when more than this fraction of the kernel's absolute weight would
+#: fall outside the image (the convolution misses it), ``SUSPECT`` inside the half-width.
+EDGE_LOST_FRACTION = 0.01
 
 
 @dataclasses.dataclass
@@ -210,12 +223,18 @@ def subtract(
     )  # fmt: skip
     del bad
     mask = _combine_masks(ref.mask, target.mask, fit.kernel.shape[0] // 2)
+    _narrow_edge(mask, fit.kernel)
     diff, var, noise, bkg_rms = _difference(ref, target, fit, mask, conv_template, background_mesh)
     psf = _difference_psf(science, fit.kernel, noise, conv_template)
     result = _finish(
         science, diff, var, mask, psf, fit, conv_template, scale_variance, (sig_s, sig_t)
     )
     result.metrics["background_rms"] = bkg_rms
+    # The border band's extent, for detection to measure its noise on its own.
+    half = fit.kernel.shape[0] // 2
+    result.difference.metadata.update(
+        {"EDGEWID": min(edge_width(fit.kernel), half), "EDGEHALF": half}
+    )
     return result
 
 
@@ -302,6 +321,38 @@ def _combine_masks(ref_mask: np.ndarray, target_mask: np.ndarray, half: int) -> 
     mask[:, :half] |= int(_Bit.EDGE)
     mask[:, -half:] |= int(_Bit.EDGE)
     return mask
+
+
+def edge_width(kernel: np.ndarray, lost: float = EDGE_LOST_FRACTION) -> int:
+    """Pixels from the border within which more than ``lost`` of ``|kernel|`` is outside.
+
+    Pixel ``i`` from an edge misses the kernel's weight at offsets ``> i`` towards it; the
+    largest of the four sides' widths is returned (at most the half-width).
+    """
+    w = np.abs(np.asarray(kernel, np.float64))
+    half = w.shape[0] // 2
+    total = float(w.sum()) or 1.0
+    width = 0
+    for marginal in (w.sum(axis=0), w.sum(axis=1)):
+        for side in (marginal[half + 1 :], marginal[:half][::-1]):
+            # beyond[i]: weight at offsets > i (offset q = 1..half is side[q - 1]).
+            beyond = np.concatenate([np.cumsum(side[::-1])[::-1], [0.0]]) / total
+            width = max(width, int(np.argmax(beyond <= lost)))
+    return width
+
+
+def _narrow_edge(mask: np.ndarray, kernel: np.ndarray) -> None:
+    """``EDGE`` only as wide as `edge_width`; the rest of the half-width ``SUSPECT``; in place."""
+    half, width = kernel.shape[0] // 2, edge_width(kernel)
+    if width >= half:
+        return
+    band = np.zeros(mask.shape, bool)
+    band[:half], band[-half:], band[:, :half], band[:, -half:] = True, True, True, True
+    inner = np.ones(mask.shape, bool)
+    if width:
+        inner[:width], inner[-width:], inner[:, :width], inner[:, -width:] = (False,) * 4
+    band &= inner
+    mask[band] = (mask[band] & ~int(_Bit.EDGE)) | int(_Bit.SUSPECT)
 
 
 def _finish(

@@ -26,7 +26,12 @@ class NightSpec:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-FITTING = (NightSpec("fit-seed7", 7),)
+FITTING = (
+    NightSpec("fit-seed7", 7),
+    # Trails and late columns to fit the streak search and the classifier on (seed 7 has few).
+    NightSpec("fit-seed13-trails", 13, {"trails_per_exposure": 0.5,
+                                        "late_columns_per_detector": 1.0}),
+)  # fmt: skip
 VALIDATION = (
     NightSpec(
         "val-seed101-poor-seeing-dense",

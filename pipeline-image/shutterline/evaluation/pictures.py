@@ -1,4 +1,5 @@
-"""The benchmark's pictures: completeness vs expected SNR, false rate vs reliability threshold."""
+"""The benchmark's pictures: completeness vs expected SNR, false rate vs reliability threshold,
+and, per reliability score, completeness (expected SNR >= 10) against false rate."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def plot_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(16, 4.2))
     for name, c in curves.items():
         comp = c["completeness"]
         expected = np.asarray(comp["expected"], float)
@@ -36,8 +37,23 @@ def plot_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path:
     right.set_xlabel("reliability threshold")
     right.set_ylabel("false DIA sources per detector-visit")
     right.legend(fontsize=8)
+    _score_panel(third, curves)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _score_panel(ax: Any, curves: dict[str, dict[str, Any]]) -> None:
+    """Completeness against false rate as the threshold rises, a line per set and score."""
+    for name, c in curves.items():
+        for score, tab in c.get("by_score", {}).items():
+            found = np.asarray(tab["found"], float) / max(tab["expected"], 1)
+            style = "-" if score == "classifier" else "--"
+            ax.plot(tab["false_per_detector_visit"][:-1], found[:-1], style, marker=".",
+                    label=f"{name}: {score}")  # fmt: skip
+    ax.set_xlabel("false DIA sources per detector-visit (threshold rising to the left)")
+    ax.set_ylabel("completeness, expected SNR >= 10")
+    if ax.get_lines():
+        ax.legend(fontsize=8)

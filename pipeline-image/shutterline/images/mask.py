@@ -19,3 +19,4 @@ class MaskBit(enum.IntFlag):
     DETECTED_NEGATIVE = 1 << 6  # inside a negative detection footprint
     INTRP = 1 << 7  # value interpolated over
     SUSPECT = 1 << 8  # near saturation or otherwise doubtful
+    STREAK = 1 << 9  # on a satellite streak found in the difference image

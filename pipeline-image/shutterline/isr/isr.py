@@ -126,6 +126,35 @@ def _pixel_scale_arcsec(exposure: exposure_mod.Exposure) -> float:
     return float(np.mean(scales)) * 3600.0
 
 
+def _frame_defects(
+    exposure: exposure_mod.Exposure, bad: np.ndarray, config: IsrConfig
+) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Add the columns that misbehave in this frame to ``bad``, interpolate over all of them."""
+    segments = (
+        columns.misbehaving_columns(exposure.image, exposure.variance, exposure.mask)
+        if config.find_columns
+        else []
+    )
+    if segments:
+        bad = np.union1d(bad, _flag_segments(exposure, segments))
+    if config.interpolate_bad and len(bad):
+        _interpolate_bad(exposure, bad)
+    return bad, segments
+
+
+def _cosmic_rays(exposure: exposure_mod.Exposure, config: IsrConfig) -> int:
+    """Flag and interpolate cosmic rays in place; how many pixels."""
+    cr_config = cosmicrays.CosmicRayConfig(
+        min_psf_fwhm_pix=config.min_psf_fwhm_arcsec / _pixel_scale_arcsec(exposure),
+        detect_nsigma=config.cr_detect_nsigma,
+        sharp_nsigma=config.cr_sharp_nsigma,
+        grow_nsigma=config.cr_grow_nsigma,
+    )
+    return int(
+        cosmicrays.repair_cosmic_rays(exposure.image, exposure.variance, exposure.mask, cr_config)
+    )
+
+
 def run_isr(
     hdul: fits.HDUList,
     bias: exposure_mod.Exposure,
@@ -171,24 +200,8 @@ def run_isr(
     n_sat = saturation.grow_saturation(
         exposure.mask, saturated, config.saturation_grow_x, config.saturation_grow_y
     )
-    segments = (
-        columns.misbehaving_columns(exposure.image, exposure.variance, exposure.mask)
-        if config.find_columns
-        else []
-    )
-    if segments:
-        bad = np.union1d(bad, _flag_segments(exposure, segments))
-    if config.interpolate_bad and len(bad):
-        _interpolate_bad(exposure, bad)
-    cr_config = cosmicrays.CosmicRayConfig(
-        min_psf_fwhm_pix=config.min_psf_fwhm_arcsec / _pixel_scale_arcsec(exposure),
-        detect_nsigma=config.cr_detect_nsigma,
-        sharp_nsigma=config.cr_sharp_nsigma,
-        grow_nsigma=config.cr_grow_nsigma,
-    )
-    n_cr = cosmicrays.repair_cosmic_rays(
-        exposure.image, exposure.variance, exposure.mask, cr_config
-    )
+    bad, segments = _frame_defects(exposure, bad, config)
+    n_cr = _cosmic_rays(exposure, config)
     exposure.metadata.update(
         {"N_CR": n_cr, "N_SAT": n_sat, "N_BAD": len(bad), "N_BADCOL": len(segments)}
     )

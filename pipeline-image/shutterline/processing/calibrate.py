@@ -143,17 +143,9 @@ def calibrate(
         raise exceptions.PermanentError(f"calibrate {where}: exposure has no WCS to refine")
     ra, dec, rflux, rerr = _ref_columns(refcat, band, where)
     use = np.flatnonzero(_usable(sources, config.min_snr_astrometry))
+    x, y, flux = (np.asarray(sources[c])[use] for c in ("x", "y", "flux"))
     fit = astrometry.fit_wcs(
-        np.asarray(sources["x"])[use],
-        np.asarray(sources["y"])[use],
-        np.asarray(sources["flux"])[use],
-        ra,
-        dec,
-        rflux,
-        exposure.wcs,
-        exposure.shape,
-        config.astrometry,
-        where,
+        x, y, flux, ra, dec, rflux, exposure.wcs, exposure.shape, config.astrometry, where
     )
     clock.lap("astrometry")
     src = use[fit.source_index]
@@ -166,11 +158,11 @@ def calibrate(
         where=where,
     )
     out_sources = _calibrated_sources(sources, fit, use, refcat, calib)
-    stats = _stats(fit, calib)
     clock.lap("photometry")
-    stats.update(clock.laps)
-    metadata = _metadata(exposure.metadata, fit, calib)
-    out = dataclasses.replace(exposure, wcs=fit.wcs, metadata=metadata)
+    stats = {**_stats(fit, calib), **clock.laps}
+    out = dataclasses.replace(
+        exposure, wcs=fit.wcs, metadata=_metadata(exposure.metadata, fit, calib)
+    )
     return CalibrateResult(out, out_sources, fit, calib, stats)
 
 

@@ -14,7 +14,7 @@ from shutterline.differencing import dia
 from tests.unit.association import synthetic
 
 #: Stage-5 columns with no schema field (kept in the internal catalog only).
-UNMAPPED = {"peak_snr"}
+UNMAPPED = {"peak_snr", "reliability_penalty"}
 
 
 def _schema_fields() -> frozenset[str]:

@@ -156,7 +156,7 @@ def test_table_columns_order_and_sky_positions() -> None:
     flags = [c for c in table.colnames if c.startswith("pixel_flags_")]
     any_flag = np.logical_or.reduce([np.asarray(table[c]) for c in flags])
     np.testing.assert_array_equal(table["pixel_flags"], any_flag)
-    assert set(table["reliability_version"]) == {reliability.VERSION}
+    assert set(table["reliability_version"]) == {reliability.MODEL_VERSION}
     assert not np.any(table["ap_flux_flag"]) and not np.any(table["pixel_flags_offimage"])
     assert res.difference.metadata["NOISE_SCALE"] > 0
 
@@ -200,10 +200,11 @@ def _rows(**columns: list[float]) -> Table:
     """A DIA table of clean, PSF-like sources with the given columns overridden."""
     n = len(next(iter(columns.values())))
     base: dict[str, object] = {
-        "psf_flux": [5000.0] * n, "template_flux": [0.0] * n, "reliability": [1.0] * n,
+        "psf_flux": [5000.0] * n, "template_flux": [0.0] * n, "reliability_penalty": [1.0] * n,
         "extendedness": [0.0] * n, "is_negative": [False] * n, "is_dipole": [False] * n,
         "shape_flag": [False] * n, "snr": [8.0] * n, "dipole_flux_diff": [np.nan] * n,
         "dipole_flux_diff_err": [np.nan] * n, "dipole_mean_flux": [np.nan] * n,
+        "pixel_flags_streak_center": [False] * n,
     }  # fmt: skip
     base.update(columns)
     return Table(base)
@@ -227,13 +228,18 @@ def test_accept_drops_dipoles_unmeasurable_shapes_and_extended_negatives() -> No
         extendedness=[1.0, 1.0, 0.0, 0.0, 0.0, 0.3],
         is_dipole=[False, False, True, False, False, False],
         shape_flag=[False, False, False, True, False, False],
-        reliability=[1.0, 1.0, 1.0, 1.0, 0.5 * dia.MIN_RELIABILITY, 1.0],
+        reliability_penalty=[1.0, 1.0, 1.0, 1.0, 0.5 * dia.MIN_RELIABILITY, 1.0],
     )
     # An extended negative is a template artefact; an extended positive may be a trail.
     assert dia.accept(table).tolist() == [False, True, False, False, False, True]
     # Bright enough, only dipoles stay rejected (a real change on a resolved source).
     table["snr"] = np.sign(table["psf_flux"]) * 2 * dia.SHAPE_EXEMPT_SNR
     assert dia.accept(table).tolist() == [True, True, False, True, True, True]
+
+
+def test_accept_drops_sources_centred_on_a_streak() -> None:
+    table = _rows(psf_flux=[5000.0, 5000.0], pixel_flags_streak_center=[True, False])
+    assert dia.accept(table).tolist() == [False, True]
 
 
 def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:

@@ -16,3 +16,10 @@ def test_version_fits_the_apdb_column() -> None:
     tables = {t["name"]: t for t in schema["tables"]}
     column = next(c for c in tables["DiaSource"]["columns"] if c["name"] == "reliabilityVersion")
     assert 0 < len(reliability.VERSION) <= column["length"]
+
+
+def test_the_classifier_version_fits_too_and_its_file_matches_the_features() -> None:
+    assert 0 < len(reliability.MODEL_VERSION) <= 7
+    model = reliability.load_model()
+    assert model["version"] == reliability.MODEL_VERSION
+    assert len(model["coef"]) == len(reliability.FEATURES) == len(model["mean"])

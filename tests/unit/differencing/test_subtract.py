@@ -56,7 +56,10 @@ def test_masks_are_combined_and_grown() -> None:
     assert mask[300, 50] & int(MaskBit.CR)
     assert not (mask & int(MaskBit.DETECTED)).any()
     edge = (mask & int(MaskBit.EDGE)) != 0
-    assert edge[:half].all() and edge[:, -half:].all() and not edge[half + 1, half + 1]
+    width = subtract.edge_width(res.kernel)
+    assert edge[:width].all() and edge[:, -width:].all() and not edge[width + 1, width + 1]
+    suspect = (mask & int(MaskBit.SUSPECT)) != 0
+    assert suspect[width:half, 200].all() and not suspect[half + 1, 200]
 
 
 @pytest.mark.parametrize(("fwhm_sci", "fwhm_tpl"), [(1.0, 0.7), (0.9, 1.4)])

@@ -39,3 +39,14 @@ def test_points_and_curves(tmp_path: Path) -> None:
         {"set": {"completeness": comp, "false_rate": fr}}, tmp_path / "c.png"
     )
     assert out.stat().st_size > 1000
+
+
+def test_binomial_interval_is_clopper_pearson() -> None:
+    from shutterline.evaluation import curves as curves_mod
+
+    lo, hi = curves_mod.binomial_interval(10, 10)
+    assert hi == 1.0 and abs(lo - 0.025 ** (1 / 10)) < 1e-9  # all successes: alpha/2 ** (1/n)
+    lo, hi = curves_mod.binomial_interval(0, 10)
+    assert lo == 0.0 and abs(hi - (1 - 0.025 ** (1 / 10))) < 1e-9
+    lo, hi = curves_mod.binomial_interval(54, 58)
+    assert lo < 54 / 58 < hi and 0.8 < lo < 0.86 and 0.97 < hi < 0.99
