@@ -47,8 +47,10 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Gaussian gravitational constant squared: GM of the Sun in au^3 / day^2.
 GM_SUN = 0.01720209895**2
-#: Obliquity of the ecliptic at J2000 (IAU 2006), the angle between ecliptic and ICRS equator.
-OBLIQUITY_J2000_DEG = 84381.406 / 3600.0
+#: Obliquity defining the J2000 ecliptic that MPC elements (and SPICE's ECLIPJ2000) refer to:
+#: 84381.448", the IAU 1976 value, not IAU 2006's 84381.406" (that would turn every position
+#: by up to 42 mas about the equinox).
+OBLIQUITY_J2000_DEG = 84381.448 / 3600.0
 #: Speed of light in au / day.
 C_AU_PER_DAY = 173.1446326846693
 #: Column names of an orbits table, in order, with their units.

@@ -57,8 +57,6 @@ FloatArray = npt.NDArray[np.float64]
 REGION_NSIDE = 16
 #: Pieces sweeping more than this (degrees from their centre) are stored in the fast file.
 FAST_RADIUS_DEG = 0.5
-#: Obliquity (arcsec) defining the J2000 ecliptic of MPC elements and SPICE's ECLIPJ2000.
-_OBLIQUITY_MPC_ARCSEC = 84381.448
 #: Objects per chunk: large enough for numpy, small enough for memory (~25 MB per chunk).
 _CHUNK = 10_000
 
@@ -103,19 +101,6 @@ def observer_positions(mjds_tai: FloatArray, site: site_mod.Site = site_mod.CTIO
     return np.asarray(np.stack([helio.T, sun_v.T / AU_KM], axis=1), np.float64)
 
 
-def _to_mpc_ecliptic(vectors: FloatArray) -> FloatArray:
-    """Re-rotate `orbits` output to the MPC/JPL J2000 ecliptic (obliquity 84381.448").
-
-    `orbits.ECLIPTIC_TO_EQUATORIAL` uses the IAU 2006 obliquity, 0.042" less than the one
-    that defines the ecliptic frame MPC elements (and SPICE's ECLIPJ2000) refer to, which
-    would turn every position by up to 42 mas about the equinox.
-    """
-    angle = np.deg2rad((_OBLIQUITY_MPC_ARCSEC / 3600.0) - orbits_mod.OBLIQUITY_J2000_DEG)
-    c, s = np.cos(angle), np.sin(angle)
-    rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-    return np.asarray(vectors @ rot.T, np.float64)
-
-
 def _directions(
     catalog: mpcorbits.Catalog, rows: slice, times: FloatArray, observer: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -129,7 +114,7 @@ def _directions(
     m, k = len(table), len(times)
     unit, dist = np.empty((m, k, 3)), np.empty((m, k))
     for j, (t, (obs, sun_v)) in enumerate(zip(times, observer, strict=True)):
-        r, v = (_to_mpc_ecliptic(x) for x in orbits_mod.heliocentric_state(table, t))
+        r, v = orbits_mod.heliocentric_state(table, t)
         acc = -orbits_mod.GM_SUN * r / np.linalg.norm(r, axis=1, keepdims=True) ** 3
         lt = np.linalg.norm(r - obs, axis=1, keepdims=True) / orbits_mod.C_AU_PER_DAY
         for _ in range(2):
