@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
     pre.add_argument("--jobs", type=int, default=1, help="worker processes")
     pre.add_argument("--shard", type=int, default=0)
     pre.add_argument("--shards", type=int, default=1)
+    pre.add_argument(
+        "--repo",
+        metavar="URI",
+        help="also store this shard's pieces in this repository (directory or s3://) as "
+        "ss_pieces / ss_fast_pieces datasets, for the pre-cache",
+    )
     pre.set_defaults(func=_precompute)
 
 
@@ -88,4 +94,10 @@ def _precompute(args: argparse.Namespace) -> int:
         args.catalog, args.out, night, shard=args.shard, shards=args.shards, jobs=args.jobs
     )
     _LOG.info("wrote %d pieces to %s in %.1f s", n, args.out, time.perf_counter() - start)
+    if args.repo is not None:
+        from shutterline.butler import repo, sspieces
+
+        butler = repo.open_repo(args.repo, writeable=True)
+        stored = sspieces.store_pieces(butler, args.out, args.shard, args.shards)
+        _LOG.info("stored %d piece datasets in %s", stored, args.repo)
     return 0

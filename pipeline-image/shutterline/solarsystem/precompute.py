@@ -46,6 +46,7 @@ __all__ = [
     "Night",
     "observer_positions",
     "piece_arrays",
+    "piece_time",
     "run",
     "shard_rows",
 ]
@@ -133,7 +134,9 @@ def piece_arrays(
     ``c0`` (float64, ``(p, 3)``) and ``coef`` (float32, ``(p, 3, degree)``) are the Chebyshev
     coefficients of the unit vector (the high orders are small, so float32 loses under
     0.1 mas); ``ra``, ``dec``, ``radius`` (deg) the centre and sweep; ``delta`` (au) the
-    distance at mid-piece; ``sigma`` (arcsec) the catalogue-propagated 1-sigma error.
+    distance at mid-piece; ``sigma`` (arcsec) the catalogue-propagated 1-sigma error. The
+    object's ``mpc_orbits`` columns ride along, so a detector's files alone make its alerts'
+    ``ssSource`` geometry and ``mpc_orbits`` records.
     """
     nodes_t = night.node_times()
     unit, dist = _directions(catalog, rows, nodes_t.ravel(), observer)
@@ -155,7 +158,13 @@ def piece_arrays(
         ],
         axis=1,
     ).ravel()
+    orbit_columns = {
+        name: np.repeat(catalog[name][rows], night.n_pieces)
+        for name, _ in mpcorbits.COLUMNS
+        if name != "id"
+    }
     return {
+        **orbit_columns,
         "id": ids.astype(np.int32),
         "piece": np.tile(np.arange(night.n_pieces, dtype=np.int16), m),
         "c0": coef[:, :, 0],
@@ -165,6 +174,14 @@ def piece_arrays(
         "radius": np.rad2deg(np.arccos(np.clip(cos_sweep, -1.0, 1.0))).astype(np.float32),
         "delta": delta.astype(np.float32),
         "sigma": sigma.astype(np.float32),
+    }
+
+
+def piece_time(start_mjd: float, span_days: float) -> dict[str, npt.NDArray[np.float64]]:
+    """The 0-d arrays each piece file carries: its piece's start (MJD, TAI) and length."""
+    return {
+        "piece_start_mjd": np.array(start_mjd, np.float64),
+        "piece_span_days": np.array(span_days, np.float64),
     }
 
 
@@ -268,7 +285,9 @@ def _write(
         path = out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz"
         tmp = path.with_name(path.name + ".partial")
         with tmp.open("wb") as f:
+            start = night.mjd_start + night.span_days * int(piece[take[0]])
             arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}
+            arrays.update(piece_time(start, night.span_days))
             np.savez(f, **arrays)
         tmp.replace(path)
     _write_meta(out, night, shard)

@@ -21,12 +21,15 @@ import numpy.typing as npt
 from astropy.table import Table
 
 from shutterline.camera import site as site_mod
+from shutterline.solarsystem import mpcorbits
 from shutterline.solarsystem import orbits as orbits_mod
 
 __all__ = [
     "DEFAULT_POSITION_ERROR_ARCSEC",
+    "MPC_PREFIX",
     "apparent_v_mag",
     "footprint_circle",
+    "predict_from_lookup",
     "predict_visit",
     "ss_object_ids",
 ]
@@ -37,6 +40,9 @@ FloatArray = npt.NDArray[np.float64]
 #: propagation itself is good to milliarcseconds over days, so this stands for the orbit
 #: determination error, which our orbit table does not give.
 DEFAULT_POSITION_ERROR_ARCSEC = 0.2
+
+#: Prefix of the ``mpc_orbits`` columns a prediction from the nightly pieces carries along.
+MPC_PREFIX = "mpc_"
 
 #: Extra radius of the coarse pass (degrees); see the module docstring.
 _COARSE_MARGIN_DEG = 0.05
@@ -206,4 +212,26 @@ def _describe(
         for axis, name in enumerate("xyz"):
             out[f"{prefix}_{name}"] = pos[:, axis]
             out[f"{prefix}_v{name}"] = vel[:, axis]
+    return out
+
+
+def predict_from_lookup(
+    found: Table, mjd: float, site: site_mod.Site | None = site_mod.CTIO
+) -> Table:
+    """The `predict_visit` table for objects found in the nightly pieces (`lookup`).
+
+    Positions and their errors are the pieces' (DE421, topocentric, the catalogue's orbit
+    quality); the geometry, rates and magnitudes of the few objects found come from their
+    ``mpc_orbits`` elements as in `predict_visit`. The ``mpc_orbits`` columns follow, named
+    with `MPC_PREFIX`, for the alerts' ``mpc_orbits`` records.
+    """
+    columns = {name: np.asarray(found[name]) for name, _ in mpcorbits.COLUMNS}
+    near = mpcorbits.to_orbits_table(columns)
+    radec = tuple(np.asarray(found[k], np.float64) for k in ("ra", "dec", "delta"))
+    out = _describe(near, mjd, radec, DEFAULT_POSITION_ERROR_ARCSEC, site)  # type: ignore[arg-type]
+    out["designation"] = np.asarray([bytes(d).decode() for d in columns["designation"]], str)
+    out["ra_err"] = np.asarray(found["ra_err"], np.float64)
+    out["dec_err"] = np.asarray(found["dec_err"], np.float64)
+    for name, values in columns.items():
+        out[MPC_PREFIX + name] = values
     return out
