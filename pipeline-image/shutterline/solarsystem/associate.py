@@ -50,7 +50,7 @@ def ssassociate(
 
     A source is associated when it lies inside its prediction's error circle: ``n_sigma``
     times the prediction's 1-sigma error (``ra_err``, from the orbit's quality) and the
-    source's own (``raErr`` when present) in quadrature, never less than ``radius_arcsec``
+    source's own (``ra_err``) in quadrature, never less than ``radius_arcsec``
     (astrometry and the two-body model) nor more than ``max_radius_arcsec`` (a poorly known
     orbit must not claim whatever lies near its prediction).
 
@@ -79,11 +79,18 @@ def ssassociate(
     dia_sources["ss_object_id"] = np.zeros(len(dia_sources), np.int64)
     if len(predictions) == 0:
         return Table()
-    limit = _match_radii(dia_sources, predictions, radius_arcsec, n_sigma, max_radius_arcsec)
-    idx, sep = matching.match_nearest(
-        dia_sources["ra"], dia_sources["dec"], predictions["ra"], predictions["dec"], limit.max()
+    pred_err, src_err = _errors_arcsec(dia_sources, predictions)
+    widest = np.clip(
+        n_sigma * np.hypot(pred_err.max(), src_err.max(initial=0.0)),
+        radius_arcsec,
+        max_radius_arcsec,
     )
-    idx[(idx >= 0) & ~(sep <= limit[np.maximum(idx, 0)])] = -1
+    idx, sep = matching.match_nearest(
+        dia_sources["ra"], dia_sources["dec"], predictions["ra"], predictions["dec"], widest
+    )
+    pair = np.maximum(idx, 0)
+    limit = np.clip(n_sigma * np.hypot(pred_err[pair], src_err), radius_arcsec, max_radius_arcsec)
+    idx[(idx >= 0) & ~(sep <= limit)] = -1
     hit = np.nonzero(idx >= 0)[0]
     ids = np.zeros(len(dia_sources), np.int64)
     ids[hit] = np.asarray(predictions["ss_object_id"], np.int64)[idx[hit]]
@@ -96,16 +103,14 @@ def ssassociate(
     )
 
 
-def _match_radii(
-    dia_sources: Table, predictions: Table, floor: float, n_sigma: float, cap: float
-) -> FloatArray:
-    """Each prediction's match radius (arcsec), see `ssassociate`."""
+def _errors_arcsec(dia_sources: Table, predictions: Table) -> tuple[FloatArray, FloatArray]:
+    """1-sigma errors (arcsec) of each prediction and of each source (0 if it has none)."""
     pred_err = np.asarray(predictions["ra_err"], np.float64) * 3600.0
-    src_err = 0.0
-    if "raErr" in dia_sources.colnames and len(dia_sources):
-        src_err = float(np.nanmedian(np.ma.filled(np.ma.asarray(dia_sources["raErr"]), np.nan)))
-        src_err = 0.0 if not np.isfinite(src_err) else src_err * 3600.0
-    return np.asarray(np.clip(n_sigma * np.hypot(pred_err, src_err), floor, cap), np.float64)
+    src_err = np.zeros(len(dia_sources))
+    if "ra_err" in dia_sources.colnames:
+        values = np.ma.filled(np.ma.asarray(dia_sources["ra_err"], np.float64), np.nan)
+        src_err = np.where(np.isfinite(values), values * 3600.0, 0.0)
+    return pred_err, np.asarray(src_err, np.float64)
 
 
 def _ranks(
