@@ -167,3 +167,22 @@ def _associate_and_build(pred: Table, mjd: float) -> None:
         back: Any = fastavro.schemaless_reader(io.BytesIO(wire[5:]), schema.parsed)
         assert back["mpc_orbits"]["designation"] == orbit["designation"]
         assert back["ssSource"]["ssObjectId"] == orbit["id"]
+
+
+def test_the_cli_stores_a_shard_in_a_repository(tmp_path: Path) -> None:
+    from shutterline.cli import main
+
+    cat = tmp_path / "catalog.npz"
+    mpcorbits.write_catalog(cat, orbitcatalog.synthesize(300, 5, 61200.0))
+    root = tmp_path / "repo"
+    repo.create_repo(str(root))
+    argv = ["orbits", "precompute", "--catalog", str(cat), "--out", str(tmp_path / "p")]
+    argv += ["--start", "61280", "--hours", "2", "--shard", "0", "--shards", "1"]
+    assert main.main([*argv, "--repo", str(root)]) == 0
+    butler = repo.open_repo(str(root))
+    run = sspieces.run_name(61280.0, 2.0 / 24.0, 0, 1)
+    assert list(butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*")) == [run]
+    refs = butler.query_datasets(names.SS_PIECES, collections=run, explain=False, limit=None)
+    assert len(refs) == len(list((tmp_path / "p").glob("r*.npz"))) > 0
+    got = butler.get(refs[0])
+    assert set(got) >= {"c0", "coef", "designation", "a", "piece_start_mjd"}
