@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -165,7 +166,30 @@ def main() -> int:
     _picture(record, work / "precompute_workers.png")
     print(json.dumps(record, indent=1))
     print(f"record and picture in {work}")
+    _record_rows(record)
     return 0
+
+
+def _record_rows(record: dict[str, Any]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _results
+
+    cmd = f"python tests/benchmarks/bench_orbits.py --n {record['n']}"
+    wall, speed = record["wall_s"], record["speedup"]
+    _results.record(
+        "bench_orbits",
+        [
+            (f"precompute {record['n']:,} orbits, {record['hours']:.0f} h, 1 worker",
+             f"{wall.get('1', float('nan')):.1f} s", "baseline", cmd),
+            ("precompute, 2 workers", f"{wall.get('2', float('nan')):.1f} s",
+             f"x{speed.get('2', float('nan')):.2f} vs 1 (linear: x2)", cmd),
+            ("lookup + describe per detector, median / max",
+             f"{record['lookup_median_s'] * 1e3:.0f} / {record['lookup_max_s'] * 1e3:.0f} ms",
+             "target < 100 ms", cmd),
+            ("pieces read per detector (median)",
+             f"{record['files_bytes_per_detector_median'] / 1e3:.0f} kB", "", cmd),
+        ],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

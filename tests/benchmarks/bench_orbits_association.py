@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -175,6 +176,18 @@ def main() -> int:
     out.write_text(json.dumps({"nights": per_night, "total": total}, indent=1) + "\n")
     print(json.dumps(total, indent=1))
     ok = detected > 0 and associated >= 0.95 * detected and wrong == 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _results
+
+    cmd = "python tests/benchmarks/bench_orbits_association.py" + (" --full" if args.full else "")
+    _results.record(
+        "bench_orbits_association",
+        [
+            ("known asteroids associated, 1.5 M catalogue", f"{associated}/{detected}",
+             "target >= 95%", cmd),
+            ("DIA sources wrongly attributed to a known object", str(wrong), "target 0", cmd),
+        ],
+    )  # fmt: skip
     print(
         f"known asteroids associated: {associated}/{detected} (target >= 95%), "
         f"wrongly attributed: {wrong} (target 0): {'met' if ok else 'MISSED'}; record {out}"
