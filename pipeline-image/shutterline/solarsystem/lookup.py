@@ -25,6 +25,9 @@ from shutterline.solarsystem import chebyshev, mpcorbits
 __all__ = ["files_for", "lookup", "lookup_pieces"]
 
 FloatArray = npt.NDArray[np.float64]
+#: Slack at a piece's ends (fraction of its span, 0.07 s of 2 h): RUN names round the start to
+#: 1e-6 day, so a plan may pick a piece for a time a hair outside it.
+_EDGE = 1e-5
 #: Columns a piece row carries besides its own: the object's ``mpc_orbits`` record.
 _ORBIT_COLUMNS = tuple(name for name, _ in mpcorbits.COLUMNS if name != "id")
 
@@ -146,7 +149,7 @@ def lookup_pieces(
         return _evaluate({}, 0.0, 1.0, centre, reach)
     rows, start, span = _rows(parts)
     offset = (mjd - start) / span
-    if not 0.0 <= offset <= 1.0:
+    if not -_EDGE <= offset <= 1.0 + _EDGE:
         raise ValueError(f"MJD {mjd} is outside the piece [{start}, {start + span}] given")
     if len(rows["id"]):
         ra, dec = (np.asarray(rows[k], np.float64) for k in ("ra", "dec"))

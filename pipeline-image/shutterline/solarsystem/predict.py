@@ -225,6 +225,8 @@ def predict_from_lookup(
     ``mpc_orbits`` elements as in `predict_visit`. The ``mpc_orbits`` columns follow, named
     with `MPC_PREFIX`, for the alerts' ``mpc_orbits`` records.
     """
+    if len(found) == 0:
+        return Table()  # nothing known in this footprint (`ssassociate` accepts it)
     columns = {name: np.asarray(found[name]) for name, _ in mpcorbits.COLUMNS}
     near = mpcorbits.to_orbits_table(columns)
     radec = tuple(np.asarray(found[k], np.float64) for k in ("ra", "dec", "delta"))

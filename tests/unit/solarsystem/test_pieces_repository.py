@@ -186,3 +186,11 @@ def test_the_cli_stores_a_shard_in_a_repository(tmp_path: Path) -> None:
     assert len(refs) == len(list((tmp_path / "p").glob("r*.npz"))) > 0
     got = butler.get(refs[0])
     assert set(got) >= {"c0", "coef", "designation", "a", "piece_start_mjd"}
+
+
+def test_nothing_known_in_the_footprint_associates_nothing() -> None:
+    found = lookup.lookup_pieces([], (10.0, 0.0), 0.2, 61280.0)
+    pred = predict.predict_from_lookup(found, 61280.0)
+    dia = synthetic.dia_table(np.array([10.0]), np.array([0.0]), visit=1, seed=2)
+    assert len(ssassoc.ssassociate(dia, pred)) == 0 and dia["ss_object_id"][0] == 0
+    assert ssassoc.ss_source_records(ssassoc.ssassociate(dia, pred)) == {}
