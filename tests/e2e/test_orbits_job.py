@@ -4,7 +4,7 @@ The CronJob is rendered by helm from the chart and applied. One Job is made from
 operator would (``kubectl create job --from=cronjob/...``). The node agent runs its two
 indexes as pipeline-image processes, each writing its shard of a 20 000-object catalogue
 (read from S3) into an S3 + PostgreSQL repository. The stored pieces must be exactly what
-one local process computes for the same night.
+this process computes for the same night and split: every file, and the arrays of a sample.
 """
 
 from __future__ import annotations
@@ -81,14 +81,6 @@ def _print_pod_logs(bed: cluster.Cluster, namespace: str) -> None:
         print(bed.container_log(pod, "precompute")[-3000:])
 
 
-def _rows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Every row of the pieces, sorted by (id, piece)."""
-    keys = [k for k in parts[0] if np.ndim(parts[0][k])]
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in keys}
-    order = np.lexsort((merged["piece"], merged["id"]))
-    return {k: v[order] for k, v in merged.items()}
-
-
 def test_indexed_job_pods_store_the_single_process_pieces(
     k8s_cluster: cluster.Cluster,
     s3_server: Any,
@@ -129,24 +121,40 @@ def test_indexed_job_pods_store_the_single_process_pieces(
     butler = repo.open_repo(repo_uri)
     runs = sorted(butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*"))
     assert len(runs) == 2 * int(HOURS / PIECE_HOURS)  # a RUN per piece and shard
-    stored = [
-        butler.get(ref)
+    refs = [
+        ref
         for dataset in (names.SS_PIECES, names.SS_FAST_PIECES)
         for ref in butler.query_datasets(
             dataset, collections=runs, find_first=False, explain=False, limit=None
         )
     ]
-    starts = sorted({float(p["piece_start_mjd"]) for p in stored})
-    night = precompute.Night(starts[0], int(HOURS / PIECE_HOURS), PIECE_HOURS / 24.0)
-    assert len(starts) == night.n_pieces
+    starts = sorted({float(r.run.split("/")[2].split("+")[0]) for r in refs})
+    assert len(starts) == int(HOURS / PIECE_HOURS)
+    first = butler.get(next(r for r in refs if r.run.split("/")[2].startswith(f"{starts[0]:.6f}")))
+    night = precompute.Night(
+        float(first["piece_start_mjd"]), int(HOURS / PIECE_HOURS), PIECE_HOURS / 24.0
+    )
     assert runs == sorted(
         sspieces.run_name(t, night.span_days, s, 2) for t in starts for s in range(2)
     )
-    precompute.run(local_catalog, tmp_path / "local", night)
-    local = [
-        dict(np.load(p, allow_pickle=False)) for p in sorted((tmp_path / "local").glob("*.npz"))
-    ]
-    got, want = _rows(stored), _rows(local)
-    assert len(want["id"]) == N_OBJECTS * night.n_pieces
-    for key, column in want.items():
-        np.testing.assert_array_equal(got[key], column, err_msg=key)
+    for shard in range(2):  # the same split, in this process
+        precompute.run(local_catalog, tmp_path / "local", night, shard=shard, shards=2)
+    local = {p.name: p for p in (tmp_path / "local").glob("*.npz")}
+    by_name = {_file_name(r, starts): r for r in refs}
+    assert sorted(by_name) == sorted(local)  # every region, piece and shard, nothing else
+    rng = np.random.default_rng(0)
+    for name in rng.choice(sorted(local), size=min(24, len(local)), replace=False):
+        got = butler.get(by_name[name])
+        with np.load(local[name], allow_pickle=False) as want:
+            assert sorted(got) == sorted(want.files), name
+            for key in want.files:
+                np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
+
+
+def _file_name(ref: Any, starts: list[float]) -> str:
+    """The precompute file name a stored dataset came from."""
+    piece_run, shard = ref.run.split("/")[2:4]
+    piece = [f"{t:.6f}" for t in starts].index(piece_run.split("+")[0])
+    if ref.datasetType.name == names.SS_FAST_PIECES:
+        return f"fast.p{piece:03d}.{shard}.npz"
+    return f"r{int(ref.dataId[names.SS_PIECES_PIXELIZATION]):04d}.p{piece:03d}.{shard}.npz"
