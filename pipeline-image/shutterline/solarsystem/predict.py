@@ -15,6 +15,7 @@ are computed for those few only.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -182,21 +183,32 @@ def _describe(
     site: site_mod.Site | None,
 ) -> Table:
     """The prediction table for objects already known to be in the field."""
+    return Table(_describe_columns(near, mjd, radec, err_arcsec, site), copy=False)
+
+
+def _describe_columns(
+    near: Table,
+    mjd: float,
+    radec: tuple[FloatArray, FloatArray, FloatArray],
+    err_arcsec: float,
+    site: site_mod.Site | None,
+) -> dict[str, npt.NDArray[Any]]:
+    """`_describe`'s columns, by name, in order (one table built at the end is much faster
+    than 30 columns added one by one)."""
     ra, dec, delta = radec
     lt = delta / orbits_mod.C_AU_PER_DAY
     helio, helio_v = orbits_mod.heliocentric_state(near, mjd - lt)
-    earth = orbits_mod.observer_heliocentric(mjd, site)
-    earth_v = (
-        orbits_mod.observer_heliocentric(mjd + _RATE_STEP_DAYS, site)
-        - orbits_mod.observer_heliocentric(mjd - _RATE_STEP_DAYS, site)
-    ) / (2.0 * _RATE_STEP_DAYS)
+    before, earth, after = orbits_mod.observer_heliocentric(
+        mjd + _RATE_STEP_DAYS * np.array([-1.0, 0.0, 1.0]), site
+    )
+    earth_v = (after - before) / (2.0 * _RATE_STEP_DAYS)
     topo, topo_v = helio - earth, helio_v - earth_v
     r = np.linalg.norm(helio, axis=1)
     rng = np.linalg.norm(topo, axis=1)
     phase = np.rad2deg(np.arccos(np.clip(np.sum(helio * topo, axis=1) / (r * rng), -1, 1)))
     elong = np.rad2deg(np.arccos(np.clip(-(topo @ earth) / (rng * np.linalg.norm(earth)), -1, 1)))
     rate_ra, rate_dec = _rates(near, mjd, dec)
-    out = Table()
+    out: dict[str, npt.NDArray[Any]] = {}
     out["ss_object_id"] = ss_object_ids(near["id"])
     out["designation"] = np.asarray([str(v) for v in near["id"]], dtype=str)
     out["ra"], out["dec"] = ra, dec
@@ -230,10 +242,10 @@ def predict_from_lookup(
     columns = {name: np.asarray(found[name]) for name, _ in mpcorbits.COLUMNS}
     near = mpcorbits.to_orbits_table(columns)
     radec = tuple(np.asarray(found[k], np.float64) for k in ("ra", "dec", "delta"))
-    out = _describe(near, mjd, radec, DEFAULT_POSITION_ERROR_ARCSEC, site)  # type: ignore[arg-type]
+    out = _describe_columns(near, mjd, radec, DEFAULT_POSITION_ERROR_ARCSEC, site)  # type: ignore[arg-type]
     out["designation"] = np.asarray([bytes(d).decode() for d in columns["designation"]], str)
     out["ra_err"] = np.asarray(found["ra_err"], np.float64)
     out["dec_err"] = np.asarray(found["dec_err"], np.float64)
     for name, values in columns.items():
         out[MPC_PREFIX + name] = values
-    return out
+    return Table(out, copy=False)
