@@ -36,6 +36,7 @@ __all__ = [
     "make_config",
     "make_visit",
     "operator_bed",
+    "priority_class",
     "prompt_namespace",
     "stand_in",
     "visit_status",
@@ -182,6 +183,17 @@ def make_config(namespace: str, **spec: Any) -> dict[str, Any]:
 def stand_in(pipeline: str, precache: str = "sleep 0.2") -> dict[str, Any]:
     """``debug.commands`` running shell stand-ins for the precache and pipeline containers."""
     return {"commands": {"precache": ["sh", "-c", precache], "pipeline": ["sh", "-c", pipeline]}}
+
+
+def priority_class(name: str, value: int) -> dict[str, Any]:
+    """A PriorityClass as the chart makes them: one below 0 never preempts (analysis pods)."""
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": name},
+        "value": value,
+        "preemptionPolicy": "Never" if value < 0 else "PreemptLowerPriority",
+    }
 
 
 def make_visit(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

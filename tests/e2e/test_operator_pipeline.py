@@ -58,9 +58,16 @@ def pipeline_ns(
     operator_bed: Bed, prompt_namespace: str, backbone: Any, otlp_receiver: Any
 ) -> dict[str, Any]:
     """A namespace whose PromptConfig runs the pipeline image against the backbone night."""
+    return pipeline_namespace(operator_bed[0], prompt_namespace, backbone, otlp_receiver)
+
+
+def pipeline_namespace(
+    bed: cluster.Cluster, ns: str, backbone: Any, otlp_receiver: Any
+) -> dict[str, Any]:
+    """Secrets, a fresh APDB and the (not yet applied) PromptConfig of the pipeline image in
+    ``ns``: ``{"ns", "apdb", "config"}``."""
     if not _has_command("pod", "run"):
         pytest.fail("`shutterline pod run` is missing: the worker's pod commands are needed")
-    bed, ns = operator_bed[0], prompt_namespace
     apdb = backbone.new_apdb()
     # The APDB exists before visits arrive, as in operations: pods of one visit creating a
     # fresh schema at once race (one of them fails on a table the other just made).
@@ -91,6 +98,20 @@ def pipeline_ns(
         rawWaitSeconds=120,
     )
     return {"ns": ns, "apdb": apdb, "config": config}
+
+
+def with_kafka(config: dict[str, Any], kafka_broker: Any, schema_registry: Any) -> str:
+    """Point ``config`` at fresh alert and metrics topics of the test broker; the alert topic."""
+    topic = relay_harness.unique_topic("alerts")
+    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
+    config["spec"]["kafka"] = {
+        "bootstrap": kafka_broker.bootstrap,
+        "alertTopic": topic,
+        "metricsTopic": f"{topic}-metrics",
+        "schemaRegistryUrl": schema_registry.url,
+        "relayGiveUpSeconds": 60,
+    }
+    return topic
 
 
 def _visit(backbone: Any, ns: str, name: str, visit: int, **spec: Any) -> dict[str, Any]:
@@ -138,16 +159,8 @@ def test_example_visit_waits_for_raws_then_succeeds_with_the_pipelines_counts(
     schema_registry: Any,
 ) -> None:
     bed, ns = operator_bed[0], pipeline_ns["ns"]
-    topic = relay_harness.unique_topic("alerts")
-    relay_harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
     config = pipeline_ns["config"]
-    config["spec"]["kafka"] = {
-        "bootstrap": kafka_broker.bootstrap,
-        "alertTopic": topic,
-        "metricsTopic": f"{topic}-metrics",
-        "schemaRegistryUrl": schema_registry.url,
-        "relayGiveUpSeconds": 60,
-    }
+    topic = with_kafka(config, kafka_broker, schema_registry)
     apply(bed, config)
     visit = int(backbone.visits[0]["visit"])
     body = _visit(backbone, ns, "example", visit)

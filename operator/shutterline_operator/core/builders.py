@@ -15,7 +15,18 @@ from typing import Any
 
 from shutterline_operator.core import names, timing
 
-__all__ = ["SCRATCH", "build_job", "kueue_priority_class"]
+__all__ = [
+    "SCRATCH",
+    "build_job",
+    "container_resources",
+    "kueue_priority_class",
+    "owner_reference",
+    "pod_base",
+    "scratch_volume",
+    "visit_labels",
+    "worker_container",
+    "worker_env",
+]
 
 SCRATCH = "/scratch"
 _EXIT_PERMANENT, _EXIT_NO_RAW = 65, 66
@@ -52,7 +63,7 @@ def build_job(
     """
     meta, cspec = visit["metadata"], config["spec"]
     name = names.job_name(meta["name"])
-    labels = _labels(visit)
+    labels = visit_labels(visit)
     retries = cspec.get("retries") or {}
     remaining = (timing.deadline_at(visit["spec"]) - now).total_seconds()
     spec: dict[str, Any] = {
@@ -83,13 +94,14 @@ def build_job(
             "namespace": meta["namespace"],
             "labels": job_labels,
             "annotations": {names.ANNOTATION_TRACEPARENT: traceparent},
-            "ownerReferences": [_owner(visit)],
+            "ownerReferences": [owner_reference(visit)],
         },
         "spec": spec,
     }
 
 
-def _labels(visit: dict[str, Any]) -> dict[str, str]:
+def visit_labels(visit: dict[str, Any]) -> dict[str, str]:
+    """The labels every child of ``visit`` carries (Jobs, pods)."""
     spec = visit["spec"]
     return {
         names.LABEL_VISIT: names.label_value(visit["metadata"]["name"]),
@@ -99,7 +111,8 @@ def _labels(visit: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _owner(visit: dict[str, Any]) -> dict[str, Any]:
+def owner_reference(visit: dict[str, Any]) -> dict[str, Any]:
+    """The controller owner reference to ``visit``: deleting it deletes the child."""
     meta = visit["metadata"]
     return {
         "apiVersion": f"{names.GROUP}/{names.VERSION}",
@@ -168,13 +181,22 @@ def _pod_spec(
     job: str,
 ) -> dict[str, Any]:
     cspec = config["spec"]
-    env = _env(visit, config, detectors, traceparent, job)
+    env = worker_env(visit, config, ",".join(str(d) for d in detectors), traceparent, job)
     wanted = ["precache", "pipeline"]
     if (cspec.get("telemetry") or {}).get("enabled", True):
         wanted.insert(0, "telemetry")
     if cspec.get("kafka"):
         wanted.insert(len(wanted) - 2, "alert-relay")
     built = {c: _container(c, visit, config, env) for c in wanted}
+    pod = pod_base(cspec, cspec.get("priorityClassName"))
+    pod["initContainers"] = [built[c] for c in wanted if c != "pipeline"]
+    pod["containers"] = [built["pipeline"]]
+    return pod
+
+
+def pod_base(cspec: dict[str, Any], priority_class: str | None) -> dict[str, Any]:
+    """What every worker pod shares: restricted security, no token, the scratch volume, the
+    pull secrets and service account of the PromptConfig ``cspec``, a PriorityClass."""
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "shareProcessNamespace": True,
@@ -187,10 +209,10 @@ def _pod_spec(
             "fsGroup": _RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "initContainers": [built[c] for c in wanted if c != "pipeline"],
-        "containers": [built["pipeline"]],
-        "volumes": [_scratch_volume(cspec.get("scratch") or {})],
+        "volumes": [scratch_volume(cspec.get("scratch") or {})],
     }
+    if priority_class:
+        pod["priorityClassName"] = str(priority_class)
     if cspec.get("serviceAccountName"):
         pod["serviceAccountName"] = cspec["serviceAccountName"]
     secrets = (cspec.get("images") or {}).get("pullSecrets") or []
@@ -199,7 +221,8 @@ def _pod_spec(
     return pod
 
 
-def _scratch_volume(scratch: dict[str, Any]) -> dict[str, Any]:
+def scratch_volume(scratch: dict[str, Any]) -> dict[str, Any]:
+    """The pod's one ephemeral volume (``scratch`` of the PromptConfig)."""
     size = str(scratch.get("sizeLimit", "20Gi"))
     if not scratch.get("storageClassName"):
         return {"name": "scratch", "emptyDir": {"sizeLimit": size}}
@@ -214,21 +237,42 @@ def _scratch_volume(scratch: dict[str, Any]) -> dict[str, Any]:
 def _container(
     name: str, visit: dict[str, Any], config: dict[str, Any], env: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    debug = ((config["spec"].get("debug") or {}).get("commands") or {}).get(name)
+    resources = container_resources(name, visit, config)
+    container = worker_container(name, debug or _COMMANDS[name], config, env, resources)
+    if name == "pipeline":
+        container["readinessProbe"] = {
+            "exec": {"command": ["test", "-e", names.RAW_MARKER]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+            "successThreshold": 1,
+        }
+    return container
+
+
+def worker_container(
+    name: str,
+    command: Sequence[str],
+    config: dict[str, Any],
+    env: list[dict[str, Any]],
+    resources: dict[str, Any],
+) -> dict[str, Any]:
+    """A container of the pipeline image running ``command``, restricted, with the scratch
+    volume and the backbone Secret; ``telemetry`` and ``alert-relay`` as native sidecars."""
     cspec = config["spec"]
     images = cspec["images"]
-    debug = ((cspec.get("debug") or {}).get("commands") or {}).get(name)
     container: dict[str, Any] = {
         "name": name,
         "image": images["pipeline"],
         "imagePullPolicy": images.get("pullPolicy", "IfNotPresent"),
-        "command": list(debug or _COMMANDS[name]),
+        "command": list(command),
         "env": [{"name": "CONTAINER_NAME", "value": name}, *env],
         "envFrom": [{"secretRef": {"name": cspec["backbone"]["credentialsSecret"]}}],
         "volumeMounts": [
             {"name": "scratch", "mountPath": SCRATCH},
             {"name": "scratch", "mountPath": f"{SCRATCH}/tmp", "subPath": "tmp"},
         ],
-        "resources": _resources(name, visit, config),
+        "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -241,17 +285,11 @@ def _container(
     if name in ("telemetry", "alert-relay"):
         container["restartPolicy"] = "Always"
         container["env"].append({"name": "SHUTTERLINE_NATIVE_SIDECAR", "value": "1"})
-    if name == "pipeline":
-        container["readinessProbe"] = {
-            "exec": {"command": ["test", "-e", names.RAW_MARKER]},
-            "periodSeconds": 1,
-            "failureThreshold": 1,
-            "successThreshold": 1,
-        }
     return container
 
 
-def _resources(name: str, visit: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+def container_resources(name: str, visit: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Requests/limits of container ``name``: the PromptConfig's, a Visit's overrides win."""
     key = _RESOURCE_KEYS.get(name, name)
     base = (config["spec"].get("resources") or {}).get(key) or {}
     override = ((visit["spec"].get("overrides") or {}).get("resources") or {}).get(key) or {}
@@ -267,14 +305,17 @@ def _field(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _env(
+def worker_env(
     visit: dict[str, Any],
     config: dict[str, Any],
-    detectors: Sequence[int],
+    detectors: str,
     traceparent: str,
     job: str,
 ) -> list[dict[str, Any]]:
-    """Every container's environment (docs/architecture.md); secrets by reference only."""
+    """Every container's environment (docs/architecture.md); secrets by reference only.
+
+    ``detectors`` is ``SHUTTERLINE_DETECTORS`` as the pod's command reads it.
+    """
     cspec, vspec = config["spec"], visit["spec"]
     apdb = cspec["apdb"]["secret"]
     env: list[dict[str, Any]] = [
@@ -292,7 +333,7 @@ def _env(
         {"name": "SHUTTERLINE_EXPORT", "value": ",".join(cspec.get("export") or [])},
         {"name": "SHUTTERLINE_RAW_WAIT_S", "value": str(cspec.get("rawWaitSeconds", 600))},
         {"name": "SHUTTERLINE_VISIT_SPEC", "value": json.dumps(vspec, sort_keys=True)},
-        {"name": "SHUTTERLINE_DETECTORS", "value": ",".join(str(d) for d in detectors)},
+        {"name": "SHUTTERLINE_DETECTORS", "value": detectors},
         {"name": "TRACEPARENT", "value": traceparent},
         {"name": "TMPDIR", "value": f"{SCRATCH}/tmp"},
     ]

@@ -3,13 +3,15 @@ those whose deadline passed while they waited; with Kueue, only say what they wa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from typing import Any
 
 from shutterline_operator.adapters import metrics
-from shutterline_operator.core import queue, timing
+from shutterline_operator.core import analysis, queue, timing
 from shutterline_operator.core import status as vstatus
+from shutterline_operator.engine import analysis as step
 from shutterline_operator.engine import cache as vcache
 from shutterline_operator.engine import reconcile
 
@@ -37,7 +39,9 @@ def _pools(
             if visit is None or job["metadata"].get("deletionTimestamp"):
                 continue
             pool = (namespace, str(visit["spec"]["instrument"]))
-            pools.setdefault(pool, []).append((job, visit))
+            members = pools.setdefault(pool, [])
+            if not analysis.is_analysis_job(job):  # those have a gate of their own
+                members.append((job, visit))
     return pools
 
 
@@ -71,6 +75,16 @@ def admit(rec: reconcile.Reconciler, now: dt.datetime) -> None:
         plan = queue.plan(entries, limit)
         for job_key in plan.release:
             _release(rec, job_key, visits[job_key], now)
+        released = [
+            dataclasses.replace(e, suspended=False, running=e.demand)
+            if e.key in plan.release
+            else e
+            for e in entries
+        ]
+        prompt_jobs = [j for j, _ in members]
+        step.admit(
+            rec.api, rec.cache, (namespace, instrument), config, limit, released, prompt_jobs
+        )
         for job_key, slot in plan.waiting.items():
             slots[_key(visits[job_key])] = slot
         metrics.QUEUE_DEPTH.labels(namespace, instrument).set(len(plan.waiting))

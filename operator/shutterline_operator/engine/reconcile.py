@@ -14,6 +14,7 @@ from shutterline.camera import layout
 from shutterline_operator.adapters import kube, metrics, tracing
 from shutterline_operator.core import builders, names, slim, timing, tracecontext, validation
 from shutterline_operator.core import status as vstatus
+from shutterline_operator.engine import analysis
 from shutterline_operator.engine import cache as vcache
 
 __all__ = ["CAMERAS", "Reconciler", "Retry"]
@@ -166,7 +167,11 @@ class Reconciler:
         camera = CAMERAS.get(visit["spec"]["instrument"], frozenset())
         detectors = validation.detectors_of(visit["spec"], camera)
         old = visit.get("status") or {}
-        new = vstatus.fold(visit, job, pods, detectors, _utcnow(), self.slots.get(key))
+        now = _utcnow()
+        new = vstatus.fold(visit, job, pods, detectors, now, self.slots.get(key))
+        config = self.cache.config_for(key[0], str(visit["spec"]["instrument"]))
+        context = (config, detectors, tracecontext.traceparent_of(visit))
+        new = analysis.fold(self.api, self.cache, visit, new, context, now, job is not None)
         patch = slim.merge_patch(old, new)
         if patch and self._defer(key, patch):
             return
@@ -179,6 +184,7 @@ class Reconciler:
             self.patched.pop(key, None)
         if new.get("phase") != old.get("phase"):
             self.publish_phase(visit, new, job)
+        analysis.announce(self.api, visit, old, new)
         metrics.RECONCILE_SECONDS.labels("status").observe(metrics.since(started))
 
     def _defer(self, key: vcache.Key, patch: dict[str, Any]) -> bool:

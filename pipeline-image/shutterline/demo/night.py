@@ -83,6 +83,8 @@ def prepare_repository(cfg: DemoConfig) -> tuple[Path, Path]:
 
 def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
     """Every scheduled visit in schedule order, so the APDB carries history forward."""
+    from shutterline.pipeline import analyze
+
     schedule = yaml.safe_load((night / "schedule.yaml").read_text())["visits"]
     out = cfg.workdir / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -95,6 +97,7 @@ def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
         spans_path=out / "spans.jsonl",
         kafka_bootstrap=cfg.kafka,
         schema_registry_url=cfg.schema_registry,
+        export=analyze.NEEDED_EXPORTS,  # what the analysis step reads back
     )
     reports: list[Any] = []
     _step(f"process {len(schedule)} visits x {cfg.detectors} detectors ({cfg.jobs} jobs)")
@@ -129,12 +132,14 @@ def _publish(settings: settings_mod.Settings, done: list[Any], relay_spool: Path
 
 def run_demo(cfg: DemoConfig) -> int:
     """The whole demo; returns 0 when every detector succeeded."""
-    from shutterline.demo import report
+    from shutterline.demo import analysis, report
 
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     night, root = prepare_repository(cfg)
     reports = process_night(cfg, night, root)
+    _step("analysis: QA values of every visit and the night report")
+    analysis.analyse_night(root, night, reports, cfg.workdir / "out")
     summary = report.write_report(cfg.workdir, night, reports)
     print(summary)
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; outputs in {cfg.workdir}")

@@ -1,7 +1,8 @@
 """Finding the pipeline container's process from a sidecar in the same process namespace.
 
 In a worker pod (``shareProcessNamespace: true``) every container's processes are visible in
-``/proc``; the pipeline is the one whose command line is ``shutterline pod run``. On the test
+``/proc``; the pipeline is the one whose command line is ``shutterline pod run`` (in the
+analysis pod, ``shutterline pod analyze``, container ``analysis``). On the test
 bed, whose node agent runs containers as host processes, the agent writes each container's
 process id to ``$TESTBED_POD_DIR/pids/<container>`` (docs/testbed.md), which is exact where a
 scan of the host's ``/proc`` could pick another pod's pipeline.
@@ -18,16 +19,20 @@ __all__ = ["find_pipeline", "is_pipeline_command", "scan_proc", "wait_for_pipeli
 
 #: The pipeline container's command (docs/architecture.md, "The worker pod").
 PIPELINE_COMMAND = ("pod", "run")
+#: The main container of the analysis pod and its command ("The analysis pod").
+ANALYSIS_COMMAND = ("pod", "analyze")
+_CONTAINERS = ("pipeline", "analysis")
 
 
 def is_pipeline_command(argv: Sequence[str]) -> bool:
-    """Whether ``argv`` runs ``shutterline pod run`` (as a script or ``python -m``)."""
+    """Whether ``argv`` runs ``shutterline pod run`` or ``pod analyze`` (as a script or
+    ``python -m``)."""
     for i, arg in enumerate(argv):
         name = os.path.basename(arg)
         if name == "shutterline" or arg in ("shutterline.cli.main", "shutterline.cli"):
             # Options such as -v may come between the program and its subcommand.
             rest = [a for a in argv[i + 1 :] if not a.startswith("-")]
-            return tuple(rest[:2]) == PIPELINE_COMMAND
+            return tuple(rest[:2]) in (PIPELINE_COMMAND, ANALYSIS_COMMAND)
     return False
 
 
@@ -40,14 +45,14 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _from_pid_file(pod_dir: str) -> int | None:
-    path = Path(pod_dir) / "pids" / "pipeline"
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    if not text.isdigit() or not Path(f"/proc/{text}").exists():
-        return None  # not written yet, or left by an earlier run of the container
-    return int(text)
+    for container in _CONTAINERS:
+        try:
+            text = (Path(pod_dir) / "pids" / container).read_text().strip()
+        except FileNotFoundError:
+            continue
+        if text.isdigit() and Path(f"/proc/{text}").exists():
+            return int(text)
+    return None  # not written yet, or left by an earlier run of the container
 
 
 def find_pipeline(env: Mapping[str, str] | None = None) -> int | None:

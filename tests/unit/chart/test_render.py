@@ -102,7 +102,13 @@ def test_promptconfig_per_instrument_filled_from_values() -> None:
         "credentialsSecret": "shutterline-backbone",
         "s3Endpoint": "https://s3.example.org",
     }
-    assert spec["export"] == ["calexp", "difference_image"]
+    assert spec["export"] == [
+        "calexp",
+        "calexp_background",
+        "difference_image",
+        "src",
+        "dia_source",
+    ]
     assert configs["lsstcam"]["spec"]["queueing"] == {"mode": "kueue", "queueName": "prompt"}
 
 

@@ -10,7 +10,16 @@ import yaml
 
 from tests.unit.chart import render
 
-FREE_FORM = ("instruments", "resources", "nodeSelector", "affinity", "config", "podLabels")
+FREE_FORM = (
+    "instruments",
+    "resources",
+    "nodeSelector",
+    "affinity",
+    "config",
+    "podLabels",
+    "limits",
+    "podAnnotations",
+)
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> Iterator[str]:

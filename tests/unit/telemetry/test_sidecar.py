@@ -227,6 +227,7 @@ def test_a_restarted_sidecar_records_no_second_pod_span(tmp_path: Path) -> None:
 def test_the_pipeline_is_found_by_its_command_line(tmp_path: Path) -> None:
     assert locate.is_pipeline_command(["/venv/bin/shutterline", "pod", "run"])
     assert locate.is_pipeline_command(["python", "-m", "shutterline.cli.main", "-v", "pod", "run"])
+    assert locate.is_pipeline_command(["/venv/bin/shutterline", "pod", "analyze"])
     assert not locate.is_pipeline_command(["/venv/bin/shutterline", "pod", "precache"])
     assert not locate.is_pipeline_command(["/venv/bin/shutterline", "telemetry"])
     script = tmp_path / "shutterline"
@@ -246,3 +247,12 @@ def test_the_pipeline_is_found_by_its_command_line(tmp_path: Path) -> None:
         child.kill()
         child.wait()
     assert child.pid not in locate.scan_proc()
+
+
+def test_the_analysis_container_is_found_by_its_pid_file_on_the_test_bed(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    env = {"TESTBED_POD_DIR": str(tmp_path)}
+    assert locate.find_pipeline(env) is None
+    (pids / "analysis").write_text(str(os.getpid()))
+    assert locate.find_pipeline(env) == os.getpid()
