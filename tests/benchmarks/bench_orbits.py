@@ -46,11 +46,11 @@ def _precompute(catalog: Path, out: Path, jobs: int, hours: float) -> float:
     return time.perf_counter() - start
 
 
-def _footprints(pieces: Path, count: int) -> list[tuple[float, float]]:
+def _footprints(pieces: Path, count: int, piece: int) -> list[tuple[float, float]]:
     """Footprint centres drawn from piece centres (where a detector would see objects)."""
     import numpy as np
 
-    files = sorted(pieces.glob("r*.p001.*.npz"))
+    files = sorted(pieces.glob(f"r*.p{piece:03d}.*.npz"))
     sizes = np.array([p.stat().st_size for p in files], float)
     rng = np.random.default_rng(1)
     centres = []
@@ -62,14 +62,15 @@ def _footprints(pieces: Path, count: int) -> list[tuple[float, float]]:
     return centres
 
 
-def _lookups(pieces: Path, catalog: Path, count: int) -> dict[str, Any]:
+def _lookups(pieces: Path, catalog: Path, count: int, hours: float) -> dict[str, Any]:
     import numpy as np
 
     from shutterline.camera import site
     from shutterline.solarsystem import lookup, mpcorbits, predict
 
-    mjd = MJD_START + 0.13  # in piece 1 of the night
-    centres = _footprints(pieces, count)
+    piece = min(1, int(hours / 2) - 1)  # the second 2-hour piece when there is one
+    mjd = MJD_START + (piece + 0.56) / 12.0
+    centres = _footprints(pieces, count, piece)
     times, found, file_bytes, row_bytes = [], [], [], []
     for centre in centres:
         start = time.perf_counter()
@@ -78,7 +79,7 @@ def _lookups(pieces: Path, catalog: Path, count: int) -> dict[str, Any]:
             predict.predict_from_lookup(table, mjd)
         times.append(time.perf_counter() - start)
         found.append(len(table))
-        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, 1)
+        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, piece)
         file_bytes.append(sum(p.stat().st_size for p in files))
         row_bytes.append(len(table) * _row_bytes(files[0]))
     orbits = mpcorbits.to_orbits_table(mpcorbits.read_catalog(catalog))
@@ -161,7 +162,7 @@ def main() -> int:
     pieces = work / "pieces"
     record["dataset_bytes"] = sum(p.stat().st_size for p in pieces.iterdir())
     record["dataset_files"] = len(list(pieces.iterdir()))
-    record.update(_lookups(pieces, catalog, args.detectors))
+    record.update(_lookups(pieces, catalog, args.detectors, args.hours))
     (work / "record.json").write_text(json.dumps(record, indent=1) + "\n")
     _picture(record, work / "precompute_workers.png")
     print(json.dumps(record, indent=1))
