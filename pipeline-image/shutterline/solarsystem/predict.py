@@ -172,7 +172,8 @@ def predict_visit(
     ra, dec, delta = orbits_mod.predict_radec(near, mjd, site)
     inside = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(radius_deg))
     near, ra, dec, delta = near[inside], ra[inside], dec[inside], delta[inside]
-    return _describe(near, mjd, (ra, dec, delta), position_error_arcsec, site)
+    columns = _describe(near, mjd, (ra, dec, delta), position_error_arcsec, site)
+    return Table(columns, copy=False)
 
 
 def _describe(
@@ -181,20 +182,9 @@ def _describe(
     radec: tuple[FloatArray, FloatArray, FloatArray],
     err_arcsec: float,
     site: site_mod.Site | None,
-) -> Table:
-    """The prediction table for objects already known to be in the field."""
-    return Table(_describe_columns(near, mjd, radec, err_arcsec, site), copy=False)
-
-
-def _describe_columns(
-    near: Table,
-    mjd: float,
-    radec: tuple[FloatArray, FloatArray, FloatArray],
-    err_arcsec: float,
-    site: site_mod.Site | None,
 ) -> dict[str, npt.NDArray[Any]]:
-    """`_describe`'s columns, by name, in order (one table built at the end is much faster
-    than 30 columns added one by one)."""
+    """The prediction columns, by name, for objects already known to be in the field (one
+    table built from them at the end is much faster than 30 columns added one by one)."""
     ra, dec, delta = radec
     lt = delta / orbits_mod.C_AU_PER_DAY
     helio, helio_v = orbits_mod.heliocentric_state(near, mjd - lt)
@@ -242,7 +232,7 @@ def predict_from_lookup(
     columns = {name: np.asarray(found[name]) for name, _ in mpcorbits.COLUMNS}
     near = mpcorbits.to_orbits_table(columns)
     radec = tuple(np.asarray(found[k], np.float64) for k in ("ra", "dec", "delta"))
-    out = _describe_columns(near, mjd, radec, DEFAULT_POSITION_ERROR_ARCSEC, site)  # type: ignore[arg-type]
+    out = _describe(near, mjd, radec, DEFAULT_POSITION_ERROR_ARCSEC, site)  # type: ignore[arg-type]
     out["designation"] = np.asarray([bytes(d).decode() for d in columns["designation"]], str)
     out["ra_err"] = np.asarray(found["ra_err"], np.float64)
     out["dec_err"] = np.asarray(found["dec_err"], np.float64)
