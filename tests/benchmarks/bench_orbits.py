@@ -1,8 +1,11 @@
 """The nightly known-object precompute at catalogue scale, and the per-detector lookup.
 
 Synthesizes ``--n`` orbits (default 1.5 million, the MPC's count), precomputes a 12-hour
-night of topocentric Chebyshev pieces with 1 and 2 worker processes (wall time, speed-up
-against 1 worker in the same run), then times the per-detector lookup and evaluation for
+night of topocentric Chebyshev pieces with 1 and 2 worker processes, interleaved over
+``--repeat`` rounds (order alternating), and reports median wall times and the speed-up
+against 1 worker measured in the same run. Then it times the per-detector lookup and
+evaluation (the pieces' lookup and `predict.predict_from_lookup`, as the pipeline's thread
+runs them) for
 DECam-sized footprints (radius 0.17 deg, motion pad 0.02 deg) centred where objects are, against
 today's per-detector path (`predict.predict_visit`'s two-body pass over the whole
 catalogue), and reports one detector's share of the dataset: the bytes of the region files
@@ -10,6 +13,7 @@ it reads and of the rows it keeps. A picture and a JSON record go to the cache d
 
     .venv/bin/python tests/benchmarks/bench_orbits.py             # 1.5 million orbits
     .venv/bin/python tests/benchmarks/bench_orbits.py --n 100000  # scaled down
+    .venv/bin/python tests/benchmarks/bench_orbits.py --quick     # 100 000 orbits, 4 h
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -31,21 +36,21 @@ MJD_START, HOURS, EPOCH = 61280.0, 12.0, 61200.0
 DETECTOR_RADIUS_DEG, MOTION_PAD_DEG = 0.17, 0.02
 
 
-def _precompute(catalog: Path, out: Path, jobs: int) -> float:
+def _precompute(catalog: Path, out: Path, jobs: int, hours: float) -> float:
     from shutterline.solarsystem import precompute
 
     shutil.rmtree(out, ignore_errors=True)
-    night = precompute.Night(MJD_START, int(HOURS / 2))
+    night = precompute.Night(MJD_START, int(hours / 2))
     start = time.perf_counter()
     precompute.run(catalog, out, night, jobs=jobs)
     return time.perf_counter() - start
 
 
-def _footprints(pieces: Path, count: int) -> list[tuple[float, float]]:
+def _footprints(pieces: Path, count: int, piece: int) -> list[tuple[float, float]]:
     """Footprint centres drawn from piece centres (where a detector would see objects)."""
     import numpy as np
 
-    files = sorted(pieces.glob("r*.p003.*.npz"))
+    files = sorted(pieces.glob(f"r*.p{piece:03d}.*.npz"))
     sizes = np.array([p.stat().st_size for p in files], float)
     rng = np.random.default_rng(1)
     centres = []
@@ -57,21 +62,24 @@ def _footprints(pieces: Path, count: int) -> list[tuple[float, float]]:
     return centres
 
 
-def _lookups(pieces: Path, catalog: Path, count: int) -> dict[str, Any]:
+def _lookups(pieces: Path, catalog: Path, count: int, hours: float) -> dict[str, Any]:
     import numpy as np
 
     from shutterline.camera import site
     from shutterline.solarsystem import lookup, mpcorbits, predict
 
-    mjd = MJD_START + 0.3  # in piece 3 of the night
-    centres = _footprints(pieces, count)
+    piece = min(1, int(hours / 2) - 1)  # the second 2-hour piece when there is one
+    mjd = MJD_START + (piece + 0.56) / 12.0
+    centres = _footprints(pieces, count, piece)
     times, found, file_bytes, row_bytes = [], [], [], []
     for centre in centres:
         start = time.perf_counter()
         table = lookup.lookup(pieces, centre, DETECTOR_RADIUS_DEG, mjd, MOTION_PAD_DEG)
+        if len(table):
+            predict.predict_from_lookup(table, mjd)
         times.append(time.perf_counter() - start)
         found.append(len(table))
-        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, 3)
+        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, piece)
         file_bytes.append(sum(p.stat().st_size for p in files))
         row_bytes.append(len(table) * _row_bytes(files[0]))
     orbits = mpcorbits.to_orbits_table(mpcorbits.read_catalog(catalog))
@@ -97,7 +105,7 @@ def _row_bytes(path: Path) -> int:
     import numpy as np
 
     with np.load(path) as data:
-        return sum(data[k][:1].nbytes for k in data.files)
+        return sum(data[k][:1].nbytes for k in data.files if np.ndim(data[k]))
 
 
 def _picture(record: dict[str, Any], path: Path) -> None:
@@ -112,7 +120,7 @@ def _picture(record: dict[str, Any], path: Path) -> None:
     ax.plot(workers, [record["wall_s"]["1"] / w for w in workers], "--", label="linear")
     ax.set_xlabel("worker processes")
     ax.set_ylabel("precompute wall time (s)")
-    ax.set_title(f"{record['n']:,} orbits, {HOURS:.0f} h night")
+    ax.set_title(f"{record['n']:,} orbits, {record['hours']:.0f} h night")
     ax.set_xticks(workers)
     ax.legend()
     fig.tight_layout()
@@ -122,9 +130,14 @@ def _picture(record: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_500_000)
+    parser.add_argument("--hours", type=float, default=HOURS)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--detectors", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="100 000 orbits, a 4-hour night")
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.hours = 100_000, 4.0
     from shutterline.simulate import orbitcatalog
     from shutterline.solarsystem import mpcorbits
 
@@ -132,22 +145,52 @@ def main() -> int:
     catalog = work / "catalog.npz"
     start = time.perf_counter()
     mpcorbits.write_catalog(catalog, orbitcatalog.synthesize(args.n, 0, EPOCH))
-    record: dict[str, Any] = {"n": args.n, "synthesize_s": time.perf_counter() - start}
-    record["wall_s"] = {}
-    for jobs in args.workers:
-        record["wall_s"][str(jobs)] = _precompute(catalog, work / "pieces", jobs)
-        print(f"precompute, {jobs} worker(s): {record['wall_s'][str(jobs)]:.1f} s", flush=True)
+    record: dict[str, Any] = {"n": args.n, "hours": args.hours}
+    record["synthesize_s"] = time.perf_counter() - start
+    walls: dict[str, list[float]] = {str(j): [] for j in args.workers}
+    for round_ in range(args.repeat):
+        order = args.workers if round_ % 2 == 0 else args.workers[::-1]
+        for jobs in order:
+            wall = _precompute(catalog, work / "pieces", jobs, args.hours)
+            walls[str(jobs)].append(wall)
+            print(f"round {round_}: precompute, {jobs} worker(s): {wall:.1f} s", flush=True)
+    record["wall_runs_s"] = walls
+    record["wall_s"] = {k: statistics.median(v) for k, v in walls.items()}
     one = record["wall_s"][str(args.workers[0])]
     record["speedup"] = {k: one / v for k, v in record["wall_s"].items()}
+    record["load_average"] = os.getloadavg()
     pieces = work / "pieces"
     record["dataset_bytes"] = sum(p.stat().st_size for p in pieces.iterdir())
     record["dataset_files"] = len(list(pieces.iterdir()))
-    record.update(_lookups(pieces, catalog, args.detectors))
+    record.update(_lookups(pieces, catalog, args.detectors, args.hours))
     (work / "record.json").write_text(json.dumps(record, indent=1) + "\n")
     _picture(record, work / "precompute_workers.png")
     print(json.dumps(record, indent=1))
     print(f"record and picture in {work}")
+    _record_rows(record)
     return 0
+
+
+def _record_rows(record: dict[str, Any]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _results
+
+    cmd = f"python tests/benchmarks/bench_orbits.py --n {record['n']}"
+    wall, speed = record["wall_s"], record["speedup"]
+    _results.record(
+        "bench_orbits",
+        [
+            (f"precompute {record['n']:,} orbits, {record['hours']:.0f} h, 1 worker",
+             f"{wall.get('1', float('nan')):.1f} s", "baseline", cmd),
+            ("precompute, 2 workers", f"{wall.get('2', float('nan')):.1f} s",
+             f"x{speed.get('2', float('nan')):.2f} vs 1 (linear: x2)", cmd),
+            ("lookup + describe per detector, median / max",
+             f"{record['lookup_median_s'] * 1e3:.0f} / {record['lookup_max_s'] * 1e3:.0f} ms",
+             "target < 100 ms", cmd),
+            ("pieces read per detector (median)",
+             f"{record['files_bytes_per_detector_median'] / 1e3:.0f} kB", "", cmd),
+        ],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ def build_alert(
     prv_dia_sources, prv_dia_forced_sources : sequences of mappings or None
         The object's earlier sources and forced sources (an empty list is sent as null).
     ss_source : mapping or None
-        The ssSource row when the source was associated with a known solar-system object.
+        The ssSource row when the source was associated with a known solar-system object;
+        its ``mpc_orbits`` key (a mapping, if present) becomes the alert's ``mpc_orbits``.
     cutouts : mapping or None
         ``{"difference": bytes, "science": bytes, "template": bytes}`` FITS cutouts.
     schema : AlertSchema, optional
@@ -149,8 +150,16 @@ def build_alert(
         or None,
         "diaObject": conform(dia_object, "diaObject", schema) if dia_object else None,
         "ssSource": conform(ss_source, "ssSource", schema) if ss_source else None,
-        "mpc_orbits": None,
+        "mpc_orbits": _mpc_orbits(ss_source, schema),
     }
     for kind, field in CUTOUT_KINDS.items():
         alert[field] = (cutouts or {}).get(kind)
     return alert
+
+
+def _mpc_orbits(
+    ss_source: Mapping[str, Any] | None, schema: serialize.AlertSchema
+) -> dict[str, Any] | None:
+    """The known object's ``mpc_orbits`` record carried by its ssSource row, if any."""
+    orbit = ss_source.get("mpc_orbits") if ss_source else None
+    return conform(orbit, "mpc_orbits", schema) if isinstance(orbit, Mapping) else None

@@ -15,10 +15,11 @@ QA_STORAGE_CLASS = "StructuredDataDict"
 
 def dataset_types(universe: DimensionUniverse) -> list[DatasetType]:
     """Every dataset type Shutterline uses, for this dimension universe."""
-    exposure, table, raw = (
+    exposure, table, raw, pieces = (
         formatters.EXPOSURE_STORAGE_CLASS,
         formatters.TABLE_STORAGE_CLASS,
         formatters.RAW_STORAGE_CLASS,
+        formatters.PIECES_STORAGE_CLASS,
     )
     spec: list[tuple[str, tuple[str, ...], str, bool]] = [
         (names.RAW, ("instrument", "detector", "exposure"), raw, False),
@@ -28,6 +29,8 @@ def dataset_types(universe: DimensionUniverse) -> list[DatasetType]:
         (names.REFCAT, (names.REFCAT_PIXELIZATION,), table, False),
         # A dataset type with no dimensions is legal: one orbit table per RUN.
         (names.ORBITS, (), table, False),
+        (names.SS_PIECES, (names.SS_PIECES_PIXELIZATION,), pieces, False),
+        (names.SS_FAST_PIECES, (), pieces, False),
         (names.CALEXP, _DETECTOR_VISIT, exposure, False),
         (names.CALEXP_BACKGROUND, _DETECTOR_VISIT, exposure, False),
         (names.DIFFERENCE_IMAGE, _DETECTOR_VISIT, exposure, False),

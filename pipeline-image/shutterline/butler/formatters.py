@@ -3,13 +3,16 @@
 ``Exposure`` is stored as the multi-extension FITS of `shutterline.images.exposure`
 (IMAGE, MASK, VARIANCE, [PSF]); a raw is stored byte for byte as the camera wrote it and read
 back as an in-memory ``astropy.io.fits.HDUList`` (no memory map, file closed). Catalogs use
-daf_butler's own ``ArrowAstropy`` storage class (Parquet through pyarrow).
+daf_butler's own ``ArrowAstropy`` storage class (Parquet through pyarrow). The solar-system
+pieces are a ``dict`` of numpy arrays in one uncompressed ``.npz`` (no pickles), as
+`shutterline.solarsystem.precompute` writes them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from astropy.io import fits
 from lsst.daf.butler import FormatterV2
 from lsst.resources import ResourcePath
@@ -18,9 +21,11 @@ from shutterline.images import exposure as exposure_io
 
 __all__ = [
     "EXPOSURE_STORAGE_CLASS",
+    "PIECES_STORAGE_CLASS",
     "RAW_STORAGE_CLASS",
     "TABLE_STORAGE_CLASS",
     "ExposureFormatter",
+    "PiecesFormatter",
     "RawFormatter",
     "butler_config",
 ]
@@ -29,6 +34,7 @@ EXPOSURE_STORAGE_CLASS = "ShutterlineExposure"
 RAW_STORAGE_CLASS = "ShutterlineRaw"
 #: daf_butler's astropy-table-as-Parquet storage class.
 TABLE_STORAGE_CLASS = "ArrowAstropy"
+PIECES_STORAGE_CLASS = "ShutterlinePieces"
 
 
 class ExposureFormatter(FormatterV2):
@@ -67,6 +73,36 @@ class RawFormatter(FormatterV2):
         in_memory_dataset.writeto(uri.ospath, overwrite=True)
 
 
+class PiecesFormatter(FormatterV2):
+    """Read and write a ``dict`` of numpy arrays as an ``.npz`` file (no pickled objects)."""
+
+    default_extension = ".npz"
+    supported_extensions = frozenset({".npz"})
+    can_read_from_local_file = True
+
+    def read_from_local_file(
+        self, path: str, component: str | None = None, expected_size: int = -1
+    ) -> Any:
+        """Every array of the file, loaded (the file is closed)."""
+        return read_pieces(path)
+
+    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
+        """Write the arrays of ``in_memory_dataset``."""
+        write_pieces(in_memory_dataset, uri.ospath)
+
+
+def read_pieces(path: str) -> dict[str, Any]:
+    """The arrays of an ``.npz`` file, in memory."""
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def write_pieces(arrays: dict[str, Any], path: str) -> None:
+    """Write ``arrays`` as an uncompressed ``.npz`` at ``path`` (no extension added)."""
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def read_raw_file(path: str) -> fits.HDUList:
     """Read a raw completely into memory (headers and 16-bit unsigned pixels)."""
     hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
@@ -89,6 +125,7 @@ def butler_config() -> dict[str, Any]:
         "storageClasses": {
             EXPOSURE_STORAGE_CLASS: {"pytype": "shutterline.images.exposure.Exposure"},
             RAW_STORAGE_CLASS: {"pytype": "astropy.io.fits.HDUList"},
+            PIECES_STORAGE_CLASS: {"pytype": "dict"},
         },
         "datastore": {
             "cls": "shutterline.butler.datastore.ShutterlineFileDatastore",
@@ -96,6 +133,7 @@ def butler_config() -> dict[str, Any]:
             "formatters": {
                 EXPOSURE_STORAGE_CLASS: f"{module}.ExposureFormatter",
                 RAW_STORAGE_CLASS: f"{module}.RawFormatter",
+                PIECES_STORAGE_CLASS: f"{module}.PiecesFormatter",
             },
         },
     }

@@ -8,6 +8,7 @@ directly) and on a pre-cached local repository: it plans with
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,9 @@ class DetectorInputs:
         Asteroid orbital elements, if the repository has them.
     footprint : numpy.ndarray
         ``(4, 2)`` ICRS corners (degrees) of the raw pixel grid from the raw WCS.
+    ss_pieces : list of dict
+        The nightly solar-system pieces around the footprint at the exposure midpoint
+        (``ss_pieces`` and ``ss_fast_pieces`` datasets); empty if the repository has none.
     """
 
     visit: int
@@ -67,6 +71,7 @@ class DetectorInputs:
     refcat: Table
     orbits: Table | None
     footprint: np.ndarray
+    ss_pieces: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
 
 
 def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Any, Any]:
@@ -120,6 +125,7 @@ def inputs_from(
         refcat=shards[0] if len(shards) == 1 else vstack(shards, join_type="exact"),
         orbits=data[plan.orbits.id] if plan.orbits is not None else None,
         footprint=plan.corners,
+        ss_pieces=[data[ref.id] for ref in plan.ss_pieces],
     )
 
 

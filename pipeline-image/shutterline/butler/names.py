@@ -25,6 +25,10 @@ __all__ = [
     "REFCAT_COLLECTION",
     "REFCAT_PIXELIZATION",
     "SRC",
+    "SS_FAST_PIECES",
+    "SS_PIECES",
+    "SS_PIECES_COLLECTION",
+    "SS_PIECES_PIXELIZATION",
     "TEMPLATE",
     "TEMPLATE_COLLECTION",
     "calib_run",
@@ -42,6 +46,9 @@ CALIB_COLLECTION = f"{INSTRUMENT}/calib"
 TEMPLATE_COLLECTION = "templates/coadd"
 REFCAT_COLLECTION = "refcats/sim"
 ORBITS_COLLECTION = "solarsystem/orbits"
+#: Parent of the nightly pieces' RUN collections, one per piece of a night and shard
+#: (`shutterline.butler.sspieces.run_name`).
+SS_PIECES_COLLECTION = "solarsystem/pieces"
 
 RAW = "raw"
 BIAS = "bias"
@@ -54,6 +61,12 @@ CALEXP_BACKGROUND = "calexp_background"
 DIFFERENCE_IMAGE = "difference_image"
 SRC = "src"
 DIA_SOURCE = "dia_source"
+#: Nightly Chebyshev pieces of known objects, per sky region (and, by RUN, piece of night).
+SS_PIECES = "ss_pieces"
+#: The pieces that sweep too far for one region (close NEOs): read by every detector.
+SS_FAST_PIECES = "ss_fast_pieces"
+#: The pieces' regions: HEALPix nside 16 (order 4, nested), `solarsystem.precompute`'s.
+SS_PIECES_PIXELIZATION = "healpix4"
 #: QA records of the analysis pipeline: one per (visit, detector), one per visit.
 QA = "qa"
 QA_VISIT = "qaVisit"

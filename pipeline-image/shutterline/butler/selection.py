@@ -19,10 +19,12 @@ from lsst.daf.butler import Butler, DataCoordinate, DatasetRef, DimensionRecord,
 from lsst.sphgeom import ConvexPolygon, LonLat
 
 from shutterline import exceptions
-from shutterline.butler import names, refcat, skymaps
+from shutterline.butler import names, refcat, skymaps, sspieces
 from shutterline.skymap import rings
+from shutterline.solarsystem import predict
 
 __all__ = [
+    "SS_PAD_DEG",
     "Announcement",
     "CalibMatch",
     "DetectorPlan",
@@ -32,6 +34,11 @@ __all__ = [
     "raws_of_exposures",
     "region_corners",
 ]
+
+#: Padding of the footprint for solar-system pieces (degrees): the largest motion in a visit
+#: (a fast NEO, 0.5 deg/h, moves under 0.05 deg in a few minutes) and the predicted
+#: footprint's error, the same margin the pipeline's prediction circle has.
+SS_PAD_DEG = 0.05
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,9 @@ class DetectorPlan:
 
     ``corners`` is the detector footprint ``(4, 2)`` (ICRS degrees) from the raw WCS (or,
     planned from an announcement, predicted from the focal-plane layout), and ``padded`` the
-    same grown by the padding, which selected templates and shards. A plan made from an
+    same grown by the padding, which selected templates and shards. ``ss_pieces`` are the
+    nightly solar-system pieces of the exposure midpoint around the footprint (none if the
+    repository has no pieces for that time). A plan made from an
     announcement has no ``raw`` and no ``visit_data_id``: the raw does not exist yet.
     """
 
@@ -87,13 +96,14 @@ class DetectorPlan:
     templates: list[tuple[rings.PatchInfo, DatasetRef]]
     refcat: list[DatasetRef]
     orbits: DatasetRef | None
+    ss_pieces: list[DatasetRef]
 
     @property
     def refs(self) -> list[DatasetRef]:
         """Every dataset of the plan."""
         found = [self.bias.ref, self.flat.ref, *(r for _, r in self.templates), *self.refcat]
         found = ([self.raw] if self.raw is not None else []) + found
-        return found + ([self.orbits] if self.orbits is not None else [])
+        return found + ([self.orbits] if self.orbits is not None else []) + self.ss_pieces
 
 
 def region_corners(region: Any) -> np.ndarray:
@@ -220,6 +230,7 @@ class _Selected:
     templates: list[tuple[rings.PatchInfo, DatasetRef]]
     refcat: list[DatasetRef]
     orbits: DatasetRef | None
+    ss_pieces: list[DatasetRef]
 
     def fields(self) -> dict[str, Any]:
         """The plan's fields these fill (shallow: refs are not copied)."""
@@ -234,6 +245,7 @@ def _select(
     filters: tuple[str, str],
     when: Timespan,
     skymap: rings.RingsSkyMap,
+    exptime: float,
 ) -> _Selected:
     """Calibrations valid ``when``, templates and shards around ``corners`` grown by the
     padding, and the orbits; ``where`` is ``{visit, detector}`` for error messages."""
@@ -253,7 +265,14 @@ def _select(
     shards = _refcat_shards(butler, padded)
     if not shards:
         raise exceptions.MissingInputError(names.REFCAT, where, "no shard overlaps the footprint")
-    return _Selected(padded, bias, flat, templates, shards, _orbits(butler))
+    pieces = _ss_pieces(butler, corners, _begin_mjd(when) + exptime / 2.0 / 86400.0)
+    return _Selected(padded, bias, flat, templates, shards, _orbits(butler), pieces)
+
+
+def _ss_pieces(butler: Butler, corners: np.ndarray, mid_mjd: float) -> list[DatasetRef]:
+    """The solar-system pieces around the footprint at the exposure midpoint."""
+    center, radius = predict.footprint_circle(corners, pad_arcsec=SS_PAD_DEG * 3600.0)
+    return sspieces.find_pieces(butler, mid_mjd, center, radius)
 
 
 def plan_detector(
@@ -285,14 +304,15 @@ def plan_detector(
         names.RAW_COLLECTION,
         {"instrument": names.INSTRUMENT, "detector": detector, "exposure": visit},
     )
-    chosen = _select(butler, where, corners, padding_arcsec, filters, when, skymap)
+    exptime = float(visit_record.exposure_time)
+    chosen = _select(butler, where, corners, padding_arcsec, filters, when, skymap, exptime)
     return DetectorPlan(
         visit=visit,
         detector=detector,
         band=filters[0],
         physical_filter=filters[1],
         mjd=_begin_mjd(visit_record.timespan),
-        exptime=float(visit_record.exposure_time),
+        exptime=exptime,
         boresight=_boresight(region, raw),
         corners=corners,
         visit_data_id=data_id,
@@ -322,7 +342,9 @@ def plan_announced(
     filters = (announced.band, _physical_filter(butler, announced.band, announced.physical_filter))
     when = Timespan.fromInstant(Time(announced.mjd, format="mjd", scale="tai"))
     where = {"visit": announced.visit, "detector": announced.detector}
-    chosen = _select(butler, where, corners, padding_arcsec, filters, when, skymap)
+    chosen = _select(
+        butler, where, corners, padding_arcsec, filters, when, skymap, announced.exptime
+    )
     return DetectorPlan(
         visit=announced.visit,
         detector=announced.detector,

@@ -47,6 +47,11 @@ _WRITERS: dict[str, tuple[Callable[[Any, str], None], str, str]] = {
     ),
     formatters.RAW_STORAGE_CLASS: (_write_raw, f"{formatters.__name__}.RawFormatter", ".fits"),
     formatters.TABLE_STORAGE_CLASS: (_write_table, _PARQUET_FORMATTER, ".parq"),
+    formatters.PIECES_STORAGE_CLASS: (
+        formatters.write_pieces,
+        f"{formatters.__name__}.PiecesFormatter",
+        ".npz",
+    ),
 }
 
 

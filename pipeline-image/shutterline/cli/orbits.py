@@ -46,15 +46,62 @@ def register(subparsers: Any) -> None:
         "HEALPix region and shard. Shards let an Indexed Job split the catalogue: run shard "
         "i of n with --shard $JOB_COMPLETION_INDEX --shards n into one directory.",
     )
-    pre.add_argument("--catalog", type=Path, required=True, metavar="FILE")
+    pre.add_argument(
+        "--catalog", required=True, metavar="FILE_OR_URI", help="catalogue .npz (path or s3://)"
+    )
     pre.add_argument("--out", type=Path, required=True, metavar="DIR")
-    pre.add_argument("--start", type=calibs.parse_mjd, required=True, metavar="MJD_OR_DATE")
+    pre.add_argument(
+        "--start",
+        type=_parse_start,
+        required=True,
+        metavar="MJD_OR_DATE",
+        help="start of the night: an MJD, an ISO date (UTC), or 'next HH:MM', the first such "
+        "UTC time after now (what a nightly CronJob's shards all agree on)",
+    )
     pre.add_argument("--hours", type=float, default=12.0, help="length of the night")
     pre.add_argument("--piece-hours", type=float, default=2.0)
     pre.add_argument("--jobs", type=int, default=1, help="worker processes")
     pre.add_argument("--shard", type=int, default=0)
     pre.add_argument("--shards", type=int, default=1)
+    pre.add_argument(
+        "--repo",
+        metavar="URI",
+        help="also store this shard's pieces in this repository (directory or s3://) as "
+        "ss_pieces / ss_fast_pieces datasets, for the pre-cache",
+    )
     pre.set_defaults(func=_precompute)
+
+
+def _parse_start(text: str) -> float:
+    """``--start``: as `calibs.parse_mjd`, or ``next HH:MM`` (UTC) from now."""
+    from shutterline.cli import calibs
+
+    if not text.startswith("next "):
+        return calibs.parse_mjd(text)
+    import datetime
+
+    try:
+        hour, minute = (int(v) for v in text.removeprefix("next ").split(":"))
+        now = datetime.datetime.now(datetime.UTC)
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not 'next HH:MM': {text!r}") from exc
+    if at <= now:
+        at += datetime.timedelta(days=1)
+    return calibs.parse_mjd(at.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def _local_catalog(uri: str, directory: Path) -> Path:
+    """The catalogue as a local file: a path as it is, a URI copied into ``directory``."""
+    from lsst.resources import ResourcePath
+
+    source = ResourcePath(uri, forceDirectory=False)
+    if source.isLocal:
+        return Path(source.ospath)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = ResourcePath(str(directory / "catalog.npz"), forceDirectory=False)
+    target.transfer_from(source, transfer="copy", overwrite=True)
+    return Path(target.ospath)
 
 
 def _synthesize(args: argparse.Namespace) -> int:
@@ -84,8 +131,15 @@ def _precompute(args: argparse.Namespace) -> int:
         args.start, math.ceil(args.hours / args.piece_hours), args.piece_hours / 24.0
     )
     start = time.perf_counter()
+    catalog = _local_catalog(args.catalog, args.out.parent / f"{args.out.name}-catalog")
     n = precompute.run(
-        args.catalog, args.out, night, shard=args.shard, shards=args.shards, jobs=args.jobs
+        catalog, args.out, night, shard=args.shard, shards=args.shards, jobs=args.jobs
     )
     _LOG.info("wrote %d pieces to %s in %.1f s", n, args.out, time.perf_counter() - start)
+    if args.repo is not None:
+        from shutterline.butler import repo, sspieces
+
+        butler = repo.open_repo(args.repo, writeable=True)
+        stored = sspieces.store_pieces(butler, args.out, args.shard, args.shards)
+        _LOG.info("stored %d piece datasets in %s", stored, args.repo)
     return 0

@@ -19,6 +19,7 @@ __all__ = [
     "expected_snr",
     "load_truth",
     "score_detector",
+    "wrong_attributions",
 ]
 
 CHANGING = ("variable", "transient", "asteroid")
@@ -187,6 +188,34 @@ def _asteroid_score(dia: Table, changing: Table, to_truth: np.ndarray) -> tuple[
     ss_ids = np.ma.filled(np.ma.asarray(dia["ss_object_id"]), -1)
     correct = is_ast & (ss_ids.astype(np.int64) == truth_ids.astype(np.int64))
     return int(correct.sum()), int(is_ast.sum())
+
+
+def wrong_attributions(dia: Table, truth_rows: Table, radius_arcsec: float = 1.0) -> int:
+    """DIA sources attributed to a known object (``ss_object_id`` not 0) that are not it.
+
+    A source is rightly attributed only when the nearest changing source of the truth within
+    ``radius_arcsec`` is the asteroid of that id; anything else (a variable, a transient,
+    another asteroid, a false detection) counts.
+    """
+    if "ss_object_id" not in dia.colnames or len(dia) == 0:
+        return 0
+    ss_ids = np.ma.filled(np.ma.asarray(dia["ss_object_id"]), 0).astype(np.int64)
+    changing = truth_rows[np.isin(truth_rows["kind"], CHANGING)]
+    to_truth, _ = _separation_match(
+        np.asarray(dia["ra"], float),
+        np.asarray(dia["dec"], float),
+        np.asarray(changing["ra"], float),
+        np.asarray(changing["dec"], float),
+        radius_arcsec,
+    )
+    hit = to_truth >= 0
+    pick = np.where(hit, to_truth, 0)
+    right = (
+        hit
+        & (np.asarray(changing["kind"])[pick] == "asteroid")
+        & (np.asarray(changing["id"]).astype(np.int64)[pick] == ss_ids)
+    )
+    return int(np.sum((ss_ids != 0) & ~right))
 
 
 def astrometric_residuals(src: Table, truth_rows: Table, radius_arcsec: float = 1.0) -> np.ndarray:

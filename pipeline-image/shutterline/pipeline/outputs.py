@@ -14,7 +14,7 @@ from shutterline.association import associate as assoc
 from shutterline.association import forced, visitinfo
 from shutterline.pipeline import settings as settings_mod
 from shutterline.solarsystem import associate as ss_assoc
-from shutterline.solarsystem import predict
+from shutterline.solarsystem import lookup, predict
 from shutterline.telemetry import stages
 
 if TYPE_CHECKING:
@@ -40,14 +40,22 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
 def start_predictions(inputs: DetectorInputs) -> concurrent.futures.Future[Any] | None:
     """Predict known asteroids for this detector in a thread while the image stages run.
 
-    Everything it needs (orbits, time, pointing) is known before the raw arrives; the
-    prediction circle surrounds the footprint that selected the inputs (raw WCS).
+    Everything it needs (pieces or orbits, time, pointing) is known before the raw arrives;
+    the prediction circle surrounds the footprint that selected the inputs (raw WCS). The
+    nightly pieces, when pre-cached, are used in preference to propagating the orbit table.
     """
-    if inputs.orbits is None or len(inputs.orbits) == 0:
-        return None
     mjd_mid = inputs.mjd + inputs.exptime / 2.0 / 86400.0
     center, radius = _detector_circle(inputs)
+    if inputs.ss_pieces:
+        return _executor().submit(_from_pieces, inputs.ss_pieces, mjd_mid, center, radius)
+    if inputs.orbits is None or len(inputs.orbits) == 0:
+        return None
     return _executor().submit(predict.predict_visit, inputs.orbits, mjd_mid, center, radius)
+
+
+def _from_pieces(pieces: list[Any], mjd: float, center: tuple[float, float], radius: float) -> Any:
+    """Known objects from the nightly pieces (the whole catalogue, precomputed), described."""
+    return predict.predict_from_lookup(lookup.lookup_pieces(pieces, center, radius, mjd), mjd)
 
 
 def _detector_circle(inputs: DetectorInputs) -> tuple[tuple[float, float], float]:

@@ -16,6 +16,7 @@ from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from shutterline.association import matching
+from shutterline.solarsystem import predict
 
 __all__ = ["ss_source_records", "ssassociate"]
 
@@ -38,8 +39,20 @@ def _xyz(ra: FloatArray, dec: FloatArray) -> FloatArray:
     return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
 
 
-def ssassociate(dia_sources: Table, predictions: Table, radius_arcsec: float = 1.0) -> Table:
+def ssassociate(
+    dia_sources: Table,
+    predictions: Table,
+    radius_arcsec: float = 1.0,
+    n_sigma: float = 3.0,
+    max_radius_arcsec: float = 10.0,
+) -> Table:
     """Match DIA sources to predictions; return ssSource rows, set ``ss_object_id``.
+
+    A source is associated when it lies inside its prediction's error circle: ``n_sigma``
+    times the prediction's 1-sigma error (``ra_err``, from the orbit's quality) and the
+    source's own (``ra_err``) in quadrature, never less than ``radius_arcsec``
+    (astrometry and the two-body model) nor more than ``max_radius_arcsec`` (a poorly known
+    orbit must not claim whatever lies near its prediction).
 
     Parameters
     ----------
@@ -47,9 +60,9 @@ def ssassociate(dia_sources: Table, predictions: Table, radius_arcsec: float = 1
         ``dia_source_id, ra, dec`` (degrees) at least. Gains (or has overwritten) the int64
         column ``ss_object_id``: the matched object's id, 0 where none.
     predictions : astropy.table.Table
-        From `shutterline.solarsystem.predict.predict_visit`.
-    radius_arcsec : float
-        Largest observed-minus-predicted separation of a match.
+        From `shutterline.solarsystem.predict.predict_visit` or ``predict_from_lookup``.
+    radius_arcsec, n_sigma, max_radius_arcsec : float
+        The floor, the width in sigmas and the cap of the match radius.
 
     Returns
     -------
@@ -58,13 +71,26 @@ def ssassociate(dia_sources: Table, predictions: Table, radius_arcsec: float = 1
         ssObjectId, designation, eclLambda, eclBeta, galLon, galLat, elongation, phaseAngle,
         topoRange, topoRangeRate, helioRange, helioRangeRate, ephRa, ephDec, ephVmag,
         ephRate, ephRateRa, ephRateDec, ephOffset, ephOffsetRa, ephOffsetDec,
-        ephOffsetAlongTrack, ephOffsetCrossTrack, helio_*, topo_*, diaDistanceRank``).
+        ephOffsetAlongTrack, ephOffsetCrossTrack, helio_*, topo_*, diaDistanceRank``), and
+        the ``mpc_*`` orbit columns when the predictions carry them.
         Units as the APDB schema gives them: angles in degrees, on-sky rates in deg/day,
         offsets in arcsec, distances in au, velocities and range rates in km/s.
     """
-    idx, sep = matching.match_nearest(
-        dia_sources["ra"], dia_sources["dec"], predictions["ra"], predictions["dec"], radius_arcsec
+    dia_sources["ss_object_id"] = np.zeros(len(dia_sources), np.int64)
+    if len(predictions) == 0:
+        return Table()
+    pred_err, src_err = _errors_arcsec(dia_sources, predictions)
+    widest = np.clip(
+        n_sigma * np.hypot(pred_err.max(), src_err.max(initial=0.0)),
+        radius_arcsec,
+        max_radius_arcsec,
     )
+    idx, sep = matching.match_nearest(
+        dia_sources["ra"], dia_sources["dec"], predictions["ra"], predictions["dec"], widest
+    )
+    pair = np.maximum(idx, 0)
+    limit = np.clip(n_sigma * np.hypot(pred_err[pair], src_err), radius_arcsec, max_radius_arcsec)
+    idx[(idx >= 0) & ~(sep <= limit)] = -1
     hit = np.nonzero(idx >= 0)[0]
     ids = np.zeros(len(dia_sources), np.int64)
     ids[hit] = np.asarray(predictions["ss_object_id"], np.int64)[idx[hit]]
@@ -75,6 +101,16 @@ def ssassociate(dia_sources: Table, predictions: Table, radius_arcsec: float = 1
         sep[hit],
         _ranks(dia_sources, predictions, idx, hit),
     )
+
+
+def _errors_arcsec(dia_sources: Table, predictions: Table) -> tuple[FloatArray, FloatArray]:
+    """1-sigma errors (arcsec) of each prediction and of each source (0 if it has none)."""
+    pred_err = np.asarray(predictions["ra_err"], np.float64) * 3600.0
+    src_err = np.zeros(len(dia_sources))
+    if "ra_err" in dia_sources.colnames:
+        values = np.ma.filled(np.ma.asarray(dia_sources["ra_err"], np.float64), np.nan)
+        src_err = np.where(np.isfinite(values), values * 3600.0, 0.0)
+    return pred_err, np.asarray(src_err, np.float64)
 
 
 def _ranks(
@@ -130,10 +166,29 @@ def _ss_table(
             out[f"{prefix}_v{axis}"] = values
         out[f"{prefix}_vtot"] = np.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
     out["diaDistanceRank"] = rank
+    for name in pred.colnames:
+        if name.startswith(predict.MPC_PREFIX):
+            out[name] = pred[name]
     return out
 
 
 def ss_source_records(ss_sources: Table) -> dict[int, dict[str, object]]:
-    """ssSource rows keyed by ``diaSourceId``, as dicts for `alerts.packet.build_alert`."""
-    names = ss_sources.colnames
-    return {int(row["diaSourceId"]): {n: row[n] for n in names} for row in ss_sources}
+    """ssSource rows keyed by ``diaSourceId``, as dicts for `alerts.packet.build_alert`.
+
+    A row with ``mpc_*`` columns gets them, unprefixed, as its ``mpc_orbits`` record.
+    """
+    prefix = predict.MPC_PREFIX
+    orbit = [n for n in ss_sources.colnames if n.startswith(prefix)]
+    names = [n for n in ss_sources.colnames if not n.startswith(prefix)]
+    out: dict[int, dict[str, object]] = {}
+    for row in ss_sources:
+        record: dict[str, object] = {n: row[n] for n in names}
+        if orbit:
+            record["mpc_orbits"] = {n[len(prefix) :]: _plain(row[n]) for n in orbit}
+        out[int(row["diaSourceId"])] = record
+    return out
+
+
+def _plain(value: object) -> object:
+    """Designations are stored as ASCII bytes; the schema wants text."""
+    return value.decode() if isinstance(value, bytes) else value

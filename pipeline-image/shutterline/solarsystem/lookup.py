@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,11 +20,16 @@ from astropy import units as u
 from astropy.table import Table
 from astropy_healpix import HEALPix
 
-from shutterline.solarsystem import chebyshev
+from shutterline.solarsystem import chebyshev, mpcorbits
 
-__all__ = ["files_for", "lookup"]
+__all__ = ["files_for", "lookup", "lookup_pieces"]
 
 FloatArray = npt.NDArray[np.float64]
+#: Slack at a piece's ends (fraction of its span, 0.07 s of 2 h): RUN names round the start to
+#: 1e-6 day, so a plan may pick a piece for a time a hair outside it.
+_EDGE = 1e-5
+#: Columns a piece row carries besides its own: the object's ``mpc_orbits`` record.
+_ORBIT_COLUMNS = tuple(name for name, _ in mpcorbits.COLUMNS if name != "id")
 
 
 @functools.cache
@@ -52,15 +58,29 @@ def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
     return np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)], -1)
 
 
-def _load(files: list[Path]) -> dict[str, npt.NDArray[np.generic]]:
-    """Every row of the files, concatenated."""
+def _load(files: list[Path]) -> list[dict[str, npt.NDArray[np.generic]]]:
+    """The arrays of every file (one dict per file, as a Butler ``ss_pieces`` dataset)."""
     parts = []
     for path in files:
         with np.load(path, allow_pickle=False) as data:
             parts.append({k: data[k] for k in data.files})
-    if not parts:
-        return {}
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return parts
+
+
+def _rows(parts: list[dict[str, npt.NDArray[np.generic]]]) -> tuple[dict[str, Any], float, float]:
+    """Rows of one piece's files concatenated, with the piece's start (MJD) and span (days).
+
+    Raises
+    ------
+    ValueError
+        If the files belong to different pieces of the night.
+    """
+    times = {(float(p["piece_start_mjd"]), float(p["piece_span_days"])) for p in parts}
+    if len(times) != 1:
+        raise ValueError(f"pieces of {len(times)} different times given to one lookup: {times}")
+    start, span = times.pop()
+    columns = [k for k in parts[0] if np.ndim(parts[0][k]) > 0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in columns}, start, span
 
 
 def lookup(
@@ -87,9 +107,7 @@ def lookup(
     Returns
     -------
     astropy.table.Table
-        ``id`` (int32), ``ra``, ``dec`` (deg), ``ra_err``, ``dec_err`` (deg, 1 sigma per
-        axis), ``rate_ra`` (deg/day, with cos dec), ``rate_dec`` (deg/day), ``delta`` (au),
-        sorted by id.
+        As `lookup_pieces`.
 
     Raises
     ------
@@ -97,20 +115,48 @@ def lookup(
         If ``mjd`` is outside the night the pieces cover.
     """
     meta = _meta(root)
-    span = float(meta["span_days"])
-    offset = (mjd - float(meta["mjd_start"])) / span
-    piece = int(np.floor(offset))
+    piece = int(np.floor((mjd - float(meta["mjd_start"])) / float(meta["span_days"])))
     if not 0 <= piece < int(meta["n_pieces"]):
         raise ValueError(f"MJD {mjd} is outside the precomputed night {meta['mjd_start']}+")
+    files = files_for(root, center_radec, radius_deg + max_motion_deg, piece)
+    return lookup_pieces(_load(files), center_radec, radius_deg, mjd, max_motion_deg)
+
+
+def lookup_pieces(
+    parts: list[dict[str, npt.NDArray[np.generic]]],
+    center_radec: tuple[float, float],
+    radius_deg: float,
+    mjd: float,
+    max_motion_deg: float = 0.0,
+) -> Table:
+    """`lookup` over piece files already in memory (e.g. a detector's pre-cached datasets).
+
+    Returns
+    -------
+    astropy.table.Table
+        ``id`` (int32), ``ra``, ``dec`` (deg), ``ra_err``, ``dec_err`` (deg, 1 sigma per
+        axis), ``rate_ra`` (deg/day, with cos dec), ``rate_dec`` (deg/day), ``delta`` (au),
+        then the object's ``mpc_orbits`` columns; sorted by id. Empty without parts.
+
+    Raises
+    ------
+    ValueError
+        If ``mjd`` is outside the parts' piece, or they hold different pieces.
+    """
     reach = radius_deg + max_motion_deg
-    rows = _load(files_for(root, center_radec, reach, piece))
     centre = _unit(np.array([center_radec[0]]), np.array([center_radec[1]]))[0]
-    if rows:
+    if not parts:
+        return _evaluate({}, 0.0, 1.0, centre, reach)
+    rows, start, span = _rows(parts)
+    offset = (mjd - start) / span
+    if not -_EDGE <= offset <= 1.0 + _EDGE:
+        raise ValueError(f"MJD {mjd} is outside the piece [{start}, {start + span}] given")
+    if len(rows["id"]):
         ra, dec = (np.asarray(rows[k], np.float64) for k in ("ra", "dec"))
         sweep = np.asarray(rows["radius"], np.float64)
         near = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180.0)))
         rows = {k: v[near] for k, v in rows.items()}
-    return _evaluate(rows, 2.0 * (offset - piece) - 1.0, span, centre, reach)
+    return _evaluate(rows, 2.0 * offset - 1.0, span, centre, reach)
 
 
 def _evaluate(
@@ -121,12 +167,11 @@ def _evaluate(
     reach: float,
 ) -> Table:
     """Positions and rates of the candidate pieces at ``x`` in [-1, 1]; those within reach."""
-    out = Table(
-        names=("id", "ra", "dec", "ra_err", "dec_err", "rate_ra", "rate_dec", "delta"),
-        dtype=("i4", "f8", "f8", "f8", "f8", "f8", "f8", "f4"),
-    )
     if not rows or len(rows["id"]) == 0:
-        return out
+        return Table(
+            names=("id", "ra", "dec", "ra_err", "dec_err", "rate_ra", "rate_dec", "delta"),
+            dtype=("i4", "f8", "f8", "f8", "f8", "f8", "f8", "f4"),
+        )
     coef = np.concatenate([rows["c0"][:, :, None], rows["coef"].astype(np.float64)], axis=2)
     vec, dvec = chebyshev.evaluate(coef, np.full(len(coef), x))
     norm = np.linalg.norm(vec, axis=1, keepdims=True)
@@ -139,12 +184,16 @@ def _evaluate(
     north = np.stack([-np.sin(dec) * np.cos(ra), -np.sin(dec) * np.sin(ra), np.cos(dec)], 1)
     sigma = rows["sigma"][keep].astype(np.float64) / 3600.0
     order = np.argsort(rows["id"][keep], kind="stable")
-    out = Table()
+    out: dict[str, npt.NDArray[Any]] = {}
     out["id"] = rows["id"][keep][order]
     out["ra"] = (np.rad2deg(ra) % 360.0)[order]
     out["dec"] = np.rad2deg(dec)[order]
-    out["ra_err"] = out["dec_err"] = sigma[order]
+    out["ra_err"] = sigma[order]
+    out["dec_err"] = out["ra_err"].copy()
     out["rate_ra"] = np.rad2deg(np.sum(dvec * east, 1))[order]
     out["rate_dec"] = np.rad2deg(np.sum(dvec * north, 1))[order]
     out["delta"] = rows["delta"][keep][order]
-    return out
+    for name in _ORBIT_COLUMNS:
+        if name in rows:
+            out[name] = rows[name][keep][order]
+    return Table(out, copy=False)  # at once: adding 30 columns one by one costs more

@@ -47,8 +47,10 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Gaussian gravitational constant squared: GM of the Sun in au^3 / day^2.
 GM_SUN = 0.01720209895**2
-#: Obliquity of the ecliptic at J2000 (IAU 2006), the angle between ecliptic and ICRS equator.
-OBLIQUITY_J2000_DEG = 84381.406 / 3600.0
+#: Obliquity defining the J2000 ecliptic that MPC elements (and SPICE's ECLIPJ2000) refer to:
+#: 84381.448", the IAU 1976 value, not IAU 2006's 84381.406" (that would turn every position
+#: by up to 42 mas about the equinox).
+OBLIQUITY_J2000_DEG = 84381.448 / 3600.0
 #: Speed of light in au / day.
 C_AU_PER_DAY = 173.1446326846693
 #: Column names of an orbits table, in order, with their units.
@@ -269,27 +271,29 @@ def _angles(r: FloatArray, v: FloatArray, rnorm: FloatArray) -> tuple[FloatArray
     return e, incl, node, argperi, ecc_anom - e * np.sin(ecc_anom)
 
 
-def earth_heliocentric(mjd: float) -> FloatArray:
-    """The Earth's heliocentric ICRS-aligned position at ``mjd`` (TAI), shape ``(3,)`` in au.
+def earth_heliocentric(mjd: float | FloatArray) -> FloatArray:
+    """The Earth's heliocentric ICRS-aligned position at ``mjd`` (TAI), in au.
 
-    From astropy's builtin (ERFA) ephemeris, which works offline.
+    Shape ``(3,)`` for one time, ``(n, 3)`` for ``n``; from astropy's builtin (ERFA)
+    ephemeris, which works offline.
     """
     t = time.Time(mjd, format="mjd", scale="tai")
     with coordinates.solar_system_ephemeris.set("builtin"):
         earth = coordinates.get_body_barycentric("earth", t)
         sun = coordinates.get_body_barycentric("sun", t)
-    return np.asarray((earth - sun).get_xyz().to_value(u.au), dtype=float)
+    return np.asarray((earth - sun).get_xyz().to_value(u.au).T, dtype=float)
 
 
 _AU_M = 149_597_870_700.0
 
 
-def observer_heliocentric(mjd: float, site: site_mod.Site | None = None) -> FloatArray:
-    """Heliocentric ICRS-aligned position (au, ``(3,)``) of the Earth's centre or of ``site``.
+def observer_heliocentric(mjd: float | FloatArray, site: site_mod.Site | None = None) -> FloatArray:
+    """Heliocentric ICRS-aligned position (au) of the Earth's centre or of ``site``.
 
-    The site's terrestrial position is rotated to the celestial frame with ERFA's IAU 2006/2000A
-    matrix; UT1 is taken as UTC and polar motion as zero (together under 30 m, 1e-4 arcsec of
-    parallax at 1 au).
+    Shape ``(3,)`` for one time, ``(n, 3)`` for ``n`` (one call for several times is much
+    cheaper than several calls). The site's terrestrial position is rotated to the celestial
+    frame with ERFA's IAU 2006/2000A matrix; UT1 is taken as UTC and polar motion as zero
+    (together under 30 m, 1e-4 arcsec of parallax at 1 au).
     """
     earth = earth_heliocentric(mjd)
     if site is None:
@@ -299,8 +303,8 @@ def observer_heliocentric(mjd: float, site: site_mod.Site | None = None) -> Floa
     itrs = erfa.gd2gc(
         1, np.deg2rad(site.lon_deg), np.deg2rad(site.lat_deg), site.height_m
     )  # WGS84, metres
-    c2t = erfa.c2t06a(tt.jd1, tt.jd2, utc.jd1, utc.jd2, 0.0, 0.0)
-    return np.asarray(earth + (c2t.T @ itrs) / _AU_M, dtype=float)
+    c2t = erfa.c2t06a(tt.jd1, tt.jd2, utc.jd1, utc.jd2, 0.0, 0.0)  # (..., 3, 3)
+    return np.asarray(earth + np.einsum("...ji,j->...i", c2t, itrs) / _AU_M, dtype=float)
 
 
 def predict_radec(

@@ -46,6 +46,7 @@ __all__ = [
     "Night",
     "observer_positions",
     "piece_arrays",
+    "piece_time",
     "run",
     "shard_rows",
 ]
@@ -57,8 +58,6 @@ FloatArray = npt.NDArray[np.float64]
 REGION_NSIDE = 16
 #: Pieces sweeping more than this (degrees from their centre) are stored in the fast file.
 FAST_RADIUS_DEG = 0.5
-#: Obliquity (arcsec) defining the J2000 ecliptic of MPC elements and SPICE's ECLIPJ2000.
-_OBLIQUITY_MPC_ARCSEC = 84381.448
 #: Objects per chunk: large enough for numpy, small enough for memory (~25 MB per chunk).
 _CHUNK = 10_000
 
@@ -103,19 +102,6 @@ def observer_positions(mjds_tai: FloatArray, site: site_mod.Site = site_mod.CTIO
     return np.asarray(np.stack([helio.T, sun_v.T / AU_KM], axis=1), np.float64)
 
 
-def _to_mpc_ecliptic(vectors: FloatArray) -> FloatArray:
-    """Re-rotate `orbits` output to the MPC/JPL J2000 ecliptic (obliquity 84381.448").
-
-    `orbits.ECLIPTIC_TO_EQUATORIAL` uses the IAU 2006 obliquity, 0.042" less than the one
-    that defines the ecliptic frame MPC elements (and SPICE's ECLIPJ2000) refer to, which
-    would turn every position by up to 42 mas about the equinox.
-    """
-    angle = np.deg2rad((_OBLIQUITY_MPC_ARCSEC / 3600.0) - orbits_mod.OBLIQUITY_J2000_DEG)
-    c, s = np.cos(angle), np.sin(angle)
-    rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-    return np.asarray(vectors @ rot.T, np.float64)
-
-
 def _directions(
     catalog: mpcorbits.Catalog, rows: slice, times: FloatArray, observer: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -129,7 +115,7 @@ def _directions(
     m, k = len(table), len(times)
     unit, dist = np.empty((m, k, 3)), np.empty((m, k))
     for j, (t, (obs, sun_v)) in enumerate(zip(times, observer, strict=True)):
-        r, v = (_to_mpc_ecliptic(x) for x in orbits_mod.heliocentric_state(table, t))
+        r, v = orbits_mod.heliocentric_state(table, t)
         acc = -orbits_mod.GM_SUN * r / np.linalg.norm(r, axis=1, keepdims=True) ** 3
         lt = np.linalg.norm(r - obs, axis=1, keepdims=True) / orbits_mod.C_AU_PER_DAY
         for _ in range(2):
@@ -148,7 +134,9 @@ def piece_arrays(
     ``c0`` (float64, ``(p, 3)``) and ``coef`` (float32, ``(p, 3, degree)``) are the Chebyshev
     coefficients of the unit vector (the high orders are small, so float32 loses under
     0.1 mas); ``ra``, ``dec``, ``radius`` (deg) the centre and sweep; ``delta`` (au) the
-    distance at mid-piece; ``sigma`` (arcsec) the catalogue-propagated 1-sigma error.
+    distance at mid-piece; ``sigma`` (arcsec) the catalogue-propagated 1-sigma error. The
+    object's ``mpc_orbits`` columns ride along, so a detector's files alone make its alerts'
+    ``ssSource`` geometry and ``mpc_orbits`` records.
     """
     nodes_t = night.node_times()
     unit, dist = _directions(catalog, rows, nodes_t.ravel(), observer)
@@ -170,7 +158,13 @@ def piece_arrays(
         ],
         axis=1,
     ).ravel()
+    orbit_columns = {
+        name: np.repeat(catalog[name][rows], night.n_pieces)
+        for name, _ in mpcorbits.COLUMNS
+        if name != "id"
+    }
     return {
+        **orbit_columns,
         "id": ids.astype(np.int32),
         "piece": np.tile(np.arange(night.n_pieces, dtype=np.int16), m),
         "c0": coef[:, :, 0],
@@ -180,6 +174,14 @@ def piece_arrays(
         "radius": np.rad2deg(np.arccos(np.clip(cos_sweep, -1.0, 1.0))).astype(np.float32),
         "delta": delta.astype(np.float32),
         "sigma": sigma.astype(np.float32),
+    }
+
+
+def piece_time(start_mjd: float, span_days: float) -> dict[str, npt.NDArray[np.float64]]:
+    """The 0-d arrays each piece file carries: its piece's start (MJD, TAI) and length."""
+    return {
+        "piece_start_mjd": np.array(start_mjd, np.float64),
+        "piece_span_days": np.array(span_days, np.float64),
     }
 
 
@@ -283,7 +285,9 @@ def _write(
         path = out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz"
         tmp = path.with_name(path.name + ".partial")
         with tmp.open("wb") as f:
+            start = night.mjd_start + night.span_days * int(piece[take[0]])
             arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}
+            arrays.update(piece_time(start, night.span_days))
             np.savez(f, **arrays)
         tmp.replace(path)
     _write_meta(out, night, shard)

@@ -62,7 +62,8 @@ def _contents(root: Path) -> dict[str, np.ndarray]:
     for path in sorted(root.glob("*.npz")):
         with np.load(path) as data:
             parts.append({k: data[k] for k in data.files})
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    rows = [k for k in parts[0] if np.ndim(parts[0][k])]  # not the piece's 0-d start, span
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in rows}
     order = np.lexsort((merged["piece"], merged["id"]))
     return {k: v[order] for k, v in merged.items()}
 

@@ -1,0 +1,160 @@
+"""The chart's nightly precompute on the test bed: an Indexed Job of real pods fills the backbone.
+
+The CronJob is rendered by helm from the chart and applied. One Job is made from it as an
+operator would (``kubectl create job --from=cronjob/...``). The node agent runs its two
+indexes as pipeline-image processes, each writing its shard of a 20 000-object catalogue
+(read from S3) into an S3 + PostgreSQL repository. The stored pieces must be exactly what
+this process computes for the same night and split: every file, and the arrays of a sample.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from lsst.resources import ResourcePath
+
+from shutterline.butler import names, repo, sspieces
+from shutterline.simulate import orbitcatalog
+from shutterline.solarsystem import mpcorbits, precompute
+from tests.e2e import helm_release
+from tests.testbed.k8s import cluster
+from tests.unit.chart import render
+
+pytestmark = [pytest.mark.testbed, pytest.mark.s3, pytest.mark.postgres, pytest.mark.slow]
+
+N_OBJECTS = 20_000  # two chunks of precompute.run: one per shard
+HOURS, PIECE_HOURS = 1.0, 1.0  # one piece: the cost is objects x pieces
+
+
+def _render_cronjob(namespace: str, repo_uri: str, catalog: str, tmp: Path) -> dict[str, Any]:
+    values = {
+        "namespaces": {"workers": namespace, "create": False},
+        "operator": {"enabled": False},
+        "kafka": {"enabled": False, "external": {"bootstrapServers": "127.0.0.1:1"}},
+        "schemaRegistry": {"enabled": False, "url": "http://127.0.0.1:1/apis/ccompat/v7"},
+        "instruments": {},
+        "networkPolicies": {"enabled": False},
+        "pipeline": {"image": {"repository": "registry.example/shutterline-pipeline"}},
+        "backbone": {"repo": repo_uri, "credentialsSecret": "orbits-s3"},
+        "orbits": {
+            "precompute": {
+                "enabled": True,
+                "catalog": catalog,
+                "shards": 2,
+                "parallelism": 2,
+                "hours": HOURS,
+                "pieceHours": PIECE_HOURS,
+                "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}},
+            }
+        },
+    }
+    path = tmp / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    text = render.helm("template", "sl", str(render.CHART), "-f", str(path)).stdout
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    return render.one(docs, "CronJob", "orbits-precompute")
+
+
+def _wait_complete(bed: cluster.Cluster, namespace: str, job: str, timeout: float) -> dict:
+    def done() -> dict[str, Any] | None:
+        out = bed.kubectl("get", "job", job, "-n", namespace, "-o", "json")
+        body: dict[str, Any] = json.loads(out.stdout)
+        kinds = {c["type"] for c in body.get("status", {}).get("conditions", [])}
+        if "Failed" in kinds:
+            raise AssertionError(f"job failed: {body['status']}")
+        return body if "Complete" in kinds else None
+
+    result: dict[str, Any] = helm_release.wait_for(done, timeout, f"job {job} complete")
+    return result
+
+
+def _print_pod_logs(bed: cluster.Cluster, namespace: str) -> None:
+    """The end of every pod's output, for a failed run's report."""
+    pods = json.loads(bed.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)
+    for pod in pods["items"]:
+        print(pod["metadata"]["name"], pod.get("status", {}).get("containerStatuses"))
+        print(bed.container_log(pod, "precompute")[-3000:])
+
+
+def test_indexed_job_pods_store_the_single_process_pieces(
+    k8s_cluster: cluster.Cluster,
+    s3_server: Any,
+    postgres_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.make_bucket("orbits")
+    repo_uri = f"s3://{bucket}/repo"
+    repo.create_repo(repo_uri, registry_url=postgres_server.create_database("orbits"))
+    local_catalog = tmp_path / "catalog.npz"
+    mpcorbits.write_catalog(local_catalog, orbitcatalog.synthesize(N_OBJECTS, 9, 61200.0))
+    catalog = f"s3://{bucket}/orbits/catalog.npz"
+    ResourcePath(catalog).transfer_from(ResourcePath(str(local_catalog)), transfer="copy")
+
+    namespace = helm_release.create_namespace(k8s_cluster, "orbits")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "orbits-s3"},
+        "stringData": s3_server.env(),
+    }
+    k8s_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(secret))
+    cron = _render_cronjob(namespace, repo_uri, catalog, tmp_path)
+    k8s_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(cron))
+    name = cron["metadata"]["name"]
+    k8s_cluster.kubectl("create", "job", "tonight", f"--from=cronjob/{name}", "-n", namespace)
+    try:
+        job = _wait_complete(k8s_cluster, namespace, "tonight", timeout=300)
+    except BaseException:  # a failed Job or pytest.fail's timeout
+        _print_pod_logs(k8s_cluster, namespace)
+        raise
+    assert job["status"]["succeeded"] == 2
+    assert job["status"]["completedIndexes"] == "0,1"
+
+    butler = repo.open_repo(repo_uri)
+    runs = sorted(butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*"))
+    assert len(runs) == 2 * int(HOURS / PIECE_HOURS)  # a RUN per piece and shard
+    refs = [
+        ref
+        for dataset in (names.SS_PIECES, names.SS_FAST_PIECES)
+        for ref in butler.query_datasets(
+            dataset, collections=runs, find_first=False, explain=False, limit=None
+        )
+    ]
+    starts = sorted({float(r.run.split("/")[2].split("+")[0]) for r in refs})
+    assert len(starts) == int(HOURS / PIECE_HOURS)
+    first = butler.get(next(r for r in refs if r.run.split("/")[2].startswith(f"{starts[0]:.6f}")))
+    night = precompute.Night(
+        float(first["piece_start_mjd"]), int(HOURS / PIECE_HOURS), PIECE_HOURS / 24.0
+    )
+    assert runs == sorted(
+        sspieces.run_name(t, night.span_days, s, 2) for t in starts for s in range(2)
+    )
+    for shard in range(2):  # the same split, in this process
+        precompute.run(local_catalog, tmp_path / "local", night, shard=shard, shards=2)
+    local = {p.name: p for p in (tmp_path / "local").glob("*.npz")}
+    by_name = {_file_name(r, starts): r for r in refs}
+    assert sorted(by_name) == sorted(local)  # every region, piece and shard, nothing else
+    rng = np.random.default_rng(0)
+    for name in rng.choice(sorted(local), size=min(24, len(local)), replace=False):
+        got = butler.get(by_name[name])
+        with np.load(local[name], allow_pickle=False) as want:
+            assert sorted(got) == sorted(want.files), name
+            for key in want.files:
+                np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
+
+
+def _file_name(ref: Any, starts: list[float]) -> str:
+    """The precompute file name a stored dataset came from."""
+    piece_run, shard = ref.run.split("/")[2:4]
+    piece = [f"{t:.6f}" for t in starts].index(piece_run.split("+")[0])
+    if ref.datasetType.name == names.SS_FAST_PIECES:
+        return f"fast.p{piece:03d}.{shard}.npz"
+    return f"r{int(ref.dataId[names.SS_PIECES_PIXELIZATION]):04d}.p{piece:03d}.{shard}.npz"
