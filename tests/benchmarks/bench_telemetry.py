@@ -19,7 +19,7 @@ alerts, in a child process as the pod's pipeline container would run it:
 Writes ``.bench/telemetry_timeline.png`` (``--picture`` for another path): the outside
 samples over the stage timeline.
 
-    .venv/bin/python tests/benchmarks/bench_telemetry.py [--repeat 5] [--quick] [--picture PATH]
+    .venv/bin/python tests/benchmarks/bench_telemetry.py [--repeat 6] [--quick] [--picture PATH]
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
     arms: dict[str, float | None] = {"off": None, "on": hz, "off again": None}
     names = list(arms)
     ratios: dict[str, list[float]] = {k: [] for k in ("cpu", "wall", "aa_cpu", "aa_wall")}
-    sidecar = []
+    sidecar, core = [], []
     for i in range(repeat):
         order = names[i % 3 :] + names[: i % 3]
         runs = {name: _one_run(work, arms[name]) for name in order}
@@ -172,13 +172,14 @@ def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
             ratios[key].append(runs["on"][field] / base)
             ratios[f"aa_{key}"].append(runs["off again"][field] / runs["off"][field])
         sidecar.append(runs["on"]["sidecar_cpu_s"] / runs["on"]["cpu_s"])
+        core.append(runs["on"]["sidecar_cpu_s"] / runs["on"]["wall_s"])
         print(
             f"   round {i + 1} ({', '.join(order)}): CPU s "
             + ", ".join(f"{n} {runs[n]['cpu_s']:.2f}" for n in names)
             + f"; ratio {ratios['cpu'][-1]:.3f}, A/A {ratios['aa_cpu'][-1]:.3f}",
             flush=True,
         )
-    return {"ratios": ratios, "sidecar_per_pipeline_cpu": sidecar}
+    return {"ratios": ratios, "sidecar_per_pipeline_cpu": sidecar, "sidecar_core": core}
 
 
 def _spread(values: list[float]) -> str:
@@ -379,6 +380,7 @@ def report_overhead(work: Path, repeat: int) -> list[tuple[str, str, str, str]]:
         ("pipeline wall, watched / unwatched", r["wall"], "< 1.02"),
         ("pipeline wall, unwatched / unwatched (noise)", r["aa_wall"], "1"),
         ("sidecar CPU / pipeline CPU", o["sidecar_per_pipeline_cpu"], "< 0.02"),
+        ("sidecar CPU / pipeline wall (share of a core)", o["sidecar_core"], ""),
     ]
     for label, values, _ in lines:
         print(f"   {label:46} median {_spread(values)}")
@@ -388,8 +390,9 @@ def report_overhead(work: Path, repeat: int) -> list[tuple[str, str, str, str]]:
 def main() -> None:
     """Measure and print medians and ratios."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="2 rounds of the overhead")
+    # Rounds in multiples of 3: each arm then runs as often first, second and last.
+    parser.add_argument("--repeat", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of the overhead")
     parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "telemetry_timeline.png")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--peak-memory", action="store_true", help=argparse.SUPPRESS)
@@ -398,7 +401,7 @@ def main() -> None:
         child(args)
         return
     if args.quick:
-        args.repeat = min(args.repeat, 2)
+        args.repeat = min(args.repeat, 3)
     bench_pipeline.prepared_night()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
