@@ -11,14 +11,15 @@ field's varint) and skips the decode: 0.04 ms for an 80 KB packet instead of 0.2
 checksum that differs is corruption after the writer (a torn or rotted file, another
 writer), which is quarantined even where the Avro would still decode. A packet without a
 checksum (another writer, a file system without user extended attributes) or a relay told
-to (``full``) decodes the body. That decode uses a
-reader schema that keeps only ``diaSourceId`` and the record's last field: fastavro still
-walks every field of the writer's schema (each length, union branch and varint must be
-there and in range), but skips values instead of building them, at less than half the cost
-of a full decode (0.19 ms against 0.42 ms for an 80 KB alert). A skip past the end of the
-bytes goes unnoticed, so the last field is really read (a truncated packet fails there)
-and the record must end exactly at the end of the file. What skipping does not check is
-the UTF-8 of string values.
+to (``full``) decodes the body.
+
+The decode uses a reader schema that keeps only ``diaSourceId`` and the record's last
+field: fastavro still walks every field of the writer's schema (each length, union branch
+and varint must be there and in range), but skips values instead of building them, at less
+than half the cost of a full decode (0.19 ms against 0.42 ms for an 80 KB alert). A skip
+past the end of the bytes goes unnoticed, so the last field is really read (a truncated
+packet fails there) and the record must end exactly at the end of the file. What skipping
+does not check is the UTF-8 of string values.
 """
 
 from __future__ import annotations
