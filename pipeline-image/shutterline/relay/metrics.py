@@ -35,10 +35,11 @@ SPOOL_DEPTH = prom.Gauge(
     "shutterline_relay_spool_depth", "Packets in the spool at the last scan (in flight included)"
 )
 IN_FLIGHT_PACKETS = prom.Gauge(
-    "shutterline_relay_in_flight_packets", "Packets handed to the producer, not yet reported"
+    "shutterline_relay_in_flight_packets",
+    "Packets handed to the producer, not yet reported or deleted",
 )
 IN_FLIGHT_BYTES = prom.Gauge(
-    "shutterline_relay_in_flight_bytes", "Bytes handed to the producer, not yet reported"
+    "shutterline_relay_in_flight_bytes", "Bytes handed to the producer, not yet reported or deleted"
 )
 RETRIES = prom.Counter(
     "shutterline_relay_retries",
