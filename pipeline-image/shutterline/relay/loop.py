@@ -1,25 +1,25 @@
 """The relay loop: spool -> Kafka, a packet deleted only after its delivery report.
 
-One thread does all but the unlinks: it scans the spool (a poll every ``poll_interval_s``: the
+One thread does everything: it scans the spool (a poll every ``poll_interval_s``: the
 standard library has no inotify; a scan costs 5 us of CPU for an empty spool and 0.6 ms
 for a thousand names, and the relay rescans only once it has handed out the names of the
 last scan, so a 20 ms poll adds at most that to a packet's latency, works on every file
 system an emptyDir may sit on and needs no extra dependency), reads and checks
 each new packet, hands it to the producer while the in-flight window has room, and serves
-the producer's delivery reports, which queue the packets for deletion (`deleter`: the
-unlinks run in a thread of their own; a packet holds its place in the window until its file
-is gone). A failed report puts the packet back in line; nothing is ever dropped. While the
-broker is away the window fills and the loop only polls: memory stays bounded and the
-producer reconnects with back-off.
+the producer's delivery reports, which delete the packets. A failed report puts the packet
+back in line; nothing is ever dropped. While the broker is away the window fills and the
+loop only polls: memory stays bounded and the producer reconnects with back-off.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -31,16 +31,7 @@ import confluent_kafka
 from shutterline import exceptions
 from shutterline.alerts import serialize
 from shutterline.pipeline import settings as settings_mod
-from shutterline.relay import (
-    deleter,
-    finish,
-    framing,
-    markers,
-    metrics,
-    producer,
-    schemas,
-    spoolfiles,
-)
+from shutterline.relay import finish, framing, markers, metrics, producer, schemas, spoolfiles
 
 __all__ = ["Outcome", "Relay"]
 
@@ -134,7 +125,6 @@ class Relay:
         self._failure_logged: dict[int, float] = {}
         self._last_txretries = 0
         self._closing = False
-        self._deleter = deleter.Deleter(self._spool_path)
         self._producer = self._new_producer()
 
     # ----- the loop -------------------------------------------------------------------------
@@ -155,7 +145,6 @@ class Relay:
                 self._replace_producer()
             busy = self._feed()
             self._producer.poll(0 if busy else self.tuning.poll_interval_s)
-            self._land(self._deleter.reap())
             self._report_metrics()
             self._finish_detectors()
             if self._drained():
@@ -280,11 +269,14 @@ class Relay:
         self, name: str, size: int, key: Key | None, spooled_at: float, err: Any, _msg: Any
     ) -> None:
         """Delivery report of one packet: delete it, or put it back in line."""
+        self._flights.pop(name, None)
+        self._flight_bytes -= size
+        self._flight_keys[key] -= 1
         if self._closing:
-            self._land([name])
             return
         if err is None:
-            self._deleter.add(name)  # its flight ends when the file is gone
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self._spool_path, name))
             now = time.time()
             self.tallies[key].add(size, now)
             self._unreported[0] += 1
@@ -294,7 +286,6 @@ class Relay:
             metrics.LATENCY.observe(latency)
             self._progress()
             return
-        self._land([name])
         self.counters["delivery_errors"] += 1
         metrics.DELIVERY_ERRORS.inc()
         if err.code() == confluent_kafka.KafkaError.MSG_SIZE_TOO_LARGE:
@@ -307,14 +298,6 @@ class Relay:
         self.counters["retries"] += 1
         metrics.RETRIES.inc()
         self._resend.append(name)
-
-    def _land(self, names: list[str]) -> None:
-        """End the flights of ``names`` (deleted, failed, or purged)."""
-        for name in names:
-            entry = self._flights.pop(name, None)
-            if entry is not None:
-                self._flight_bytes -= entry[0]
-                self._flight_keys[entry[1]] -= 1
 
     def _progress(self) -> None:
         self._stalled_since = None
@@ -364,12 +347,9 @@ class Relay:
         self._producer.purge(in_queue=True, in_flight=True, blocking=False)
         self._producer.poll(0)
         self._closing = False
-        # Delivered packets whose files are still being deleted are not sent again.
-        deleting = self._deleter.pending
-        self._resend.extend(n for n in self._flights if n not in deleting)
-        self._flights = {n: v for n, v in self._flights.items() if n in deleting}
-        self._flight_bytes = sum(size for size, _ in self._flights.values())
-        self._flight_keys = collections.Counter(key for _, key in self._flights.values())
+        self._resend.extend(self._flights)
+        self._flights.clear()
+        self._flight_bytes, self._flight_keys = 0, collections.Counter()
         self._records.clear()
         self._fatal = None
         self._last_txretries = 0
@@ -479,8 +459,6 @@ class Relay:
         self._closing = True
         self._producer.purge(in_queue=True, in_flight=True, blocking=False)
         self._producer.poll(0)
-        self._land(self._deleter.drain())  # every delivered packet's file is gone on return
-        self._deleter.close()
 
     def _status(self, state: str, reason: str) -> dict[str, Any]:
         self._report_metrics()

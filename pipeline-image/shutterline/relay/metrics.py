@@ -35,11 +35,10 @@ SPOOL_DEPTH = prom.Gauge(
     "shutterline_relay_spool_depth", "Packets in the spool at the last scan (in flight included)"
 )
 IN_FLIGHT_PACKETS = prom.Gauge(
-    "shutterline_relay_in_flight_packets",
-    "Packets handed to the producer, not yet reported or deleted",
+    "shutterline_relay_in_flight_packets", "Packets handed to the producer, not yet reported"
 )
 IN_FLIGHT_BYTES = prom.Gauge(
-    "shutterline_relay_in_flight_bytes", "Bytes handed to the producer, not yet reported or deleted"
+    "shutterline_relay_in_flight_bytes", "Bytes handed to the producer, not yet reported"
 )
 RETRIES = prom.Counter(
     "shutterline_relay_retries",
