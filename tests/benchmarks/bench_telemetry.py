@@ -5,10 +5,11 @@ alerts, in a child process as the pod's pipeline container would run it:
 
 1. Overhead on the pipeline of the real ``shutterline telemetry`` sidecar at 2 Hz: each
    round runs the pipeline unwatched, watched and unwatched again, in an order that rotates
-   from round to round; the ratio of its CPU and wall seconds watched over the mean of the
-   round's two unwatched runs (target < 1.02), beside the ratio of the two unwatched runs
-   (the noise floor the overhead must clear), medians and ranges over the rounds; and the
-   sidecar's own CPU seconds per pipeline CPU second.
+   from round to round, each started the same ``SETTLE_S`` after its inputs are loaded;
+   the ratio of its CPU and wall seconds watched over the mean of the round's two
+   unwatched runs (target < 1.02), beside the ratio of the two unwatched runs (the noise
+   floor the overhead must clear), medians and ranges over the rounds; and the sidecar's
+   own CPU seconds per pipeline CPU second.
 2. The sampler's CPU per sample (a process alone, and a tree found by a ``/proc`` scan).
 3. In-process stage spans against outside samples of the same runs: CPU seconds and peak
    resident memory per stage, outside figures attributed by time window, at 2, 4 and 20 Hz
@@ -135,13 +136,24 @@ def _running(path: Path, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+#: Seconds every run waits between its pipeline's "ready" and "go", watched or not: the
+#: watched run's wait for the sidecar to import and start sampling would otherwise be the
+#: one thing besides the sidecar that differs between the arms.
+SETTLE_S = 6.0
+
+
 def _one_run(work: Path, hz: float | None) -> dict[str, Any]:
     """One pipeline run, watched by the sidecar at ``hz`` (None: unwatched)."""
     pipe = Pipeline(work)
+    ready = time.monotonic()
     car = _sidecar(work, pipe.p.pid, hz) if hz else None
     if car:  # started, imported and watching: count its steady state only
         _running(summary.summary_path(work / f"scratch-{pipe.p.pid}" / "spool"))
         car_cpu0 = proc.read_process(car.pid).cpu_s
+    waited = time.monotonic() - ready
+    if waited > SETTLE_S:
+        print(f"   (the sidecar took {waited:.1f} s to start, over the {SETTLE_S:.0f} s settle)")
+    time.sleep(max(0.0, SETTLE_S - waited))
     pipe.go()
     report = pipe.wait()
     if car:
