@@ -3,9 +3,13 @@
 One 2048 x 4096 detector (the cached night of ``bench_pipeline.py``), stages ISR to spooled
 alerts, in a child process as the pod's pipeline container would run it:
 
-1. CPU overhead on the pipeline of the real ``shutterline telemetry`` sidecar at 2 Hz:
-   pipeline CPU and wall seconds with and without it, runs alternated, medians (target < 2%);
-   the sidecar's own CPU seconds per pipeline second.
+1. Overhead on the pipeline of the real ``shutterline telemetry`` sidecar at 2 Hz: each
+   round runs the pipeline unwatched, watched and unwatched again, in an order that rotates
+   from round to round, each started the same ``SETTLE_S`` after its inputs are loaded;
+   the ratio of its CPU and wall seconds watched over the mean of the round's two
+   unwatched runs (target < 1.02), beside the ratio of the two unwatched runs (the noise
+   floor the overhead must clear), medians and ranges over the rounds; and the sidecar's
+   own CPU seconds per pipeline CPU second.
 2. The sampler's CPU per sample (a process alone, and a tree found by a ``/proc`` scan).
 3. In-process stage spans against outside samples of the same runs: CPU seconds and peak
    resident memory per stage, outside figures attributed by time window, at 2, 4 and 20 Hz
@@ -16,7 +20,7 @@ alerts, in a child process as the pod's pipeline container would run it:
 Writes ``.bench/telemetry_timeline.png`` (``--picture`` for another path): the outside
 samples over the stage timeline.
 
-    .venv/bin/python tests/benchmarks/bench_telemetry.py [--repeat 5] [--picture PATH]
+    .venv/bin/python tests/benchmarks/bench_telemetry.py [--repeat 6] [--quick] [--picture PATH]
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+import _results  # noqa: E402
 import bench_pipeline  # noqa: E402  (the cached night)
 
 from shutterline.telemetry import proc, summary  # noqa: E402
@@ -131,29 +136,67 @@ def _running(path: Path, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+#: Seconds every run waits between its pipeline's "ready" and "go", watched or not: the
+#: watched run's wait for the sidecar to import and start sampling would otherwise be the
+#: one thing besides the sidecar that differs between the arms.
+SETTLE_S = 6.0
+
+
+def _one_run(work: Path, hz: float | None) -> dict[str, Any]:
+    """One pipeline run, watched by the sidecar at ``hz`` (None: unwatched)."""
+    pipe = Pipeline(work)
+    ready = time.monotonic()
+    car = _sidecar(work, pipe.p.pid, hz) if hz else None
+    if car:  # started, imported and watching: count its steady state only
+        _running(summary.summary_path(work / f"scratch-{pipe.p.pid}" / "spool"))
+        car_cpu0 = proc.read_process(car.pid).cpu_s
+    waited = time.monotonic() - ready
+    if waited > SETTLE_S:
+        print(f"   (the sidecar took {waited:.1f} s to start, over the {SETTLE_S:.0f} s settle)")
+    time.sleep(max(0.0, SETTLE_S - waited))
+    pipe.go()
+    report = pipe.wait()
+    if car:
+        _, status, usage = os.wait4(car.pid, 0)
+        car.returncode = os.waitstatus_to_exitcode(status)
+        report["sidecar_cpu_s"] = usage.ru_utime + usage.ru_stime - car_cpu0
+    return report
+
+
 def overhead(work: Path, repeat: int, hz: float) -> dict[str, Any]:
-    """Pipeline CPU and wall with and without the sidecar, alternated; sidecar CPU."""
-    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
-    sidecar_cpu = []
+    """Per round: the pipeline unwatched, watched at ``hz``, and unwatched again.
+
+    The arms' order rotates from round to round. Ratios are taken within a round, where the
+    machine's load is most alike: watched over the mean of the two unwatched runs (the
+    overhead), and the second unwatched over the first (the noise floor: a ratio the
+    overhead must clear to mean anything).
+    """
+    arms: dict[str, float | None] = {"off": None, "on": hz, "off again": None}
+    names = list(arms)
+    ratios: dict[str, list[float]] = {k: [] for k in ("cpu", "wall", "aa_cpu", "aa_wall")}
+    sidecar, core = [], []
     for i in range(repeat):
-        for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
-            pipe = Pipeline(work)
-            car = _sidecar(work, pipe.p.pid, hz) if mode == "on" else None
-            if car:  # started, imported and watching: count its steady state only
-                _running(summary.summary_path(work / f"scratch-{pipe.p.pid}" / "spool"))
-                car_cpu0 = proc.read_process(car.pid).cpu_s
-            pipe.go()
-            runs[mode].append(pipe.wait())
-            if car:
-                _, status, usage = os.wait4(car.pid, 0)
-                car.returncode = os.waitstatus_to_exitcode(status)
-                used = usage.ru_utime + usage.ru_stime - car_cpu0
-                sidecar_cpu.append(used / runs[mode][-1]["wall_s"])
-    med = {
-        m: {k: statistics.median(r[k] for r in rs) for k in ("cpu_s", "wall_s")}
-        for m, rs in runs.items()
-    }
-    return {"median": med, "sidecar_cpu_per_s": statistics.median(sidecar_cpu)}
+        order = names[i % 3 :] + names[: i % 3]
+        runs = {name: _one_run(work, arms[name]) for name in order}
+        for key in ("cpu", "wall"):
+            field = f"{key}_s"
+            base = (runs["off"][field] + runs["off again"][field]) / 2
+            ratios[key].append(runs["on"][field] / base)
+            ratios[f"aa_{key}"].append(runs["off again"][field] / runs["off"][field])
+        sidecar.append(runs["on"]["sidecar_cpu_s"] / runs["on"]["cpu_s"])
+        core.append(runs["on"]["sidecar_cpu_s"] / runs["on"]["wall_s"])
+        print(
+            f"   round {i + 1} ({', '.join(order)}): CPU s "
+            + ", ".join(f"{n} {runs[n]['cpu_s']:.2f}" for n in names)
+            + f"; ratio {ratios['cpu'][-1]:.3f}, A/A {ratios['aa_cpu'][-1]:.3f}",
+            flush=True,
+        )
+    return {"ratios": ratios, "sidecar_per_pipeline_cpu": sidecar, "sidecar_core": core}
+
+
+def _spread(values: list[float]) -> str:
+    """Median and range of ``values``."""
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def sampler_cost(pid: int, n: int = 400) -> dict[str, float]:
@@ -334,10 +377,34 @@ def picture(report: dict[str, Any], samples: list[proc.ProcSample], path: Path) 
     fig.savefig(path, dpi=90)
 
 
+COMMAND = ".venv/bin/python tests/benchmarks/bench_telemetry.py"
+
+
+def report_overhead(work: Path, repeat: int) -> list[tuple[str, str, str, str]]:
+    """Part 1, printed; the rows for ``make bench``'s table."""
+    print(f"1. overhead of the telemetry sidecar at 2 Hz ({repeat} rounds; load average "
+          f"{os.getloadavg()[0]:.1f}):")  # fmt: skip
+    o = overhead(work, repeat, 2.0)
+    r = o["ratios"]
+    lines = [
+        ("pipeline CPU, watched / unwatched", r["cpu"], "< 1.02"),
+        ("pipeline CPU, unwatched / unwatched (noise)", r["aa_cpu"], "1"),
+        ("pipeline wall, watched / unwatched", r["wall"], "< 1.02"),
+        ("pipeline wall, unwatched / unwatched (noise)", r["aa_wall"], "1"),
+        ("sidecar CPU / pipeline CPU", o["sidecar_per_pipeline_cpu"], "< 0.02"),
+        ("sidecar CPU / pipeline wall (share of a core)", o["sidecar_core"], ""),
+    ]
+    for label, values, _ in lines:
+        print(f"   {label:46} median {_spread(values)}")
+    return [(f"telemetry at 2 Hz: {lb}", _spread(v), t, COMMAND) for lb, v, t in lines]
+
+
 def main() -> None:
     """Measure and print medians and ratios."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
+    # Rounds in multiples of 3: each arm then runs as often first, second and last.
+    parser.add_argument("--repeat", type=int, default=6)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of the overhead")
     parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "telemetry_timeline.png")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--peak-memory", action="store_true", help=argparse.SUPPRESS)
@@ -345,21 +412,12 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if args.quick:
+        args.repeat = min(args.repeat, 3)
     bench_pipeline.prepared_night()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(f"1. CPU overhead of the telemetry sidecar at 2 Hz ({args.repeat} runs each):")
-        o = overhead(work, args.repeat, 2.0)
-        off, on = o["median"]["off"], o["median"]["on"]
-        print(
-            f"   pipeline CPU s: without {off['cpu_s']:.2f}, with {on['cpu_s']:.2f} "
-            f"(ratio {on['cpu_s'] / off['cpu_s']:.3f}); wall s: {off['wall_s']:.2f} vs "
-            f"{on['wall_s']:.2f} (ratio {on['wall_s'] / off['wall_s']:.3f})"
-        )
-        print(
-            f"   sidecar's own CPU: {100 * o['sidecar_cpu_per_s']:.2f}% of one core "
-            "once sampling (start-up excluded)"
-        )
+        figures = report_overhead(work, args.repeat)
         print("2. sampler CPU:")
         cost = sampler_cost(os.getpid())
         entries = len(os.listdir("/proc"))
@@ -401,6 +459,7 @@ def main() -> None:
         print(f"picture: {args.picture}")
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         print(f"(children CPU {usage.ru_utime + usage.ru_stime:.0f} s)")
+    _results.record("bench_telemetry", figures)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,13 @@ def test_corrupt_packets_are_quarantined_not_sent(kafka_broker, tmp_path, caplog
     }
     for name, data in corrupt.items():
         (spool / name).write_bytes(data)
+    # Changed in place after the writer (its checksum kept): the Avro still decodes.
+    intact = packets.payload(packets.BASE_ID + 98)
+    rotten = writer.write(packets.BASE_ID + 98, intact, visit=VISIT, detector=DETECTOR)
+    with open(rotten, "r+b") as fh:
+        fh.seek(len(intact) // 2)
+        fh.write(bytes([intact[len(intact) // 2] ^ 0x01]))
+    corrupt[rotten.name] = b""
     markers.write_done(spool, VISIT, DETECTOR, "succeeded", 5)
     caplog.set_level(logging.ERROR, logger="shutterline.relay")
     settings = _settings(spool, kafka_broker.bootstrap, topic)
@@ -172,6 +179,7 @@ def test_corrupt_packets_are_quarantined_not_sent(kafka_broker, tmp_path, caplog
     quarantined = sorted(p.name for p in (spool / "quarantine").glob("*.alert"))
     assert quarantined == sorted(corrupt)
     assert all((spool / "quarantine" / f"{n}.reason").exists() for n in corrupt)
+    assert "the writer recorded" in (spool / "quarantine" / f"{rotten.name}.reason").read_text()
     assert outcome.status["quarantined"] == len(corrupt)
     assert sum("quarantined corrupt packet" in r.message for r in caplog.records) == len(corrupt)
     assert not list(spool.glob("*.alert"))

@@ -144,7 +144,10 @@ def _java(libs: Path, main: str, *args: str) -> list[str]:
 
 def _format(libs: Path, props: Path, log: Path) -> None:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    argv = _java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
+    # "=": an id may begin with "-" (1 in 64), which the tool would take for an option.
+    argv = _java(
+        libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)
+    )
     result = subprocess.run(argv, capture_output=True, text=True)
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:

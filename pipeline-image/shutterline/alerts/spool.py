@@ -9,20 +9,40 @@ Contract with the relay (``*.alert`` is the only pattern it may pick up):
   which no ``*.alert`` glob matches; it is fsynced, then renamed (atomic on POSIX), then the
   directory is fsynced, so a packet is either absent or complete, never partial;
 * ids are deterministic (the DIA source id), so writing the same id again, as a retried
-  detector does, atomically replaces the packet instead of adding a second one.
+  detector does, atomically replaces the packet instead of adding a second one;
+* each packet carries the CRC-32 (`zlib.crc32`) of its bytes in the extended attribute
+  ``user.shutterline.crc32`` (4 bytes, big-endian), set on the temporary file before the
+  rename, so the attribute and the bytes appear together. The bytes come from the alert
+  serializer, which validated the record against the schema; a packet whose bytes still
+  have that checksum needs no second Avro decode in the relay. On a file system without
+  user extended attributes the packet is written without one (the relay then decodes it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import struct
+import zlib
 from concurrent import futures
 from pathlib import Path
 
-__all__ = ["SUFFIX", "AlertSpool", "alert_filename"]
+__all__ = ["CHECKSUM_XATTR", "SUFFIX", "AlertSpool", "alert_filename", "checksum_value"]
 
 SUFFIX = ".alert"
+
+#: Extended attribute holding a packet's CRC-32 (4 bytes, big-endian).
+CHECKSUM_XATTR = "user.shutterline.crc32"
+_CRC = struct.Struct(">I")
+#: Errors of a file system that keeps no user extended attributes.
+_NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
+
+
+def checksum_value(payload: bytes) -> bytes:
+    """The ``CHECKSUM_XATTR`` value of a packet holding ``payload``."""
+    return _CRC.pack(zlib.crc32(payload))
 
 
 def alert_filename(alert_id: int, visit: int | None = None, detector: int | None = None) -> str:
@@ -68,6 +88,18 @@ class AlertSpool:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self._xattrs = True  # until the file system refuses one
+
+    def _set_checksum(self, fd: int, payload: bytes) -> None:
+        """Record ``payload``'s checksum on the open temporary file ``fd``, where possible."""
+        if not self._xattrs:
+            return
+        try:
+            os.setxattr(fd, CHECKSUM_XATTR, checksum_value(payload))
+        except OSError as exc:
+            if exc.errno not in _NO_XATTR:
+                raise
+            self._xattrs = False
 
     def write(
         self,
@@ -86,6 +118,7 @@ class AlertSpool:
         try:
             with open(tmp, "wb") as fh:
                 fh.write(payload)
+                self._set_checksum(fh.fileno(), payload)
                 if self.fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -113,7 +146,9 @@ class AlertSpool:
                 final = self.directory / alert_filename(alert_id, visit, detector)
                 tmp = self.directory / f".{final.name}.{secrets.token_hex(4)}.tmp"
                 staged.append((tmp, final))
-                tmp.write_bytes(payload)
+                with open(tmp, "wb") as fh:
+                    fh.write(payload)
+                    self._set_checksum(fh.fileno(), payload)
             if self.fsync and staged:
                 with futures.ThreadPoolExecutor(max_workers=_FSYNC_THREADS) as pool:
                     list(pool.map(_fsync_file, [tmp for tmp, _ in staged]))

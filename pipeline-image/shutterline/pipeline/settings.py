@@ -39,6 +39,7 @@ ENV: dict[str, str] = {
     "otlp_metrics_endpoint": "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "pod_name": "POD_NAME",
     "native_sidecar": "SHUTTERLINE_NATIVE_SIDECAR",
+    "relay_full_check": "SHUTTERLINE_RELAY_FULL_CHECK",
 }
 
 _TRUE = ("1", "true", "yes")
@@ -90,6 +91,9 @@ class Settings:
     native_sidecar
         Run as a Kubernetes native sidecar: when its work is done the process stays up until
         SIGTERM, because the kubelet restarts an exited sidecar for as long as the pod lives.
+    relay_full_check
+        The relay decodes every packet's Avro body, also those whose writer's checksum
+        vouches for their bytes (`shutterline.relay.framing`).
     """
 
     repo: str
@@ -112,6 +116,7 @@ class Settings:
     otlp_metrics_endpoint: str | None = None
     pod_name: str | None = None
     native_sidecar: bool = False
+    relay_full_check: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -141,7 +146,7 @@ def _parse(name: str, text: str) -> object:
     try:
         if name in ("spool", "workdir", "spans_path"):
             return Path(text)
-        if name in ("direct", "native_sidecar"):
+        if name in ("direct", "native_sidecar", "relay_full_check"):
             return text.lower() in _TRUE
         if name == "export":
             return tuple(x for x in text.split(",") if x)

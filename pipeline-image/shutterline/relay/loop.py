@@ -225,7 +225,9 @@ class Relay:
         try:
             if packet.name_id is None:
                 raise framing.CorruptPacketError("name is not [<visit>_<detector>_]<id>.alert")
-            alert_id = framing.check_packet(packet.payload, self.schema)
+            alert_id = framing.check_packet(
+                packet.payload, self.schema, packet.checksum, self.settings.relay_full_check
+            )
             if packet.name_id != alert_id:
                 raise framing.CorruptPacketError(f"named {packet.name_id}, holds alert {alert_id}")
         except framing.CorruptPacketError as exc:

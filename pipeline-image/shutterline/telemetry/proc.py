@@ -70,30 +70,44 @@ class _One:
     threads: int
 
 
-def _stat_fields(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
+def _read(path: str) -> bytes:
+    """A small ``/proc`` file in one ``read`` (no text layer: a third of the CPU)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 8192)
+    finally:
+        os.close(fd)
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    text = _read(f"/proc/{pid}/stat")
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    return text[text.rindex(")") + 2 :].split()
+    return text[text.rindex(b")") + 2 :].split()
+
+
+_STATUS_KEYS = {b"VmRSS": "VmRSS", b"VmHWM": "VmHWM", b"Threads": "Threads"}
 
 
 def read_process(pid: int) -> _One:
     """One process's counters; raises `ProcessGone` if it no longer exists."""
     try:
         f = _stat_fields(pid)
-        status = Path(f"/proc/{pid}/status").read_text()
-        io_text = Path(f"/proc/{pid}/io").read_text()
+        status = _read(f"/proc/{pid}/status")
+        io_text = _read(f"/proc/{pid}/io")
     except (FileNotFoundError, ProcessLookupError) as exc:
         raise ProcessGone(pid) from exc
     # Fields after the name, 0-based: 1 ppid, 11-14 utime stime cutime cstime, 19 starttime.
     ticks = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
     values = {}
     for line in status.splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "Threads"):
-            values[key] = int(rest.split()[0])
-    io = {k: int(v) for k, _, v in (line.partition(": ") for line in io_text.splitlines())}
+        key, _, rest = line.partition(b":")
+        if key in _STATUS_KEYS:
+            values[_STATUS_KEYS[key]] = int(rest.split()[0])
+    io = {
+        k.decode(): int(v) for k, _, v in (line.partition(b": ") for line in io_text.splitlines())
+    }
     return _One(
-        state=f[0],
+        state=f[0].decode(),
         start_ticks=int(f[19]),
         ppid=int(f[1]),
         cpu_s=ticks / _TICK,

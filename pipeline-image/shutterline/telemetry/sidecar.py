@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: the summary and the span's closing attributes only.
 MAX_EVENTS = 2000
 SERVICE = "shutterline-telemetry"
+#: Seconds between OTLP metric exports (an HTTP request each; the samples themselves go on
+#: the pod span at the full rate, and the last one is exported when the span ends).
+METRICS_EXPORT_S = 5.0
 
 
 @dataclasses.dataclass
@@ -121,8 +124,9 @@ def run(
         stop.wait()
         return 0
     provider, parent = _provider(settings, env.get("TRACEPARENT"))
-    interval = max(1.0, 2.0 / settings.telemetry_hz)
-    meters = metrics.meter_provider(provider.resource, settings.otlp_metrics_endpoint, interval)
+    meters = metrics.meter_provider(
+        provider.resource, settings.otlp_metrics_endpoint, METRICS_EXPORT_S
+    )
     attributes = {**identity.data_id(), "telemetry.hz": settings.telemetry_hz}
     # The span starts with this process, before its imports: the next container of the pod
     # is started as soon as this one is, and its first span must fall inside the pod's.

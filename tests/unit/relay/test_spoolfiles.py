@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from shutterline.alerts import spool as alert_spool
 from shutterline.relay import markers, spoolfiles
 
@@ -29,3 +31,20 @@ def test_quarantine_moves_the_file_aside_with_its_reason(tmp_path):
     assert target == tmp_path / "quarantine" / "5.alert" and target.read_bytes() == b"junk"
     assert "magic byte 106" in (tmp_path / "quarantine" / "5.alert.reason").read_text()
     assert spoolfiles.scan_names(tmp_path) == []
+
+
+def test_the_writer_records_each_packets_checksum_for_the_relay(tmp_path):
+    writer = alert_spool.AlertSpool(tmp_path, fsync=False)
+    writer.write(12, b"first", visit=100007, detector=7)
+    writer.write_many([(13, b"second"), (14, b"third")], visit=100007, detector=7)
+    (tmp_path / "100007_7_15.alert").write_bytes(b"by another writer")
+    checksums = {
+        name: spoolfiles.read_packet(tmp_path, name).checksum  # type: ignore[union-attr]
+        for name in spoolfiles.scan_names(tmp_path)
+    }
+    assert checksums == {
+        "100007_7_12.alert": zlib.crc32(b"first"),
+        "100007_7_13.alert": zlib.crc32(b"second"),
+        "100007_7_14.alert": zlib.crc32(b"third"),
+        "100007_7_15.alert": None,
+    }
