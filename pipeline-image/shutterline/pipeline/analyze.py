@@ -80,13 +80,9 @@ class VisitTask:
                 )
             return cls(spec, spec.detectors)
         try:
-            items = json.loads(listed) if listed.startswith("[") else listed.split(",")
-            detectors = tuple(int(str(d).strip()) for d in items if str(d).strip())
-        except (ValueError, TypeError) as exc:
+            return cls(spec, task_mod.detector_list(listed))
+        except ValueError as exc:
             raise exceptions.PermanentError(f"{task_mod.ENV_DETECTORS}={listed!r}: {exc}") from None
-        if not detectors or min(detectors) < 0:
-            raise exceptions.PermanentError(f"{task_mod.ENV_DETECTORS}={listed!r}: no detectors")
-        return cls(spec, detectors)
 
 
 @dataclasses.dataclass

@@ -21,7 +21,15 @@ from astropy.time import Time
 
 from shutterline import exceptions
 
-__all__ = ["ENV_DETECTORS", "ENV_INDEX", "ENV_SPEC", "Boresight", "DetectorTask", "VisitSpec"]
+__all__ = [
+    "ENV_DETECTORS",
+    "ENV_INDEX",
+    "ENV_SPEC",
+    "Boresight",
+    "DetectorTask",
+    "VisitSpec",
+    "detector_list",
+]
 
 ENV_SPEC = "SHUTTERLINE_VISIT_SPEC"
 ENV_DETECTORS = "SHUTTERLINE_DETECTORS"
@@ -167,7 +175,7 @@ class DetectorTask:
             spec = VisitSpec.from_dict(json.loads(_required(env, ENV_SPEC)))
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
             raise exceptions.PermanentError(f"{ENV_SPEC}: {exc}") from None
-        detectors = _env_value(env, ENV_DETECTORS, _detector_csv)
+        detectors = _env_value(env, ENV_DETECTORS, detector_list)
         index = _env_value(env, ENV_INDEX, _count)
         if index >= len(detectors):
             raise exceptions.PermanentError(
@@ -277,11 +285,17 @@ def _detector_list(value: Any) -> tuple[int, ...]:
     return tuple(_count(v) for v in value)
 
 
-def _detector_csv(text: str) -> tuple[int, ...]:
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
+def detector_list(text: str) -> tuple[int, ...]:
+    """``SHUTTERLINE_DETECTORS`` as detectors: comma-separated (the prompt Job's) or a JSON list
+    (the analysis Job's). Raises `ValueError` naming what is wrong."""
+    text = text.strip()
+    items = json.loads(text) if text.startswith("[") else text.split(",")
+    if not isinstance(items, list):
+        raise ValueError("not a list of detectors")
+    listed = [str(x).strip() for x in items if str(x).strip()]
+    if not listed:
         raise ValueError("no detector listed")
-    return tuple(_count(x) for x in items)
+    return tuple(_count(x) for x in listed)
 
 
 def _rfc3339(when: datetime.datetime) -> str:

@@ -112,8 +112,8 @@ def _visit_spec(text: str) -> dict[str, Any]:
 
 def _detector(env: Mapping[str, str]) -> int | None:
     text = env.get("SHUTTERLINE_DETECTORS", "")
-    if not text:
-        return None
+    if not text or text.lstrip().startswith("["):
+        return None  # a JSON list is the analysis pod's: the whole visit, no one detector
     index = env.get("JOB_COMPLETION_INDEX", "0") or "0"
     try:
         return int([d for d in text.split(",") if d.strip()][int(index)])

@@ -150,6 +150,9 @@ def test_identity_comes_from_the_operators_variables() -> None:
     )
     assert bad.detector is None and bad.span_name == f"pod {POD}"
     assert podspan.PodIdentity.from_env({"SHUTTERLINE_VISIT_SPEC": "{visitId"}).visit is None
+    # The analysis pod lists the visit's detectors as JSON: a visit-wide pod span, quietly.
+    analysis = podspan.PodIdentity.from_env({"SHUTTERLINE_DETECTORS": "[3, 5]", "POD_NAME": POD})
+    assert analysis.detector is None and analysis.span_name == f"pod {POD}"
 
 
 @pytest.mark.slow
