@@ -34,7 +34,20 @@ from scipy import signal
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _results
 
-CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "pipeline-night-v1"
+
+def _night_key() -> str:
+    """A digest of the simulator's sources: a night the simulator made before a change of its
+    output (say, DECam's FILTER strings) is rebuilt, not read into a failing run."""
+    import hashlib
+
+    pkg = Path(__file__).resolve().parents[2] / "pipeline-image" / "shutterline"
+    digest = hashlib.sha256()
+    for path in sorted((pkg / "simulate").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+CACHE = Path.home() / ".cache" / "shutterline" / "bench" / f"pipeline-night-{_night_key()}"
 
 
 def fft_convolution_seconds(repeat: int) -> float:
