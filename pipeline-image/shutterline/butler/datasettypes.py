@@ -6,9 +6,11 @@ from lsst.daf.butler import Butler, DatasetType, DimensionUniverse
 
 from shutterline.butler import formatters, names
 
-__all__ = ["dataset_types", "register_dataset_types"]
+__all__ = ["QA_STORAGE_CLASS", "dataset_types", "register_dataset_types"]
 
 _DETECTOR_VISIT = ("instrument", "visit", "detector")
+#: daf_butler's own storage class of a JSON-like dict (the QA records).
+QA_STORAGE_CLASS = "StructuredDataDict"
 
 
 def dataset_types(universe: DimensionUniverse) -> list[DatasetType]:
@@ -31,6 +33,8 @@ def dataset_types(universe: DimensionUniverse) -> list[DatasetType]:
         (names.DIFFERENCE_IMAGE, _DETECTOR_VISIT, exposure, False),
         (names.SRC, _DETECTOR_VISIT, table, False),
         (names.DIA_SOURCE, _DETECTOR_VISIT, table, False),
+        (names.QA, _DETECTOR_VISIT, QA_STORAGE_CLASS, False),
+        (names.QA_VISIT, ("instrument", "visit"), QA_STORAGE_CLASS, False),
     ]
     return [
         DatasetType(name, dims, storage_class, universe=universe, isCalibration=is_calib)

@@ -16,6 +16,9 @@ __all__ = [
     "INSTRUMENT",
     "ORBITS",
     "ORBITS_COLLECTION",
+    "QA",
+    "QA_COLLECTION",
+    "QA_VISIT",
     "RAW",
     "RAW_COLLECTION",
     "REFCAT",
@@ -25,6 +28,7 @@ __all__ = [
     "TEMPLATE",
     "TEMPLATE_COLLECTION",
     "calib_run",
+    "qa_run",
     "visit_run",
 ]
 
@@ -50,6 +54,10 @@ CALEXP_BACKGROUND = "calexp_background"
 DIFFERENCE_IMAGE = "difference_image"
 SRC = "src"
 DIA_SOURCE = "dia_source"
+#: QA records of the analysis pipeline: one per (visit, detector), one per visit.
+QA = "qa"
+QA_VISIT = "qaVisit"
+QA_COLLECTION = f"{INSTRUMENT}/qa"
 
 #: The sky pixelization reference-catalog shards are keyed by (the universe's common one).
 REFCAT_PIXELIZATION = "htm7"
@@ -67,3 +75,8 @@ def calib_run(dataset_type: str, valid_from_mjd: float, valid_to_mjd: float | No
     """
     end = "inf" if valid_to_mjd is None else f"{valid_to_mjd:.5f}"
     return f"{CALIB_COLLECTION}/{dataset_type}/{valid_from_mjd:.5f}-{end}"
+
+
+def qa_run(visit: int) -> str:
+    """The RUN collection of one visit's QA records (replaced whole when analysed again)."""
+    return f"{QA_COLLECTION}/{visit}"

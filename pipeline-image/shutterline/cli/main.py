@@ -37,6 +37,7 @@ _COMMANDS = (
     "relay",
     "telemetry",
     "orbits",
+    "report",
 )
 _PLUGINS = "shutterline.commands"
 

@@ -1,7 +1,8 @@
-"""``shutterline pod precache|run``: the worker pod's init and main containers.
+"""``shutterline pod precache|run|analyze``: the worker pod's containers and the analysis pod.
 
-Both read everything from the environment the operator sets (`Settings.from_env`,
-`DetectorTask.from_env`); see docs/architecture.md, "The worker pod".
+All read everything from the environment the operator sets (`Settings.from_env`,
+`DetectorTask.from_env`); see docs/architecture.md, "The worker pod"
+and "The analysis pod".
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Add ``pod precache`` and ``pod run``."""
+    """Add ``pod precache``, ``pod run`` and ``pod analyze``."""
     pod = subparsers.add_parser(
         "pod",
         help="the worker pod's containers (settings from the environment)",
@@ -39,6 +40,16 @@ def register(subparsers: Any) -> None:
         "against the announcement, run the stages, spool alerts, write the metrics record, "
         "the done marker and the termination message.",
     ).set_defaults(func=_run)
+    commands.add_parser(
+        "analyze",
+        help="the analysis pod: QA values of a visit from its exported products",
+        description="After a visit's prompt pods: read the products they exported "
+        "(calexp, src, difference_image, dia_source), the reference stars and the detectors' "
+        "records on the metrics topic; write a qa record per detector and a qaVisit record "
+        "to the repository and the metrics topic; write the termination message "
+        '{"qa": {...}, "report": URI}. Exit 65 when no detector exported anything, 75 on a '
+        "service fault.",
+    ).set_defaults(func=_analyze)
 
 
 def _precache(args: argparse.Namespace) -> int:
@@ -87,4 +98,13 @@ def _run(args: argparse.Namespace) -> int:
             f"shutterline pod run: visit {job.visit} detector {job.detector} failed (exit {code})",
             file=sys.stderr,
         )
+    return code
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from shutterline.pipeline import analyze
+
+    code = analyze.run_analysis()
+    if code:
+        print(f"shutterline pod analyze: failed (exit {code})", file=sys.stderr)
     return code

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from tests import examples
+
 __all__ = ["NOW", "TRACEPARENT", "config", "job", "pod", "visit"]
 
 NOW = dt.datetime(2026, 3, 1, 3, 12, 40, tzinfo=dt.UTC)
@@ -25,21 +27,8 @@ def visit(name: str = "visit-100007", **spec: Any) -> dict[str, Any]:
             "creationTimestamp": "2026-03-01T03:12:30Z",
             "annotations": {"shutterline.io/traceparent": TRACEPARENT},
         },
-        "spec": {
-            "instrument": "SimDECam",
-            "visitId": 100007,
-            "detectors": [1, 2, 3],
-            "band": "r",
-            "physicalFilter": "r DECam SDSS c0002 6415.0 1480.0",
-            "boresight": {"ra": 150.1, "dec": -2.3, "rotation": 0.0},
-            "observationStart": "2026-03-01T03:12:45.123Z",
-            "exposureTime": 30.0,
-            "rawUri": "s3://backbone/incoming/{visit}/raw_{visit}_{detector:02d}.fits",
-            "deadlineSeconds": 60,
-            "priority": 0,
-        },
+        "spec": examples.visit_spec(**{"detectors": [1, 2, 3], **spec}),
     }
-    body["spec"].update(spec)
     return body
 
 

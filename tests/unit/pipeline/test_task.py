@@ -10,20 +10,9 @@ import pytest
 
 from shutterline import exceptions
 from shutterline.pipeline import task
+from tests import examples
 
-SPEC: dict[str, Any] = {
-    "instrument": "SimDECam",
-    "visitId": 100007,
-    "detectors": [28, 35],
-    "band": "r",
-    "physicalFilter": "r DECam SDSS c0002 6415.0 1480.0",
-    "boresight": {"ra": 150.1, "dec": -2.3, "rotation": 0.0},
-    "observationStart": "2026-03-01T03:12:45.123Z",
-    "exposureTime": 30.0,
-    "rawUri": "s3://backbone/incoming/{visit}/raw_{visit}_{detector:02d}.fits",
-    "deadlineSeconds": 60,
-    "priority": 0,
-}
+SPEC: dict[str, Any] = examples.visit_spec(detectors=[28, 35])
 
 
 def _env(spec: Any = SPEC, detectors: str = "28,35", index: str = "1") -> dict[str, str]:
