@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from shutterline.images import mask as mask_mod
+from shutterline.images import stats
 
 __all__ = ["ColumnConfig", "misbehaving_columns"]
 
@@ -36,23 +37,13 @@ class ColumnConfig:
 
 
 def _block_medians(image: np.ndarray, usable: np.ndarray, block: int) -> np.ndarray:
-    """``(nb, nx)`` median of each column over each block of rows, usable pixels only.
-
-    Equal to ``np.nanmedian`` over the blocks, NaN where a block has none, but sorted along a
-    contiguous axis: ``nanmedian`` over a short axis goes through masked arrays, 5 x slower
-    (0.8 s of a 2048 x 4096 frame's ISR, measured).
-    """
+    """``(nb, nx)`` median of each column over each block of rows, usable pixels only (NaN
+    where a block has none), sorted along a contiguous axis (see `stats.nanmedian`)."""
     ny, nx = image.shape
     nb = max(ny // block, 1)
     rows = nb * block if ny >= block else ny
     values = np.where(usable[:rows], image[:rows], np.float32(np.nan)).reshape(nb, -1, nx)
-    values = np.sort(values.transpose(0, 2, 1), axis=-1)  # (nb, nx, rows): NaN sort last
-    count = np.count_nonzero(~np.isnan(values), axis=-1)[..., None]  # NaN pixels too
-    lo = np.take_along_axis(values, np.maximum(count - 1, 0) // 2, axis=-1)[..., 0]
-    hi = np.take_along_axis(values, count // 2 - (count == 0), axis=-1)[..., 0]
-    med = 0.5 * (lo.astype(np.float64) + hi)
-    med[count[..., 0] == 0] = np.nan
-    return med
+    return stats.nanmedian(values.transpose(0, 2, 1), axis=-1).astype(np.float64)
 
 
 def misbehaving_columns(

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
+from shutterline.images import stats
 
 __all__ = ["CoaddConfig", "Warp", "coadd", "psf_fwhm", "to_njy"]
 
@@ -114,8 +115,8 @@ def _reject(
     # Work on the pixels with enough inputs only: no all-NaN columns, less work.
     sel = (slice(None), enough)
     values = np.where(use[sel], image[sel], np.nan)
-    median = np.nanmedian(values, axis=0)
-    typical = np.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
+    median = stats.nanmedian(values, axis=0)
+    typical = stats.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
     noise = np.full(enough.shape, np.inf, np.float32)
     noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
     source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
@@ -179,7 +180,7 @@ def _smoothed_median(
     out = np.zeros(enough.shape, np.float32)
     with warnings.catch_warnings():  # a corner where no input has most of its box
         warnings.simplefilter("ignore", RuntimeWarning)
-        out[enough] = np.nan_to_num(np.nanmedian(smooth[:, enough], axis=0))
+        out[enough] = np.nan_to_num(stats.nanmedian(smooth[:, enough], axis=0))
     return out
 
 
