@@ -121,7 +121,7 @@ def _reject(
     noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
     source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
-    sky = ~ndimage.binary_dilation(source, np.ones((size, size), bool))[enough]
+    sky = ~mask_mod.dilate_square(source, size)[enough]
     sigma = np.sqrt(np.maximum(variance[sel], np.float32(1e-30)))
     z = np.where(use[sel], (values - median) / sigma, np.float32(0))
     far = np.abs(z) > config.nsigma
@@ -129,10 +129,9 @@ def _reject(
     out = use.copy()
     if not suspect.any():
         return out
-    structure = np.ones((2 * config.grow + 1,) * 2, bool)
     for i in np.flatnonzero(suspect.any(axis=1)):
         bad = _into_sources(suspect[i], z[i], enough, config.nsigma)
-        out[i] &= ~ndimage.binary_dilation(bad, structure)
+        out[i] &= ~mask_mod.dilate_square(bad, 2 * config.grow + 1)
     return out
 
 

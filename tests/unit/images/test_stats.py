@@ -23,3 +23,22 @@ def test_nanmedian_equals_numpys(shape: tuple[int, ...], axis: int) -> None:
     assert fast.dtype == slow.dtype and fast.shape == slow.shape
     np.testing.assert_array_equal(fast, slow)  # bit for bit, NaN where numpy has NaN
     assert np.isnan(fast).any() and not np.isnan(fast).all()
+
+
+@pytest.mark.parametrize("size", [1, 3, 21])
+def test_dilate_square_equals_binary_dilation(size: int) -> None:
+    """The separable dilation against the 2-D one it replaced in the coadd, edges included."""
+    from scipy import ndimage
+
+    from shutterline.images import mask
+
+    rng = np.random.default_rng(size)
+    plane = rng.random((301, 257)) < 0.002
+    plane[0, 5] = plane[-1, -1] = plane[150, 0] = True  # at the edges
+    slow = ndimage.binary_dilation(plane, np.ones((size, size), bool))
+    np.testing.assert_array_equal(mask.dilate_square(plane, size), slow)
+    view = plane[::2, 1::3]  # not contiguous
+    expected = ndimage.binary_dilation(view, np.ones((size, size), bool))
+    np.testing.assert_array_equal(mask.dilate_square(view, size), expected)
+    with pytest.raises(ValueError, match="odd size"):
+        mask.dilate_square(plane, 4)
