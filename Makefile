@@ -49,8 +49,9 @@ unit: env
 # tens of minutes on a fresh machine, seconds once cached under ~/.cache/shutterline.
 test: lint typecheck testbed-build unit
 
+# `make bench BENCH_QUICK=1`: every script at a small size, to check the run works unattended.
 bench: env
-	$(PY) tests/benchmarks/run_all.py
+	$(PY) tests/benchmarks/run_all.py $(if $(BENCH_QUICK),--quick)
 
 # Build or fetch every pinned test-bed binary (first run: tens of minutes; cached after).
 testbed-build: env

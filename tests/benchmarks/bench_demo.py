@@ -44,7 +44,8 @@ def _run(workdir: Path, extra: list[str]) -> tuple[float, list[tuple[str, float]
                 steps.append((name, now - last))
                 name, last = line[3:].strip(), now
     end = time.perf_counter()
-    steps.append((name + " + report", end - last))
+    steps.append((name, end - last))
+    (_results.out_dir() / "bench_demo.log").write_text("".join(log))  # its own breakdown too
     if p.returncode:
         tail = "".join(log[-40:])
         raise SystemExit(f"{tail}\nshutterline demo exited {p.returncode} after {end - t0:.0f} s")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table, vstack
-from lsst.daf.butler import Butler, DatasetRef
+from lsst.daf.butler import Butler, DatasetId, DatasetRef
 
 from shutterline.butler import names, selection
 from shutterline.images import exposure as exposure_io
@@ -74,7 +74,7 @@ class DetectorInputs:
     ss_pieces: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
 
 
-def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Any, Any]:
+def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[DatasetId, Any]:
     # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
     # safe to share between threads, so each worker reads through its own clone.
     # Tables are read here, in this thread: converting a Parquet table to astropy from
@@ -96,13 +96,15 @@ def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Any,
         return out | {key: future.result() for key, future in futures.items()}
 
 
-def read_inputs(butler: Butler, plan: selection.DetectorPlan, threads: int = 4) -> dict[Any, Any]:
+def read_inputs(
+    butler: Butler, plan: selection.DetectorPlan, threads: int = 4
+) -> dict[DatasetId, Any]:
     """Every dataset of ``plan`` in memory, by dataset id (``threads`` reads at once)."""
     return _read_all(butler, plan.refs, threads)
 
 
 def inputs_from(
-    plan: selection.DetectorPlan, data: dict[Any, Any], raw: fits.HDUList | None = None
+    plan: selection.DetectorPlan, data: dict[DatasetId, Any], raw: fits.HDUList | None = None
 ) -> DetectorInputs:
     """Assemble the inputs from a plan and its datasets (`read_inputs`).
 

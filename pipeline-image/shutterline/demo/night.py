@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
@@ -15,7 +17,7 @@ import yaml
 from shutterline.pipeline import settings as settings_mod
 from shutterline.pipeline import visit as visit_mod
 
-__all__ = ["DemoConfig", "run_demo"]
+__all__ = ["DemoConfig", "breakdown", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,31 @@ class DemoConfig:
     schema_registry: str | None = None
 
 
+#: ``(step, start)`` of every ``== step`` printed since `run_demo` began: its breakdown.
+_STEPS: list[tuple[str, float]] = []
+
+
 def _step(name: str) -> Any:
     print(f"\n== {name}", flush=True)
-    return time.perf_counter()
+    _STEPS.append((name, time.perf_counter()))
+    return _STEPS[-1][1]
+
+
+def breakdown(reports: list[Any], end: float) -> str:
+    """Where the demo's time went: wall seconds per step, and the detectors' seconds per stage
+    summed over the night (CPU in the workers, so their sum can exceed the step's wall)."""
+    lines = ["where the time went (wall s):"]
+    for (name, start), nxt in zip(_STEPS, [*(t for _, t in _STEPS[1:]), end], strict=True):
+        lines.append(f"   {name:<52} {nxt - start:6.1f}")
+    per_stage: dict[str, float] = {}
+    for r in reports:
+        for stage, seconds in r.seconds.items():
+            per_stage[stage] = per_stage.get(stage, 0.0) + seconds
+    if per_stage:
+        lines.append(f"   detector stages, summed over {len(reports)} detector runs (s):")
+        items = sorted(per_stage.items(), key=lambda kv: -kv[1])
+        lines += [f"      {stage:<22} {seconds:6.1f}" for stage, seconds in items]
+    return "\n".join(lines)
 
 
 def prepare_repository(cfg: DemoConfig) -> tuple[Path, Path]:
@@ -101,20 +125,36 @@ def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
     )
     reports: list[Any] = []
     _step(f"process {len(schedule)} visits x {cfg.detectors} detectors ({cfg.jobs} jobs)")
-    for entry in schedule:
-        done = visit_mod.run_visit(settings, int(entry["visit"]), entry["detectors"], cfg.jobs)
-        for r in done:
-            print(
-                f"   visit {r.visit} detector {r.detector}: {r.status} "
-                f"{r.quantities.get('dia_sources', '-')} DIA sources "
-                f"{len(r.alert_paths)} alerts {sum(r.seconds.values()):.1f} s",
-                flush=True,
-            )
-        reports.extend(done)
-        if cfg.kafka:
-            _publish(settings, done, out / "relay-spool")
-        shutil.rmtree(settings.workdir, ignore_errors=True)  # a pod's volume goes with it
+    # One pool for the night: each worker pays its imports and numba loads once, not per visit.
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(visit_mod.detector_pool(cfg.jobs)) if cfg.jobs > 1 else None
+        for entry in schedule:
+            reports.extend(_process_visit(cfg, settings, entry, pool, out))
     return reports
+
+
+def _process_visit(
+    cfg: DemoConfig,
+    settings: settings_mod.Settings,
+    entry: dict[str, Any],
+    pool: concurrent.futures.Executor | None,
+    out: Path,
+) -> list[Any]:
+    """One visit of the schedule: its detectors, a line per detector, the relay if asked."""
+    done = visit_mod.run_visit(
+        settings, int(entry["visit"]), entry["detectors"], cfg.jobs, pool=pool
+    )
+    for r in done:
+        print(
+            f"   visit {r.visit} detector {r.detector}: {r.status} "
+            f"{r.quantities.get('dia_sources', '-')} DIA sources "
+            f"{len(r.alert_paths)} alerts {sum(r.seconds.values()):.1f} s",
+            flush=True,
+        )
+    if cfg.kafka:
+        _publish(settings, done, out / "relay-spool")
+    shutil.rmtree(settings.workdir, ignore_errors=True)  # a pod's volume goes with it
+    return done
 
 
 def _publish(settings: settings_mod.Settings, done: list[Any], relay_spool: Path) -> None:
@@ -135,13 +175,16 @@ def run_demo(cfg: DemoConfig) -> int:
     from shutterline.demo import analysis, report
 
     cfg.workdir.mkdir(parents=True, exist_ok=True)
+    _STEPS.clear()
     t0 = time.perf_counter()
     night, root = prepare_repository(cfg)
     reports = process_night(cfg, night, root)
     _step("analysis: QA values of every visit and the night report")
     analysis.analyse_night(root, night, reports, cfg.workdir / "out")
+    _step("report, pictures and scores")
     summary = report.write_report(cfg.workdir, night, reports)
     print(summary)
+    print("\n" + breakdown(reports, time.perf_counter()))
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; outputs in {cfg.workdir}")
     (cfg.workdir / "out" / "reports.json").write_text(
         json.dumps(

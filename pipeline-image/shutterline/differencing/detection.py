@@ -89,12 +89,16 @@ def snr_map(difference: exposure_mod.Exposure) -> np.ndarray:
     no_signal = (mask & _NO_SIGNAL) != 0
     no_signal |= ((mask & _UNREPAIRED) != 0) & ((mask & int(_Bit.INTRP)) == 0)
     image = np.where(no_signal, np.float32(0), difference.image)
-    filtered = psfmatch.convolve(image, psf[::-1, ::-1])
-    norm = np.float32(np.sqrt((psf**2).sum()))
+    snr = psfmatch.convolve(image, psf[::-1, ::-1])
+    del image
+    # In place (each full-size temporary is 32 MB and a pass over memory).
+    denom = np.sqrt(difference.variance.astype(np.float32, copy=False))
+    denom *= np.float32(np.sqrt((psf**2).sum()))
+    no_signal |= ~(denom > 0)  # no variance (or NaN): no signal-to-noise
     with np.errstate(divide="ignore", invalid="ignore"):
-        snr = filtered / (np.sqrt(difference.variance) * norm)
-    snr[no_signal | ~np.isfinite(snr)] = 0.0
-    return snr.astype(np.float32, copy=False)
+        np.divide(snr, denom, out=snr)
+    snr[no_signal] = 0.0
+    return snr
 
 
 def noise_scale(snr: np.ndarray, mask: np.ndarray, stride: int = 5) -> float:

@@ -110,10 +110,8 @@ def _grow_into(out: np.ndarray, mask: np.ndarray, bit: int, half: int) -> None:
     over boxes of flagged blocks (a saturated star, a template edge), not the whole frame.
     """
     for box in _flagged_boxes(mask, bit, half):
-        plane = (mask[box] & bit).astype(bool).view(np.uint8)
-        grown = ndimage.maximum_filter1d(plane, 2 * half + 1, axis=0)
-        grown = ndimage.maximum_filter1d(grown, 2 * half + 1, axis=1)
-        out[box][grown.astype(bool)] |= bit
+        grown = mask_mod.dilate_square((mask[box] & bit).astype(bool), 2 * half + 1)
+        out[box][grown] |= bit
 
 
 def _flagged_boxes(mask: np.ndarray, bit: int, half: int) -> list[tuple[slice, slice]]:

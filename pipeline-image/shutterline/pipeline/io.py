@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
 from shutterline.pipeline import settings as settings_mod
 from shutterline.telemetry import stages
+
+if TYPE_CHECKING:
+    from lsst.daf.butler import Butler
+
+    from shutterline.butler.inputs import DetectorInputs
+    from shutterline.pipeline.detector import DetectorOutputs
 
 __all__ = ["load_inputs", "local_repo_path", "store_products", "store_products_reported"]
 
@@ -23,7 +29,7 @@ def local_repo_path(settings: settings_mod.Settings, visit: int, detector: int) 
 
 def load_inputs(
     settings: settings_mod.Settings, visit: int, detector: int, rec: stages.StageRecorder
-) -> tuple[Any, Any]:
+) -> tuple[DetectorInputs, Butler]:
     """A detector's inputs and the repository outputs go to.
 
     Development mode (``settings.direct``) reads the central repository; otherwise the
@@ -56,7 +62,9 @@ def load_inputs(
     return loaded, butler
 
 
-def store_products(settings: settings_mod.Settings, butler: Any, outputs: Any) -> list[str]:
+def store_products(
+    settings: settings_mod.Settings, butler: Butler, outputs: DetectorOutputs
+) -> list[str]:
     """Put the internal products into the detector's repository; export the configured ones.
 
     Pre-cached: everything goes into the local repository (the pod's ephemeral volume) and
@@ -88,7 +96,10 @@ def store_products(settings: settings_mod.Settings, butler: Any, outputs: Any) -
 
 
 def store_products_reported(
-    settings: settings_mod.Settings, butler: Any, outputs: Any, rec: stages.StageRecorder
+    settings: settings_mod.Settings,
+    butler: Butler,
+    outputs: DetectorOutputs,
+    rec: stages.StageRecorder,
 ) -> None:
     """`store_products` as stage ``products``; a failure is reported, never raised.
 

@@ -17,8 +17,9 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from shutterline import exceptions
@@ -28,6 +29,12 @@ from shutterline.pipeline import records as report_mod
 from shutterline.pipeline import settings as settings_mod
 from shutterline.pipeline import task as task_mod
 from shutterline.telemetry import stages, tracing
+
+if TYPE_CHECKING:
+    from lsst.daf.butler import Butler, DatasetId
+
+    from shutterline.butler.inputs import DetectorInputs
+    from shutterline.pipeline.detector import DetectorOutputs
 
 __all__ = ["RAW_ARRIVED", "announcement", "precache_task", "run_task"]
 
@@ -55,7 +62,9 @@ def announcement(task: task_mod.DetectorTask) -> selection.Announcement:
     )
 
 
-def _start_tracing(settings: settings_mod.Settings, env: Mapping[str, str]) -> Any:
+def _start_tracing(
+    settings: settings_mod.Settings, env: Mapping[str, str]
+) -> otel_context.Context | None:
     # configure adds the pod's k8s.* resource attributes from the downward-API variables.
     tracing.configure("shutterline-pipeline", settings.otlp_endpoint, settings.spans_path)
     return tracing.pod_context(env.get("TRACEPARENT") or None, env.get("POD_NAME") or None)
@@ -100,9 +109,9 @@ def precache_task(
 
 @dataclasses.dataclass
 class _Preloaded:
-    butler: Any
+    butler: Butler
     plan: selection.DetectorPlan
-    data: dict[Any, Any]
+    data: dict[DatasetId, Any]  # every input dataset (Exposure, raw HDUList, Table)
 
 
 def _preload(settings: settings_mod.Settings, task: task_mod.DetectorTask) -> _Preloaded:
@@ -133,7 +142,7 @@ def _arrive(
     task: task_mod.DetectorTask,
     pre: _Preloaded,
     rec: stages.StageRecorder,
-) -> tuple[Any, Path]:
+) -> tuple[DetectorInputs, Path]:
     """Fetch and check the landed raw; the detector's inputs, complete, and the raw's path."""
     from shutterline.butler import formatters, inputs
 
@@ -156,7 +165,11 @@ def _arrive(
 
 
 def _keep_products(
-    settings: settings_mod.Settings, pre: _Preloaded, raw: Path, out: Any, rec: stages.StageRecorder
+    settings: settings_mod.Settings,
+    pre: _Preloaded,
+    raw: Path,
+    out: DetectorOutputs,
+    rec: stages.StageRecorder,
 ) -> None:
     """Ingest the raw into the local repository (its visit records), then the products."""
     from shutterline.butler import ingest

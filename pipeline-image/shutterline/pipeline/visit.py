@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -17,7 +18,7 @@ from shutterline.butler import transient
 from shutterline.pipeline import settings as settings_mod
 from shutterline.telemetry import stages, tracing
 
-__all__ = ["DetectorReport", "run_detector_job", "run_visit"]
+__all__ = ["DetectorReport", "detector_pool", "run_detector_job", "run_visit"]
 
 log = logging.getLogger(__name__)
 _TRACER = trace.get_tracer("shutterline.pipeline")
@@ -135,10 +136,13 @@ def run_visit(
     detectors: Sequence[int],
     jobs: int = 1,
     on_done: Callable[[DetectorReport], None] | None = None,
+    pool: concurrent.futures.Executor | None = None,
 ) -> list[DetectorReport]:
     """Run ``detectors`` of ``visit`` in up to ``jobs`` processes; reports in detector order.
 
     The APDB schema is created first if the database has none, so detectors only write.
+    ``pool`` (see `detector_pool`) is used instead of a new one: a night of visits then pays
+    each worker's imports once, not once per visit.
     """
     from shutterline.association import apdb
 
@@ -148,7 +152,7 @@ def run_visit(
     apdb.open_apdb(settings.apdb, create=True)
     with _TRACER.start_as_current_span(f"visit {visit}", attributes={"visit": visit}):
         traceparent = tracing.current_traceparent()
-        reports = _run_detectors(settings, visit, detectors, jobs, traceparent, on_done)
+        reports = _run_detectors(settings, visit, detectors, jobs, traceparent, on_done, pool)
     _flush()
     return reports
 
@@ -160,16 +164,18 @@ def _run_detectors(
     jobs: int,
     traceparent: str | None,
     on_done: Callable[[DetectorReport], None] | None,
+    pool: concurrent.futures.Executor | None,
 ) -> list[DetectorReport]:
     done: dict[int, DetectorReport] = {}
-    if jobs <= 1:
+    if pool is None and jobs <= 1:
         for d in detectors:
             done[d] = run_detector_job(settings, visit, d, traceparent)
             if on_done:
                 on_done(done[d])
         return [done[d] for d in detectors]
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(detector_pool(jobs))
         futures = {
             pool.submit(run_detector_job, settings, visit, d, traceparent): d for d in detectors
         }
@@ -178,6 +184,13 @@ def _run_detectors(
             if on_done:
                 on_done(done[futures[future]])
     return [done[d] for d in detectors]
+
+
+def detector_pool(jobs: int) -> concurrent.futures.ProcessPoolExecutor:
+    """Worker processes for `run_visit`, started fresh (``spawn``): no state of this process
+    (threads, open databases, tracing) leaks into a detector, as none would in a pod."""
+    ctx = multiprocessing.get_context("spawn")
+    return concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx)
 
 
 def _flush() -> None:

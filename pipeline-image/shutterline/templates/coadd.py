@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
+from shutterline.images import stats
 
 __all__ = ["CoaddConfig", "Warp", "coadd", "psf_fwhm", "to_njy"]
 
@@ -114,13 +115,13 @@ def _reject(
     # Work on the pixels with enough inputs only: no all-NaN columns, less work.
     sel = (slice(None), enough)
     values = np.where(use[sel], image[sel], np.nan)
-    median = np.nanmedian(values, axis=0)
-    typical = np.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
+    median = stats.nanmedian(values, axis=0)
+    typical = stats.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
     noise = np.full(enough.shape, np.inf, np.float32)
     noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
     source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
-    sky = ~ndimage.binary_dilation(source, np.ones((size, size), bool))[enough]
+    sky = ~mask_mod.dilate_square(source, size)[enough]
     sigma = np.sqrt(np.maximum(variance[sel], np.float32(1e-30)))
     z = np.where(use[sel], (values - median) / sigma, np.float32(0))
     far = np.abs(z) > config.nsigma
@@ -128,10 +129,9 @@ def _reject(
     out = use.copy()
     if not suspect.any():
         return out
-    structure = np.ones((2 * config.grow + 1,) * 2, bool)
     for i in np.flatnonzero(suspect.any(axis=1)):
         bad = _into_sources(suspect[i], z[i], enough, config.nsigma)
-        out[i] &= ~ndimage.binary_dilation(bad, structure)
+        out[i] &= ~mask_mod.dilate_square(bad, 2 * config.grow + 1)
     return out
 
 
@@ -179,7 +179,7 @@ def _smoothed_median(
     out = np.zeros(enough.shape, np.float32)
     with warnings.catch_warnings():  # a corner where no input has most of its box
         warnings.simplefilter("ignore", RuntimeWarning)
-        out[enough] = np.nan_to_num(np.nanmedian(smooth[:, enough], axis=0))
+        out[enough] = np.nan_to_num(stats.nanmedian(smooth[:, enough], axis=0))
     return out
 
 

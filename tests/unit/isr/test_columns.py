@@ -74,3 +74,23 @@ def test_switch_off() -> None:
     bias, flat = _flat_and_bias(SHAPE)
     exp = isr.run_isr(raw, bias, flat, isr.IsrConfig(find_columns=False))
     assert exp.metadata["N_BADCOL"] == 0 and not (exp.mask[:, 50] & MaskBit.BAD).any()
+
+
+def test_block_medians_match_the_slow_reference() -> None:
+    """The sort-based block medians equal ``np.nanmedian`` (the code they replaced), also for
+    blocks with an even count, a single usable pixel, none, or NaN pixels marked usable."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(800.0, 30.0, (512, 37)).astype(np.float32)
+    usable = rng.random(image.shape) > 0.3
+    usable[:128, 3] = False  # a block with nothing usable
+    usable[128:256, 4] = False
+    usable[130, 4] = True  # one usable pixel
+    usable[256:384, 5] = False
+    usable[300:302, 5] = True  # two: an even count
+    image[400, 6] = np.nan  # NaN counts as missing whatever the mask says
+    fast = columns._block_medians(image, usable, 128)
+    blocks = np.where(usable, image, np.nan).reshape(4, 128, 37)
+    with pytest.warns(RuntimeWarning):
+        slow = np.nanmedian(blocks, axis=1).astype(np.float64)
+    np.testing.assert_allclose(fast, slow, rtol=1e-6, equal_nan=True)
+    assert np.isnan(fast[0, 3]) and fast[1, 4] == image[130, 4]

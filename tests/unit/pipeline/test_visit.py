@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+import os
 import shutil
 from pathlib import Path
 
@@ -157,3 +160,32 @@ def test_configured_products_are_exported_to_the_central_repository(
     assert len(found[names.DIA_SOURCE]) == 1
     assert found[names.CALEXP] == []  # not configured: stays in the pod's local repository
     assert len(central.get(found[names.DIA_SOURCE][0])) == len(report.dia_sources)
+
+
+class _RecordingPool(concurrent.futures.ProcessPoolExecutor):
+    """A real detector pool that also notes what it was given."""
+
+    def __init__(self, jobs: int) -> None:
+        super().__init__(jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.given: list[tuple[int, int]] = []
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        if fn is visit.run_detector_job:
+            self.given.append((args[1], args[2]))
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_night_of_visits_shares_one_pool_and_its_workers(small_night, tmp_path: Path) -> None:
+    """`run_visit(pool=...)`: every visit's detectors go to the one pool, whose one worker
+    (its imports paid once) serves them all, and they succeed as in a pool of their own."""
+    settings = small_night.settings(tmp_path / "out", direct=True)
+    first, second = small_night.visits[0], small_night.visits[1]
+    with _RecordingPool(1) as pool:
+        pid = pool.submit(os.getpid).result()
+        reports = visit.run_visit(settings, first["visit"], first["detectors"][:1], 2, pool=pool)
+        reports += visit.run_visit(settings, second["visit"], second["detectors"][:1], 2, pool=pool)
+        assert pool.submit(os.getpid).result() == pid
+    assert pool.given == [(first["visit"], first["detectors"][0]),
+                          (second["visit"], second["detectors"][0])]  # fmt: skip
+    assert [r.status for r in reports] == ["succeeded", "succeeded"], [r.reason for r in reports]
+    assert _alert_names(settings.spool, first["detectors"][0])

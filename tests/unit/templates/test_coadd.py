@@ -237,3 +237,37 @@ def test_trail_rejected_where_it_passes_a_star() -> None:
     sigma = float(np.sqrt(np.median(out.variance)))
     assert float(np.abs(out.image[near] - ref.image[near]).mean()) < 2 * sigma
     assert _aperture(out.image, 20) == pytest.approx(STAR_NJY, rel=0.02)
+
+
+@dataclasses.dataclass(frozen=True)
+class _OnePatchShape:
+    """Stands in for the sky map in `build._coadds`: every patch has ``SHAPE``."""
+
+    shape: tuple[int, int] = SHAPE
+
+    def patch(self, tract: int, patch: int) -> _OnePatchShape:
+        return self
+
+
+def test_patches_coadded_in_processes_equal_one_process() -> None:
+    """``build_templates(jobs=2)`` coadds patches in worker processes: the same bytes as in
+    one, every patch once, and each patch's warps handed out (freed) as it goes."""
+    from shutterline.templates import build
+
+    def collected() -> dict:
+        rng = np.random.default_rng(4)
+        return {
+            (1, p, "r"): [(100 + i, 60000.0 + i, w) for i, w in enumerate(_inputs(rng, [1.0] * 5))]
+            for p in range(3)
+        }
+
+    serial_in, parallel_in = collected(), collected()
+    serial = list(build._coadds(serial_in, _OnePatchShape(), None, jobs=1))  # type: ignore[arg-type]
+    parallel = list(build._coadds(parallel_in, _OnePatchShape(), None, jobs=2))  # type: ignore[arg-type]
+    assert not serial_in and not parallel_in
+    assert [k for k, _, _ in parallel] == [k for k, _, _ in serial] == sorted(collected())
+    for (_, ids_a, a), (_, ids_b, b) in zip(serial, parallel, strict=True):
+        assert ids_a == ids_b == [(100 + i, 60000.0 + i) for i in range(5)]
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.variance, b.variance)
+        np.testing.assert_array_equal(a.mask, b.mask)
