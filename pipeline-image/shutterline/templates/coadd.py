@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
-from shutterline.images import stats
+from shutterline.templates import _median
 
 __all__ = ["CoaddConfig", "Warp", "coadd", "psf_fwhm", "to_njy"]
 
@@ -114,18 +114,19 @@ def _reject(
         return use
     # Work on the pixels with enough inputs only: no all-NaN columns, less work.
     sel = (slice(None), enough)
-    values = np.where(use[sel], image[sel], np.nan)
-    median = stats.nanmedian(values, axis=0)
-    typical = stats.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
+    use_sel, var_sel = use[sel], variance[sel]  # each boolean gather once
+    values = np.where(use_sel, image[sel], np.nan)
+    median = _median.nanmedian_inputs(values)
+    typical = _median.nanmedian_inputs(np.where(use_sel, var_sel, np.nan))
     noise = np.full(enough.shape, np.inf, np.float32)
     noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
     source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
     sky = ~mask_mod.dilate_square(source, size)[enough]
-    sigma = np.sqrt(np.maximum(variance[sel], np.float32(1e-30)))
-    z = np.where(use[sel], (values - median) / sigma, np.float32(0))
+    sigma = np.sqrt(np.maximum(var_sel, np.float32(1e-30)))
+    z = np.where(use_sel, (values - median) / sigma, np.float32(0))
     far = np.abs(z) > config.nsigma
-    suspect = (far | _faint(z, enough, config)) & sky & use[sel]
+    suspect = (far | _faint(z, enough, config)) & sky & use_sel
     out = use.copy()
     if not suspect.any():
         return out
@@ -179,7 +180,7 @@ def _smoothed_median(
     out = np.zeros(enough.shape, np.float32)
     with warnings.catch_warnings():  # a corner where no input has most of its box
         warnings.simplefilter("ignore", RuntimeWarning)
-        out[enough] = np.nan_to_num(stats.nanmedian(smooth[:, enough], axis=0))
+        out[enough] = np.nan_to_num(_median.nanmedian_inputs(smooth[:, enough]))
     return out
 
 
