@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
-from shutterline.templates import _median
+from shutterline.templates import _box, _median
 
 __all__ = ["CoaddConfig", "Warp", "coadd", "psf_fwhm", "to_njy"]
 
@@ -173,8 +173,8 @@ def _smoothed_median(
     """
     smooth = np.full(image.shape, np.nan, np.float32)
     for i in range(image.shape[0]):
-        cover = ndimage.uniform_filter(use[i].astype(np.float32), box, mode="constant")
-        total = ndimage.uniform_filter(np.where(use[i], image[i], 0), box, mode="constant")
+        cover = _box.box_mean(use[i].astype(np.float32), box, box)
+        total = _box.box_mean(np.where(use[i], image[i], np.float32(0)), box, box)
         full = use[i] & (cover > 0.5)  # a mean of data, not of the zeros around it
         smooth[i][full] = total[full] / cover[full]
     out = np.zeros(enough.shape, np.float32)
@@ -191,10 +191,12 @@ def _faint(z: np.ndarray, enough: np.ndarray, config: CoaddConfig) -> np.ndarray
     out = np.zeros(full.shape, bool)
     k, c = config.smooth_box, config.column_box
     # A box mean of m unit-variance residuals, times sqrt(m): unit variance again.
-    for size in ((1, k, k), (1, c, 1)):
-        scale = np.float32(np.sqrt(size[1] * size[2]))
-        mean = ndimage.uniform_filter(full, size=size, mode="constant") * scale
-        out |= np.abs(mean) > config.smooth_nsigma
+    for size in ((k, k), (c, 1)):
+        scale = np.float32(np.sqrt(size[0] * size[1]))
+        for i in range(full.shape[0]):
+            mean = _box.box_mean(full[i], *size)
+            mean *= scale
+            out[i] |= np.abs(mean) > config.smooth_nsigma
     return out[:, enough]
 
 
