@@ -247,7 +247,11 @@ def coadd(
     """
     config = config or CoaddConfig()
     weights = np.array([_weight(w.exposure) for w in warps], np.float32)
-    image, variance, mask = _stack(warps, shape)
+    # Only the box the inputs cover is worked on: outside it no input has data, and every
+    # smoothing there runs over zeros (exactly zero), so the bytes are those of the full patch.
+    box = _union(warps, shape)
+    local = [Warp(w.exposure, w.y0 - box[0], w.x0 - box[1]) for w in warps]
+    image, variance, mask = _stack(local, (box[2] - box[0], box[3] - box[1]))
     use = ((mask & EXCLUDE) == 0) & (weights > 0)[:, None, None]
     # Where every input is saturated (or bad), use what data there is rather than nothing.
     use |= ((mask & _NO_DATA) == 0) & ~use.any(axis=0)
@@ -266,9 +270,34 @@ def coadd(
     if psf is not None:
         metadata["PSF_FWHM"] = psf_fwhm(psf)
     return exposure_mod.Exposure(
-        out_image.astype(np.float32),
-        out_mask,
-        out_var.astype(np.float32),
+        _placed(out_image.astype(np.float32), shape, box, 0),
+        _placed(out_mask, shape, box, _NO_DATA),
+        _placed(out_var.astype(np.float32), shape, box, 0),
         psf=psf,
         metadata=metadata,
     )
+
+
+def _union(warps: Sequence[Warp], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(y0, x0, y1, x1)`` of the patch the warps cover; a warp outside the patch is an error."""
+    if not warps:
+        return (0, 0, 0, 0)
+    y0 = min(w.y0 for w in warps)
+    x0 = min(w.x0 for w in warps)
+    y1 = max(w.y0 + w.exposure.shape[0] for w in warps)
+    x1 = max(w.x0 + w.exposure.shape[1] for w in warps)
+    if y0 < 0 or x0 < 0 or y1 > shape[0] or x1 > shape[1]:
+        raise ValueError(
+            f"warps cover rows {y0}:{y1}, columns {x0}:{x1}, outside the {shape[0]} x "
+            f"{shape[1]} patch"
+        )
+    return (y0, x0, y1, x1)
+
+
+def _placed(
+    plane: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int], fill: int
+) -> np.ndarray:
+    """``plane`` (the box's) placed in a full ``shape`` plane of ``fill``."""
+    out = np.full(shape, fill, plane.dtype)
+    out[box[0] : box[2], box[1] : box[3]] = plane
+    return out
