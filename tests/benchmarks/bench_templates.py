@@ -11,7 +11,8 @@ and whether the outputs are the same bytes.
 1. ``coadd``: one 1050 x 1050 patch of 3 cropped inputs (stars, noise, a trail, saturated,
    cosmic-ray and no-data pixels; about what a demo patch holds).
 2. ``build`` (not with ``--quick``): `templates.build.build_templates` on a simulated one-field
-   night of 1024 x 2048 detectors (2 detectors, 3 template visits), one process, CPU seconds.
+   night of 1024 x 2048 detectors (2 detectors, 3 template visits), one process, CPU seconds;
+   the stored templates' planes must hash the same in every run, reference and candidate.
 
     .venv/bin/python tests/benchmarks/bench_templates.py [--repeat 5] [--quick]
 """
@@ -25,6 +26,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import hashlib  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -150,21 +152,29 @@ def bench_build(repeat: int, workdir: Path) -> tuple[float, float, int]:
     ingest.ingest_refcat(butler, [workdir / "sim" / "refcat" / "refcat.fits"], progress=False)
     calib_build.build_calibs(butler, progress=False)
 
-    def run() -> int:
+    digests: dict[str, set[str]] = {"ref": set(), "new": set()}
+
+    def run(which: str, times: list[float]) -> int:
         start = time.process_time()  # one process: CPU seconds, less coloured by the load
         result = build.build_templates(butler, progress=False, replace=True)
         times.append(time.process_time() - start)
+        digest = hashlib.sha256()
+        for key in sorted(result.templates):  # the stored coadds' planes, outside the timing
+            exp = butler.get(result.templates[key])
+            for plane in (exp.image, exp.variance, exp.mask):
+                digest.update(np.ascontiguousarray(plane).tobytes())
+        digests[which].add(digest.hexdigest())
         return len(result.templates)
 
     ref_t: list[float] = []
     new_t: list[float] = []
     patches = 0
-    run_times = {"ref": ref_t, "new": new_t}
     for _ in range(repeat):
-        for which in ("ref", "new"):
-            times = run_times[which]
-            with reference() if which == "ref" else contextlib.nullcontext():
-                patches = run()
+        with reference():
+            patches = run("ref", ref_t)
+        patches = run("new", new_t)
+    if len(digests["ref"] | digests["new"]) != 1:
+        raise SystemExit(f"the stored templates' bytes differ between runs: {digests}")
     print("template build runs, CPU s: reference", [round(t, 2) for t in ref_t],
           "now", [round(t, 2) for t in new_t])  # fmt: skip
     return statistics.median(ref_t), statistics.median(new_t), patches
