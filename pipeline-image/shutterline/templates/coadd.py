@@ -176,7 +176,7 @@ def _smoothed_median(
         cover = _box.box_mean(use[i].astype(np.float32), box, box)
         total = _box.box_mean(np.where(use[i], image[i], np.float32(0)), box, box)
         full = use[i] & (cover > 0.5)  # a mean of data, not of the zeros around it
-        smooth[i][full] = total[full] / cover[full]
+        np.divide(total, cover, out=smooth[i], where=full)
     out = np.zeros(enough.shape, np.float32)
     with warnings.catch_warnings():  # a corner where no input has most of its box
         warnings.simplefilter("ignore", RuntimeWarning)
