@@ -53,5 +53,5 @@ def nanmedian_inputs(values: np.ndarray) -> np.ndarray:
     if values.dtype != np.float32 or values.ndim != 2:
         raise ValueError(f"expected a 2-D float32 stack, not {values.ndim}-D {values.dtype}")
     out = np.empty(values.shape[1], np.float32)
-    _median_columns(np.ascontiguousarray(values), out)
+    _median_columns(values, out)  # any layout: boolean gathers hand over (n, m) in F order
     return out

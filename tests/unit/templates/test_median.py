@@ -27,5 +27,7 @@ def test_equals_the_numpy_sort_median(n: int) -> None:
 def test_non_contiguous_input_and_bad_dtype() -> None:
     values = np.arange(60, dtype=np.float32).reshape(6, 10)[:, ::2]
     np.testing.assert_array_equal(_median.nanmedian_inputs(values), stats.nanmedian(values, 0))
+    fortran = np.asfortranarray(values)  # what a boolean gather of a stack hands over
+    np.testing.assert_array_equal(_median.nanmedian_inputs(fortran), stats.nanmedian(values, 0))
     with pytest.raises(ValueError, match="float32"):
         _median.nanmedian_inputs(values.astype(np.float64))
