@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
-from shutterline.images import stats
+from shutterline.templates import _box, _median
 
 __all__ = ["CoaddConfig", "Warp", "coadd", "psf_fwhm", "to_njy"]
 
@@ -114,18 +114,19 @@ def _reject(
         return use
     # Work on the pixels with enough inputs only: no all-NaN columns, less work.
     sel = (slice(None), enough)
-    values = np.where(use[sel], image[sel], np.nan)
-    median = stats.nanmedian(values, axis=0)
-    typical = stats.nanmedian(np.where(use[sel], variance[sel], np.nan), axis=0)
+    use_sel, var_sel = use[sel], variance[sel]  # each boolean gather once
+    values = np.where(use_sel, image[sel], np.nan)
+    median = _median.nanmedian_inputs(values)
+    typical = _median.nanmedian_inputs(np.where(use_sel, var_sel, np.nan))
     noise = np.full(enough.shape, np.inf, np.float32)
     noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
     source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
     sky = ~mask_mod.dilate_square(source, size)[enough]
-    sigma = np.sqrt(np.maximum(variance[sel], np.float32(1e-30)))
-    z = np.where(use[sel], (values - median) / sigma, np.float32(0))
+    sigma = np.sqrt(np.maximum(var_sel, np.float32(1e-30)))
+    z = np.where(use_sel, (values - median) / sigma, np.float32(0))
     far = np.abs(z) > config.nsigma
-    suspect = (far | _faint(z, enough, config)) & sky & use[sel]
+    suspect = (far | _faint(z, enough, config)) & sky & use_sel
     out = use.copy()
     if not suspect.any():
         return out
@@ -172,14 +173,14 @@ def _smoothed_median(
     """
     smooth = np.full(image.shape, np.nan, np.float32)
     for i in range(image.shape[0]):
-        cover = ndimage.uniform_filter(use[i].astype(np.float32), box, mode="constant")
-        total = ndimage.uniform_filter(np.where(use[i], image[i], 0), box, mode="constant")
+        cover = _box.box_mean(use[i].astype(np.float32), box, box)
+        total = _box.box_mean(np.where(use[i], image[i], np.float32(0)), box, box)
         full = use[i] & (cover > 0.5)  # a mean of data, not of the zeros around it
-        smooth[i][full] = total[full] / cover[full]
+        np.divide(total, cover, out=smooth[i], where=full)
     out = np.zeros(enough.shape, np.float32)
     with warnings.catch_warnings():  # a corner where no input has most of its box
         warnings.simplefilter("ignore", RuntimeWarning)
-        out[enough] = np.nan_to_num(stats.nanmedian(smooth[:, enough], axis=0))
+        out[enough] = np.nan_to_num(_median.nanmedian_inputs(smooth[:, enough]))
     return out
 
 
@@ -190,10 +191,12 @@ def _faint(z: np.ndarray, enough: np.ndarray, config: CoaddConfig) -> np.ndarray
     out = np.zeros(full.shape, bool)
     k, c = config.smooth_box, config.column_box
     # A box mean of m unit-variance residuals, times sqrt(m): unit variance again.
-    for size in ((1, k, k), (1, c, 1)):
-        scale = np.float32(np.sqrt(size[1] * size[2]))
-        mean = ndimage.uniform_filter(full, size=size, mode="constant") * scale
-        out |= np.abs(mean) > config.smooth_nsigma
+    for size in ((k, k), (c, 1)):
+        scale = np.float32(np.sqrt(size[0] * size[1]))
+        for i in range(full.shape[0]):
+            mean = _box.box_mean(full[i], *size)
+            mean *= scale
+            out[i] |= np.abs(mean) > config.smooth_nsigma
     return out[:, enough]
 
 
@@ -244,7 +247,11 @@ def coadd(
     """
     config = config or CoaddConfig()
     weights = np.array([_weight(w.exposure) for w in warps], np.float32)
-    image, variance, mask = _stack(warps, shape)
+    # Only the box the inputs cover is worked on: outside it no input has data, and every
+    # smoothing there runs over zeros (exactly zero), so the bytes are those of the full patch.
+    box = _union(warps, shape)
+    local = [Warp(w.exposure, w.y0 - box[0], w.x0 - box[1]) for w in warps]
+    image, variance, mask = _stack(local, (box[2] - box[0], box[3] - box[1]))
     use = ((mask & EXCLUDE) == 0) & (weights > 0)[:, None, None]
     # Where every input is saturated (or bad), use what data there is rather than nothing.
     use |= ((mask & _NO_DATA) == 0) & ~use.any(axis=0)
@@ -263,9 +270,34 @@ def coadd(
     if psf is not None:
         metadata["PSF_FWHM"] = psf_fwhm(psf)
     return exposure_mod.Exposure(
-        out_image.astype(np.float32),
-        out_mask,
-        out_var.astype(np.float32),
+        _placed(out_image.astype(np.float32), shape, box, 0),
+        _placed(out_mask, shape, box, _NO_DATA),
+        _placed(out_var.astype(np.float32), shape, box, 0),
         psf=psf,
         metadata=metadata,
     )
+
+
+def _union(warps: Sequence[Warp], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(y0, x0, y1, x1)`` of the patch the warps cover; a warp outside the patch is an error."""
+    if not warps:
+        return (0, 0, 0, 0)
+    y0 = min(w.y0 for w in warps)
+    x0 = min(w.x0 for w in warps)
+    y1 = max(w.y0 + w.exposure.shape[0] for w in warps)
+    x1 = max(w.x0 + w.exposure.shape[1] for w in warps)
+    if y0 < 0 or x0 < 0 or y1 > shape[0] or x1 > shape[1]:
+        raise ValueError(
+            f"warps cover rows {y0}:{y1}, columns {x0}:{x1}, outside the {shape[0]} x "
+            f"{shape[1]} patch"
+        )
+    return (y0, x0, y1, x1)
+
+
+def _placed(
+    plane: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int], fill: int
+) -> np.ndarray:
+    """``plane`` (the box's) placed in a full ``shape`` plane of ``fill``."""
+    out = np.full(shape, fill, plane.dtype)
+    out[box[0] : box[2], box[1] : box[3]] = plane
+    return out

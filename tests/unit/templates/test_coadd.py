@@ -271,3 +271,52 @@ def test_patches_coadded_in_processes_equal_one_process() -> None:
         np.testing.assert_array_equal(a.image, b.image)
         np.testing.assert_array_equal(a.variance, b.variance)
         np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def _crop(warp: coadd.Warp, rows: slice, cols: slice, at: tuple[int, int]) -> coadd.Warp:
+    exp = warp.exposure
+    sub = Exposure(
+        exp.image[rows, cols].copy(),
+        exp.mask[rows, cols].copy(),
+        exp.variance[rows, cols].copy(),
+        psf=exp.psf,
+        metadata=exp.metadata,
+    )
+    return coadd.Warp(sub, *at)
+
+
+def test_only_the_covered_box_worked_on_same_bytes_as_the_whole_patch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The coadd works on the box its inputs cover: the same bytes as over the whole patch
+    (the reference: the box forced to the patch), for inputs covering a part of it, with a
+    transient and a trail to reject and a saturated core."""
+    rng = np.random.default_rng(9)
+    warps = _inputs(rng, [1.0] * 5)
+    warps[1].exposure.image[60:63, :] += np.float32(4000.0)  # a trail
+    warps[2].exposure.image[20:26, 30:36] += np.float32(3e4)  # a transient
+    warps[3].exposure.mask[78:83, 82:87] |= int(MaskBit.SAT)
+    patch = (300, 340)
+    boxes = [(slice(0, 160), slice(0, 170)), (slice(10, 150), slice(5, 160)),
+             (slice(0, 120), slice(20, 170)), (slice(30, 160), slice(0, 140)),
+             (slice(5, 155), slice(10, 165))]  # fmt: skip
+    placed = [
+        _crop(w, rows, cols, (60 + rows.start, 90 + cols.start))
+        for w, (rows, cols) in zip(warps, boxes, strict=True)
+    ]
+    out = coadd.coadd(placed, patch)
+    monkeypatch.setattr(coadd, "_union", lambda warps, shape: (0, 0, *shape))
+    whole = coadd.coadd(placed, patch)
+    for a, b in ((out.image, whole.image), (out.variance, whole.variance), (out.mask, whole.mask)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out.psf, whole.psf)
+    assert out.metadata == whole.metadata
+    assert (out.mask[:60] & int(MaskBit.NO_DATA)).all()  # no input there
+    assert ((out.mask[100:200, 150:250] & int(MaskBit.NO_DATA)) == 0).all()
+
+
+def test_a_warp_outside_the_patch_is_an_error() -> None:
+    rng = np.random.default_rng(10)
+    warp = _inputs(rng, [1.0] * 5)[0]
+    with pytest.raises(ValueError, match="outside the 100 x 100 patch"):
+        coadd.coadd([warp], (100, 100))
