@@ -179,18 +179,6 @@ def analyze_visit(
     )
 
 
-def _write_message(result: AnalysisResult, env: Mapping[str, str]) -> None:
-    text = result.termination_message()
-    log.info("termination message: %s", text)
-    path = pod_records.termination_path(env)
-    if path is None:
-        return
-    try:
-        path.write_text(text)
-    except OSError as exc:
-        log.warning("could not write the termination message to %s: %s", path, exc)
-
-
 def run_analysis(env: Mapping[str, str] | None = None, argv: Sequence[str] = ()) -> int:
     """The analysis container: settings and task from ``env``; returns the exit code.
 
@@ -221,7 +209,7 @@ def run_analysis(env: Mapping[str, str] | None = None, argv: Sequence[str] = ())
             result.reason,
             exc_info=None if isinstance(exc, exceptions.ShutterlineError) else exc,
         )
-    _write_message(result, env)
+    pod_records.write_termination_message(result, env)
     provider = trace.get_tracer_provider()
     if hasattr(provider, "force_flush"):
         provider.force_flush()

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from shutterline import exceptions
 from shutterline.pipeline import settings as settings_mod
@@ -179,8 +179,13 @@ def termination_path(env: Mapping[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
-def write_termination_message(result: PodResult, env: Mapping[str, str]) -> None:
-    """Write the termination message (and log it, for a run outside a pod)."""
+class _Terminating(Protocol):
+    def termination_message(self) -> str: ...
+
+
+def write_termination_message(result: _Terminating, env: Mapping[str, str]) -> None:
+    """Write the termination message of a prompt or analysis pod (and log it, for a run
+    outside a pod)."""
     text = result.termination_message()
     path = termination_path(env)
     log.info("termination message: %s", text)
