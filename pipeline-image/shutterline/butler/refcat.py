@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 from astropy.table import Table, vstack
-from lsst.daf.butler import Butler
+from lsst.daf.butler import Butler, DatasetRef
 from lsst.sphgeom import HtmPixelization, LonLat, Region, UnitVector3d
 from tqdm import tqdm
 
-from shutterline.butler import names, storage
+from shutterline.butler import names, skymaps, storage
 
-__all__ = ["HTM_LEVEL", "htm_indices", "shards_for_region", "write_shards"]
+__all__ = ["HTM_LEVEL", "htm_indices", "shard_refs", "shards_for_region", "write_shards"]
 
 _LOG = logging.getLogger(__name__)
 HTM_LEVEL = 7
@@ -37,6 +37,23 @@ def shards_for_region(region: Region) -> list[int]:
     """htm7 trixels that may overlap ``region`` (sphgeom's envelope, a superset)."""
     ranges = _PIXELIZATION.envelope(region)
     return [int(pix) for begin, end in ranges for pix in range(begin, end)]
+
+
+def shard_refs(
+    butler: Butler, corners: np.ndarray, with_dimension_records: bool = False
+) -> list[DatasetRef]:
+    """The stored shards that may overlap the polygon of ``corners`` (``(n, 2)`` degrees)."""
+    return list(
+        butler.query_datasets(
+            names.REFCAT,
+            collections=names.REFCAT_COLLECTION,
+            where=f"{names.REFCAT_PIXELIZATION} IN (pixels)",
+            bind={"pixels": shards_for_region(skymaps.polygon(corners))},
+            with_dimension_records=with_dimension_records,
+            explain=False,
+            limit=None,
+        )
+    )
 
 
 def write_shards(butler: Butler, tables: Sequence[Table], progress: bool = True) -> int:

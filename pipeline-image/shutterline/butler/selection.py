@@ -19,7 +19,7 @@ from lsst.daf.butler import Butler, DataCoordinate, DatasetRef, DimensionRecord,
 from lsst.sphgeom import ConvexPolygon, LonLat
 
 from shutterline import exceptions
-from shutterline.butler import names, refcat, skymaps, sspieces
+from shutterline.butler import names, refcat, sspieces
 from shutterline.skymap import rings
 from shutterline.solarsystem import predict
 
@@ -200,19 +200,6 @@ def _templates(
     return [(wanted[key], found[key]) for key in sorted(wanted) if key in found]
 
 
-def _refcat_shards(butler: Butler, padded: np.ndarray) -> list[DatasetRef]:
-    pixels = refcat.shards_for_region(skymaps.polygon(padded))
-    return butler.query_datasets(
-        names.REFCAT,
-        collections=names.REFCAT_COLLECTION,
-        where=f"{names.REFCAT_PIXELIZATION} IN (pixels)",
-        bind={"pixels": pixels},
-        with_dimension_records=True,
-        explain=False,
-        limit=None,
-    )
-
-
 def _orbits(butler: Butler) -> DatasetRef | None:
     refs = butler.query_datasets(
         names.ORBITS, collections=names.ORBITS_COLLECTION, explain=False, limit=None
@@ -262,7 +249,7 @@ def _select(
             "no template patch overlaps the detector footprint",
         )
     padded = padded_corners(corners, padding_arcsec)
-    shards = _refcat_shards(butler, padded)
+    shards = refcat.shard_refs(butler, padded, with_dimension_records=True)
     if not shards:
         raise exceptions.MissingInputError(names.REFCAT, where, "no shard overlaps the footprint")
     pieces = _ss_pieces(butler, corners, _begin_mjd(when) + exptime / 2.0 / 86400.0)

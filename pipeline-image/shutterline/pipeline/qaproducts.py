@@ -10,7 +10,7 @@ from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, MissingCollectionError
 
 from shutterline.analysis import records as qa_records
-from shutterline.butler import datasettypes, names, refcat, skymaps
+from shutterline.butler import datasettypes, names, refcat
 
 __all__ = ["query_visit_records", "read_products", "register", "write_records"]
 
@@ -56,15 +56,7 @@ def _refcat(butler: Butler, exposure: Any) -> Table | None:
     if exposure.wcs is None:
         return None
     # Only stars on the detector can match its sources: no margin.
-    pixels = refcat.shards_for_region(skymaps.polygon(_corners(exposure)))
-    refs = butler.query_datasets(
-        names.REFCAT,
-        collections=names.REFCAT_COLLECTION,
-        where=f"{names.REFCAT_PIXELIZATION} IN (pixels)",
-        bind={"pixels": pixels},
-        explain=False,
-        limit=None,
-    )
+    refs = refcat.shard_refs(butler, _corners(exposure))
     tables = [butler.get(r) for r in refs]
     return vstack(tables, join_type="exact") if tables else None
 

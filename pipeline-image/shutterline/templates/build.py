@@ -96,18 +96,12 @@ def _calib(butler: Butler, name: str, data_id: dict[str, Any], mjd: float) -> ex
 
 def _refcat(butler: Butler, corners: np.ndarray, padding_arcsec: float) -> Table:
     padded = selection.padded_corners(corners, padding_arcsec)
-    pixels = refcat.shards_for_region(skymaps.polygon(padded))
-    refs = butler.query_datasets(
-        names.REFCAT,
-        collections=names.REFCAT_COLLECTION,
-        where=f"{names.REFCAT_PIXELIZATION} IN (pixels)",
-        bind={"pixels": pixels},
-        limit=None,
-        explain=False,
-    )
+    refs = refcat.shard_refs(butler, padded)
     if not refs:
         raise exceptions.MissingInputError(
-            names.REFCAT, {"pixels": len(pixels)}, "no shard overlaps"
+            names.REFCAT,
+            {"pixels": len(refcat.shards_for_region(skymaps.polygon(padded)))},
+            "no shard overlaps",
         )
     tables = [butler.get(ref) for ref in refs]
     return tables[0] if len(tables) == 1 else vstack(tables, join_type="exact")
