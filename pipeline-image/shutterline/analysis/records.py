@@ -63,8 +63,10 @@ class AnalysisConfig:
         Source-to-reference match radius.
     expected_dia_per_deg2 : float
         DIA sources expected per square degree and visit (the rate ``diaRatio`` compares
-        with; the default is what the small test night, seed 11, 1024 x 2048, shows: 1100 to
-        1250 per square degree).
+        with). An instrument's own rate is configuration (``SHUTTERLINE_QA_EXPECTED_DIA_PER_DEG2``
+        in the PromptConfig's settings); the default is what the small test night, seed 11,
+        1024 x 2048, shows (1100 to 1250 per square degree), and other nights are compared
+        against it, never fitted to it.
     """
 
     grid: tuple[int, int] = (4, 2)

@@ -75,25 +75,43 @@ def _table(records: Sequence[Mapping[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _detector_values(records: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+    """``key`` of every detector record that has it; ``timing.<name>`` reads the timing."""
+    out = []
+    for r in records:
+        for d in r.get("detectorRecords") or []:
+            value = d.get(key) if "." not in key else (d.get("timing") or {}).get(key[7:])
+            if value is not None:
+                out.append(float(value))
+    return out
+
+
+def _latency_line(records: Sequence[Mapping[str, Any]]) -> str:
+    """How many detectors missed the requirement: from shutter close where the records know
+    it, else (the embedded run, whose visits were observed in a simulated past) from the raw
+    landing, which is a lower bound."""
+    limit = plots.LATENCY_REQUIREMENT_S
+    for key, what in (
+        ("latencySeconds", "shutter close to last alert"),
+        ("timing.criticalPathSeconds", "raw landed to last alert; no shutter-close times"),
+    ):
+        values = _detector_values(records, key)
+        if values:
+            late = sum(v > limit for v in values)
+            return f"{late} of {len(values)} detectors over {limit:.0f} s ({what})"
+    return "no latency figures (no metrics records)"
+
+
 def _summary(records: Sequence[Mapping[str, Any]]) -> str:
     def median(key: str) -> str:
         values = [float(r[key]) for r in records if r.get(key) is not None]
         return f"{np.median(values):.3f}" if values else "–"
 
-    latencies = [
-        float(d["latencySeconds"])
-        for r in records
-        for d in r.get("detectorRecords") or []
-        if d.get("latencySeconds") is not None
-    ]
-    late = sum(v > plots.LATENCY_REQUIREMENT_S for v in latencies)
     items = [
         f"{len(records)} visits, {sum(len(r.get('detectors') or []) for r in records)} detectors",
         f"median FWHM {median('fwhm')} arcsec, zero point {median('zeroPoint')} mag, "
         f"5-sigma depth {median('limitingMag')} mag",
-        f"{late} of {len(latencies)} detectors over {plots.LATENCY_REQUIREMENT_S:.0f} s"
-        if latencies
-        else "no latency figures (no metrics records)",
+        _latency_line(records),
     ]
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -116,8 +117,32 @@ def _settings(env: Mapping[str, str]) -> settings_mod.Settings:
     return settings_mod.Settings.from_env({**env, apdb: env.get(apdb) or "unused"})
 
 
+EXPECTED_DIA_ENV = "SHUTTERLINE_QA_EXPECTED_DIA_PER_DEG2"
+
+
+def analysis_config(env: Mapping[str, str]) -> qa_records.AnalysisConfig:
+    """The measurements' knobs from the pod's environment (PromptConfig ``settings`` or a
+    Visit's overrides): the DIA rate an instrument expects is its own, not a constant."""
+    text = env.get(EXPECTED_DIA_ENV)
+    if not text:
+        return qa_records.AnalysisConfig()
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not (math.isfinite(rate) and rate > 0):
+        raise exceptions.PermanentError(
+            f"{EXPECTED_DIA_ENV}={text!r}: expected a positive number of DIA sources per "
+            "square degree and visit"
+        )
+    return qa_records.AnalysisConfig(expected_dia_per_deg2=rate)
+
+
 def _records_of(
-    settings: settings_mod.Settings, job: VisitTask, metrics: Mapping[int, Any] | None
+    settings: settings_mod.Settings,
+    job: VisitTask,
+    metrics: Mapping[int, Any] | None,
+    cfg: qa_records.AnalysisConfig,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     """Measure every detector, write the records; ``(detector records, visit record, uri)``."""
     from shutterline.butler import repo, transient
@@ -133,7 +158,7 @@ def _records_of(
             with transient.retriable(f"reading visit {job.visit} detector {detector}"):
                 products = qaproducts.read_products(butler, job.visit, detector)
             products.metrics = (metrics or {}).get(detector)
-            out.append(qa_records.detector_record(products, close))
+            out.append(qa_records.detector_record(products, close, cfg))
     if all("calexp" in r["missing"] and "dia" in r["missing"] for r in out):
         raise exceptions.MissingInputError(
             "calexp", {"visit": job.visit}, f"no detector of {list(job.detectors)} exported one"
@@ -148,6 +173,7 @@ def analyze_visit(
     settings: settings_mod.Settings,
     job: VisitTask,
     metrics: Mapping[int, Any] | None = None,
+    cfg: qa_records.AnalysisConfig | None = None,
 ) -> AnalysisResult:
     """Analyse one visit: measure, write to the repository, publish to the metrics topic.
 
@@ -163,7 +189,7 @@ def analyze_visit(
             job.spec.observation_start.timestamp(),
             _KAFKA_TIMEOUT_S,
         )
-    detectors, visit, uri = _records_of(settings, job, metrics)
+    detectors, visit, uri = _records_of(settings, job, metrics, cfg or qa_records.AnalysisConfig())
     if settings.kafka_bootstrap:
         keyed = [(f"{r['visit']}_{r['detector']}", r) for r in detectors]
         keyed.append((str(job.visit), visit))
@@ -192,12 +218,13 @@ def run_analysis(env: Mapping[str, str] | None = None, argv: Sequence[str] = ())
         settings = _settings(env)
         job = VisitTask.from_env(env)
         result.visit = job.visit
+        cfg = analysis_config(env)
         tracing.configure("shutterline-analysis", settings.otlp_endpoint, settings.spans_path)
         # No telemetry sidecar records a pod span here: the span hangs under the visit's.
         parent = tracing.context_from_traceparent(env.get("TRACEPARENT") or None)
         attributes = {"visit": job.visit, "detectors": len(job.detectors)}
         with _TRACER.start_as_current_span("analysis", context=parent, attributes=attributes):
-            done = analyze_visit(settings, job)
+            done = analyze_visit(settings, job, cfg=cfg)
         done.visit = job.visit
         result = done
     except Exception as exc:

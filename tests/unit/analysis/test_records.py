@@ -111,3 +111,12 @@ def test_run_analysis_without_a_repository_fails_permanently_with_a_message(
     written = json.loads(message.read_text())
     assert written["status"] == "failed" and "SHUTTERLINE_REPO" in written["reason"]
     assert written["exitCode"] == 65 and written["qa"] == {} and written["report"] is None
+
+
+def test_the_expected_dia_rate_is_the_instruments_configuration() -> None:
+    assert analyze.analysis_config({}).expected_dia_per_deg2 == 1200.0
+    env = {analyze.EXPECTED_DIA_ENV: "350.5"}
+    assert analyze.analysis_config(env).expected_dia_per_deg2 == 350.5
+    for bad in ("0", "-3", "nan", "inf", "many"):
+        with pytest.raises(exceptions.PermanentError, match=analyze.EXPECTED_DIA_ENV):
+            analyze.analysis_config({analyze.EXPECTED_DIA_ENV: bad})

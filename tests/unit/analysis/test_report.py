@@ -54,7 +54,19 @@ def test_report_stands_alone_with_every_plot_and_visit() -> None:
     assert page.count("data:image/png;base64,") == len(report.PLOTS)
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     assert page.count("<tr>") == 1 + 5
-    assert "2 of 10 detectors over 60 s" in page  # 30 + 32 + 2.8 and + 3.5: the last visit
+    assert "2 of 10 detectors over 60 s (shutter close" in page  # 30 + 32 + 2.8, + 3.5
+
+
+def test_the_summary_falls_back_to_the_critical_path_then_says_there_is_none() -> None:
+    """The embedded run knows no shutter-close clock, only the stages' critical path."""
+    night = _night()
+    for visit in night:
+        for d in visit["detectorRecords"]:
+            d["latencySeconds"] = None
+    night[-1]["detectorRecords"][0]["timing"]["criticalPathSeconds"] = 61.0
+    page = report.night_report("2026-03-01", night)
+    assert "1 of 10 detectors over 60 s (raw landed to last alert" in page
+    assert "no latency figures" in report.night_report("2026-03-01", _night(latency=False))
 
 
 @pytest.mark.parametrize("latency", [True, False])
