@@ -11,6 +11,7 @@ from lsst.daf.butler import Butler, MissingCollectionError
 
 from shutterline.analysis import records as qa_records
 from shutterline.butler import datasettypes, names, refcat
+from shutterline.images import exposure as exposure_mod
 
 __all__ = ["query_visit_records", "read_products", "register", "write_records"]
 
@@ -43,20 +44,20 @@ def _get(butler: Butler, name: str, data_id: Mapping[str, Any], run: str) -> Any
     return butler.get(refs[0]) if refs else None
 
 
-def _corners(exposure: Any) -> np.ndarray:
+def _corners(exposure: exposure_mod.Exposure, wcs: Any) -> np.ndarray:
     ny, nx = exposure.shape
     x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
     y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-    ra, dec = exposure.wcs.all_pix2world(x, y, 0)
+    ra, dec = wcs.all_pix2world(x, y, 0)
     return np.column_stack([ra, dec])
 
 
-def _refcat(butler: Butler, exposure: Any) -> Table | None:
+def _refcat(butler: Butler, exposure: exposure_mod.Exposure) -> Table | None:
     """The reference stars in the shards under ``exposure``'s footprint (``None``: none)."""
     if exposure.wcs is None:
         return None
     # Only stars on the detector can match its sources: no margin.
-    refs = refcat.shard_refs(butler, _corners(exposure))
+    refs = refcat.shard_refs(butler, _corners(exposure, exposure.wcs))
     tables = [butler.get(r) for r in refs]
     return vstack(tables, join_type="exact") if tables else None
 
