@@ -115,8 +115,21 @@ def _job_outcome(job: dict[str, Any]) -> tuple[str | None, str, str | None]:
     return None, "", None
 
 
-def _phase(job: dict[str, Any], entries: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    """The Visit's phase and the Job's own reason for it."""
+def _phase(
+    job: dict[str, Any], entries: dict[str, dict[str, Any]], before: str | None
+) -> tuple[str, str]:
+    """The Visit's phase and the Job's own reason for it. A running visit's phase never moves
+    back (from ``before``): a pod still caching beside finished ones does not turn a
+    Processing visit back to Caching (a phase change costs a status and a label patch and an
+    Event)."""
+    phase, reason = _job_phase(job, entries)
+    order = ("Pending", *ACTIVE)
+    if phase in order and before in ACTIVE and order.index(before) > order.index(phase):
+        return before, reason
+    return phase, reason
+
+
+def _job_phase(job: dict[str, Any], entries: dict[str, dict[str, Any]]) -> tuple[str, str]:
     outcome, reason, _ = _job_outcome(job)
     states = [e["state"] for e in entries.values()]
     if outcome is not None:
@@ -227,7 +240,7 @@ def fold(
             "progress": f"0/{len(detectors)}",
         }
     entries = _entries(visit, job, pods, detectors)
-    phase, job_reason = _phase(job, entries)
+    phase, job_reason = _phase(job, entries, previous.get("phase"))
     done = sum(e["state"] in ("Succeeded", "Failed") for e in entries.values())
     jstatus = job.get("status") or {}
     status: dict[str, Any] = {

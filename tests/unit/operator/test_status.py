@@ -57,6 +57,20 @@ def test_caching_then_waiting_for_raws_then_processing() -> None:
     assert processing["progress"] == "0/3"
 
 
+def test_a_running_visits_phase_never_moves_back() -> None:
+    visit = objects.visit()
+    visit["status"] = {"phase": "Processing"}
+    caching = pod(1, phase="Pending", pipeline="waiting", precache="running")
+    later_pods = [pod(0, phase="Succeeded", pipeline="terminated"), caching]
+    folded = status.fold(visit, job(completed="0"), later_pods, DETECTORS, objects.NOW)
+    assert folded["phase"] == "Processing"
+    assert folded["detectorStates"]["Caching"] == "2"
+    visit["status"] = {"phase": "WaitingForRaws"}
+    assert status.fold(visit, job(), [pod(0, ready=True)], DETECTORS, objects.NOW)["phase"] == (
+        "Processing"
+    )
+
+
 def test_succeeded_counts_alerts_and_latency() -> None:
     pods = [
         pod(0, phase="Succeeded", pipeline="terminated", record=_record(5)),
