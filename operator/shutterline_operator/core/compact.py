@@ -41,7 +41,8 @@ def encode(
     if shape == "map":
         return {"detectors": entries}
     if shape != "compact":
-        raise ValueError(f"status shape {shape!r} is not one of {', '.join(SHAPES)}")
+        known = ", ".join(SHAPES)
+        raise ValueError(f"SHUTTERLINE_STATUS_DETECTORS={shape!r}: not one of {known}")
     by_state: dict[str, list[int]] = {}
     for key, entry in entries.items():
         by_state.setdefault(entry["state"], []).append(int(key))

@@ -49,7 +49,10 @@ def test_nothing_finished_has_no_count_lists_and_unknown_shape_fails() -> None:
     pending = {str(d): {"index": i, "state": "Pending"} for i, d in enumerate(DETECTORS)}
     assert compact.encode(pending, DETECTORS, "compact") == {"detectorStates": {"Pending": "1-4"}}
     assert compact.decode({}, DETECTORS) == {}
-    with pytest.raises(ValueError, match="status shape 'full' is not one of compact, map"):
+    with pytest.raises(
+        ValueError,
+        match="SHUTTERLINE_STATUS_DETECTORS='full': not one of compact, map",
+    ):
         compact.encode(pending, DETECTORS, "full")
 
 
