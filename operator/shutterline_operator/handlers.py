@@ -49,7 +49,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     policy = os.environ.get("SHUTTERLINE_QUEUE_POSITION", "coarse")
     api = kube.Api(kube.connect(workers + 16))
     shape = os.environ.get("SHUTTERLINE_STATUS_DETECTORS", "compact")
-    step = int(os.environ.get("SHUTTERLINE_STATUS_PROGRESS_STEP", "10"))
+    step = int(os.environ.get("SHUTTERLINE_STATUS_PROGRESS_STEP", "25"))
     rec = reconcile.Reconciler(api, tracing.RootSpans(), detail_s, policy, shape, step)
     rec.seed(namespaces() or None)
     times = os.environ.get("SHUTTERLINE_OPERATOR_TIMES")

@@ -63,7 +63,7 @@ NAMESPACE = "prompt"
 PROBE_NS = "probe"
 #: The operator's settings in the compared arms: ``before`` is the last session's status
 #: (a full entry per detector, details patched at every change after the detail interval),
-#: ``after`` the defaults (the compact shape, details at 10 % progress steps).
+#: ``after`` the defaults (the compact shape, details at 25 % progress steps).
 ARMS: dict[str, dict[str, str]] = {
     "before": {"SHUTTERLINE_STATUS_DETECTORS": "map", "SHUTTERLINE_STATUS_PROGRESS_STEP": "0"},
     "after": {},

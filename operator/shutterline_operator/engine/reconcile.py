@@ -62,7 +62,7 @@ class Reconciler:
         detail_s: float = 3.0,
         queue_policy: str = "coarse",
         shape: str = "compact",
-        progress_step: int = 10,
+        progress_step: int = 25,
     ) -> None:
         self.api, self.spans, self.detail_s = api, spans, detail_s
         queue.step(1, queue_policy)  # a bad policy name fails here, at start-up

@@ -133,9 +133,9 @@ def test_details_wait_for_a_progress_step_or_ten_detail_intervals() -> None:
     old, moved = {"progress": "7/62"}, {"progress": "8/62"}
     assert rec._defer(key, old, moved, {"progress": "8/62"})
     assert rec.cache.dirty[key] == pytest.approx(last + 30.0)  # 10 x detail_s
-    stepped = {"progress": "13/62"}
-    assert rec._defer(key, old, stepped, {"progress": "13/62"})
-    assert rec.cache.dirty[key] == pytest.approx(last + 3.0)  # a new 10 % step: detail_s
+    stepped = {"progress": "16/62"}
+    assert rec._defer(key, old, stepped, {"progress": "16/62"})
+    assert rec.cache.dirty[key] == pytest.approx(last + 3.0)  # a new 25 % step: detail_s
     assert not rec._defer(key, old, {"phase": "Succeeded"}, {"phase": "Succeeded"})
     rec.patched[key] = last - 31.0
     assert not rec._defer(key, old, moved, {"progress": "8/62"})
