@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shutterline_operator.core import compact, status
+from shutterline_operator.core import compact, slim, status
 
 DETECTORS = [3, 1, 2, 4]  # completion index i is DETECTORS[i]
 
@@ -74,3 +74,12 @@ def test_a_detail_patch_is_worth_it_on_a_new_step_or_a_notable_change() -> None:
     assert status.worth(old, old, retrying, 10)
     assert status.worth(old, old, {"queue": {"position": 4}}, 10)
     assert not status.worth(old, old, {"detectorStates": {"Processing": "1-62"}}, 10)
+
+
+def test_a_status_of_the_shape_before_turns_compact_in_one_merge_patch() -> None:
+    before = compact.encode(_entries(), DETECTORS, "map")
+    after = compact.encode(compact.decode(before, DETECTORS), DETECTORS, "compact")
+    patch = slim.merge_patch(before, after)
+    # The plain entries go (null in a merge patch), the notable ones stay untouched.
+    assert patch["detectors"] == {"3": None, "4": None}
+    assert patch["detectorStates"] == after["detectorStates"]
