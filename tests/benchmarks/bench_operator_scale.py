@@ -9,13 +9,13 @@ A test-bed control plane without a node agent, ``--nodes`` untainted KWOK nodes 
 service account (operator/rbac) and, per namespace, a PromptConfig with the built-in queue at
 ``--limit`` detectors.
 
-1. Compared bursts: ``--ab-visits`` Visits at once under the ``before`` settings (`ARMS`: the
-   last session's patch policy) and under the defaults (``after``), alternating, ``--ab-reps``
-   of each, each in a fresh namespace with a fresh operator, followed ``--ab-window`` s.
-2. Steady: ``--complete-visits`` at once, run to the end (latencies and API requests per
-   finished visit, none lost or stuck).
-3. The burst: ``--visits`` at once, followed ``--timeout`` s (Visit -> Job for every Visit;
-   what is not finished must be waiting in the queue or running).
+1. Compared arms: the ``before`` settings (`ARMS`: the last session's status shape and patch
+   policy) and the defaults (``after``), alternating, ``--ab-reps`` of each, each in a fresh
+   namespace with a fresh operator: ``--complete-visits`` at once run to the end (steady:
+   latencies and API requests per finished visit, none lost or stuck), then a burst of
+   ``--ab-visits`` at once followed ``--ab-window`` s.
+2. The burst: ``--visits`` at once under the defaults, followed ``--timeout`` s (Visit -> Job
+   for every Visit; what is not finished must be waiting in the queue or running).
 
 Two watches (Visits, Jobs, `optimeline`) time every transition on arrival, so both ends see
 the same watch delay. Reported per phase: Visit -> Job created, step by step (the operator's
@@ -29,7 +29,7 @@ resident memory (``VmHWM``) and a picture (``--picture``). Baseline in the same 
 suspended Job created directly every 0.25 s while the operator was creating Jobs (the API
 server's own latency for that write under the same load). Targets (issue 7): p99 Visit -> Job
 under 0.5 s, memory under 300 MB, none lost or stuck. ``--quick``: 40-Visit compared bursts
-(one each), 4 steady, a 60-Visit burst.
+and 4 steady (one each), a 60-Visit burst.
 """
 
 from __future__ import annotations
@@ -61,15 +61,11 @@ from tests.testbed.k8s import cluster
 
 NAMESPACE = "prompt"
 PROBE_NS = "probe"
-#: The operator's settings in the compared bursts: ``before`` is the last session's policy
-#: (queue positions patched on every change, status patches not held for Job creation, 8
-#: creator threads), ``after`` the defaults.
+#: The operator's settings in the compared arms: ``before`` is the last session's status
+#: (a full entry per detector, details patched at every change after the detail interval),
+#: ``after`` the defaults (the compact shape, details at 25 % progress steps).
 ARMS: dict[str, dict[str, str]] = {
-    "before": {
-        "SHUTTERLINE_QUEUE_POSITION": "exact",
-        "SHUTTERLINE_STATUS_HOLD_S": "0",
-        "SHUTTERLINE_OPERATOR_WORKERS": "8",
-    },
+    "before": {"SHUTTERLINE_STATUS_DETECTORS": "map", "SHUTTERLINE_STATUS_PROGRESS_STEP": "0"},
     "after": {},
 }
 PREFIX = "bench-op-"
@@ -354,21 +350,28 @@ def compare(
     kubeconfig: Path,
     work: Path,
 ) -> dict[str, list[Phase]]:
-    """Bursts of ``--ab-visits`` under each arm's operator, alternating, each in a namespace
-    of its own (deleted after), followed for ``--ab-window`` s."""
-    results: dict[str, list[Phase]] = {arm: [] for arm in ARMS}
+    """Under each arm's operator, alternating, each in a namespace of its own (deleted
+    after): ``--complete-visits`` run to the end, then a burst of ``--ab-visits`` followed
+    for ``--ab-window`` s. Keys ``steady, ARM`` and ``burst, ARM``."""
+    results: dict[str, list[Phase]] = {f"{p}, {a}": [] for p in ("burst", "steady") for a in ARMS}
     first = 10000
     for rep in range(args.ab_reps):
         for arm in list(ARMS)[:: 1 if rep % 2 == 0 else -1]:
             namespace = f"ab-{rep}-{arm}"
-            print(f"burst {rep + 1}/{args.ab_reps}, {arm}: {args.ab_visits} Visits", flush=True)
+            print(f"{arm} {rep + 1}/{args.ab_reps}: {args.complete_visits} steady", flush=True)
             prepare(bed, namespace, args.limit)
             operator = start_operator(kubeconfig, work, namespace, arm)
             try:
+                where = (namespace, first, args.complete_visits)
+                phase = run_phase(bed, operator, timeline, args, where, args.timeout, True)
+                results[f"steady, {arm}"].append(phase)
+                first += args.complete_visits
+                print(f"{arm} {rep + 1}/{args.ab_reps}: {args.ab_visits} at once", flush=True)
                 where = (namespace, first, args.ab_visits)
-                results[arm].append(
-                    run_phase(bed, operator, timeline, args, where, args.ab_window, False)
-                )
+                phase = run_phase(bed, operator, timeline, args, where, args.ab_window, False)
+                results[f"burst, {arm}"].append(phase)
+                assert operator.process.proc is not None
+                print(f"  operator peak memory {peak_rss_mb(operator.process.proc.pid):.0f} MB")
             finally:
                 operator.stop()
             bed.kubectl("delete", "namespace", namespace, "--wait=false")
@@ -429,15 +432,14 @@ def _median_of_ratios(phases: list[Phase]) -> float:
     return statistics.median(ratios) if ratios else float("nan")
 
 
-def report(compared: dict[str, list[Phase]], steady: Phase, burst: Phase, rss: float) -> None:
+def report(compared: dict[str, list[Phase]], burst: Phase, rss: float) -> None:
     """The figures side by side, and the rows of `make bench`'s table. Visit -> Job is given
     twice: between the two creates' answers (``stored``: the operator's part and the API
     server's) and between the bench's watch events (``watched``: plus both watches' delays)."""
     rows = []
     command = "bench_operator_scale.py"
     print("Visit -> Job p50 / p99, s (compared bursts: median over the repetitions):")
-    phases = {f"burst, {arm}": ps for arm, ps in compared.items()}
-    phases |= {"steady": [steady], f"{len(burst.created)}-visit burst": [burst]}
+    phases = compared | {f"{len(burst.created)}-visit burst": [burst]}
     for title, group in phases.items():
         stored = [_median_of(group, "persisted", q) for q in (0.5, 0.99)]
         watched = [_median_of(group, "created", q) for q in (0.5, 0.99)]
@@ -478,16 +480,14 @@ def run(work: Path, args: argparse.Namespace) -> int:
         prepare(bed, NAMESPACE, args.limit)
         operator = start_operator(kubeconfig, work, NAMESPACE, "after")
         parts.append(operator)
-        print(f"phase 1: {args.complete_visits} Visits at once, run to the end", flush=True)
-        where = (NAMESPACE, 0, args.complete_visits)
-        steady = run_phase(bed, operator, timeline, args, where, args.timeout, True)
-        print(f"phase 2: {args.visits} Visits at once, bounded by {args.timeout:.0f} s", flush=True)
-        where = (NAMESPACE, args.complete_visits, args.visits)
-        burst = run_phase(bed, operator, timeline, args, where, args.timeout, False)
+        print(f"the burst: {args.visits} Visits at once, bounded by {args.timeout:.0f} s")
+        burst = run_phase(
+            bed, operator, timeline, args, (NAMESPACE, 0, args.visits), args.timeout, False
+        )
         assert operator.process.proc is not None
-        report(compared, steady, burst, peak_rss_mb(operator.process.proc.pid))
+        report(compared, burst, peak_rss_mb(operator.process.proc.pid))
         optimeline.picture(timeline, args.picture)
-        return steady.code or burst.code or max(p.code for ps in compared.values() for p in ps)
+        return burst.code or max(p.code for ps in compared.values() for p in ps)
     finally:
         for part in reversed(parts):
             with contextlib.suppress(Exception):

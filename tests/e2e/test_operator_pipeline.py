@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from shutterline.association import apdb as apdb_mod
 from shutterline.telemetry import tracing
+from shutterline_operator.core import detectors as dets
 from tests.e2e import relay_harness
 from tests.e2e.operatorbed import (
     ROOT,
@@ -182,16 +183,16 @@ def test_example_visit_waits_for_raws_then_succeeds_with_the_pipelines_counts(
             p["metadata"]["name"]: bed.container_log(p, "pipeline")[-3000:]
             for p in _pods(bed, ns, "example")
         }
-        pytest.fail(f"{json.dumps(status['detectors'], indent=1)}\n{json.dumps(logs, indent=1)}")
+        pytest.fail(f"{json.dumps(status, indent=1)}\n{json.dumps(logs, indent=1)}")
     # The counts are the pipeline's own: its done markers and alert packets in each spool.
     for pod in _pods(bed, ns, "example"):
         index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
         detector = str(body["spec"]["detectors"][int(index)])
         spool = _spool(bed, pod)
         done = json.loads((spool / f"{visit}_{int(detector)}.done").read_text())
-        assert status["detectors"][detector]["alerts"] == done["alerts"]
-        assert status["detectors"][detector]["state"] == "Succeeded"
-    assert status["alerts"] == sum(e["alerts"] for e in status["detectors"].values())
+        assert status["detectorAlerts"][int(index)] == done["alerts"]
+        assert int(detector) in dets.parse_indexes(status["detectorStates"]["Succeeded"])
+    assert status["alerts"] == sum(status["detectorAlerts"])
     # The alert-relay sidecars delivered every alert to Kafka, once.
     assert len(_keys_on(kafka_broker.bootstrap, topic, status["alerts"])) == status["alerts"]
     rows = apdb_mod.open_apdb(pipeline_ns["apdb"]).row_counts()
@@ -262,7 +263,7 @@ def test_corrupt_raw_exit_65_fails_only_its_index_without_retries(
     failed = status["detectors"][str(bad)]
     assert (failed["state"], failed["exitCode"], failed["attempts"]) == ("Failed", 65, 1)
     assert failed["reason"]
-    assert status["detectors"][str(good)]["state"] == "Succeeded"
+    assert status["detectorStates"]["Succeeded"] == str(good)
 
 
 def test_sigkilled_pod_is_retried_without_duplicate_alerts_or_apdb_rows(

@@ -72,7 +72,7 @@ class RootSpans:
                 "shutterline.visit": int(spec["visitId"]),
                 "shutterline.instrument": str(spec["instrument"]),
                 "shutterline.phase": phase,
-                "shutterline.detectors": len(status.get("detectors") or {}),
+                "shutterline.detectors": int(str(status.get("progress", "/0")).split("/")[-1]),
                 "shutterline.alerts": int(status.get("alerts", 0)),
                 "k8s.namespace.name": str(meta["namespace"]),
                 "k8s.job.name": str(status.get("jobName", "")),

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["INDEX_ANNOTATION", "detector_state", "parse_indexes", "termination_record"]
+__all__ = [
+    "INDEX_ANNOTATION",
+    "detector_state",
+    "format_indexes",
+    "parse_indexes",
+    "termination_record",
+]
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 _COUNTS = ("diaSources", "alerts")
@@ -23,6 +29,17 @@ def parse_indexes(text: str | None) -> set[int]:
         low, _, high = part.partition("-")
         found.update(range(int(low), int(high or low) + 1))
     return found
+
+
+def format_indexes(numbers: Iterable[int]) -> str:
+    """``numbers`` as sorted ranges, the inverse of `parse_indexes`: {1, 3, 4, 5} -> "1,3-5"."""
+    runs: list[list[int]] = []
+    for number in sorted(set(numbers)):
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
 
 
 def _statuses(pod: dict[str, Any], field: str) -> dict[str, dict[str, Any]]:

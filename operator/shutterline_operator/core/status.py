@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from shutterline_operator.core import compact, timing, tracecontext
 from shutterline_operator.core import detectors as dets
-from shutterline_operator.core import timing, tracecontext
 
 __all__ = [
     "ACTIVE",
@@ -20,9 +20,11 @@ __all__ = [
     "URGENT",
     "QueueSlot",
     "fold",
+    "progress_step",
     "set_condition",
     "trace_id",
     "urgent",
+    "worth",
 ]
 
 TERMINAL = ("Succeeded", "PartiallySucceeded", "Failed", "Rejected", "TimedOut")
@@ -31,6 +33,9 @@ ACTIVE = ("Caching", "WaitingForRaws", "Processing")
 #: counts, per-detector states, queue position and message, condition times) waits for the
 #: detail interval: progress moves once per detector, which would be one patch each.
 URGENT = frozenset({"phase", "reason", "finishedAt"})
+#: Details worth a patch on their own (after the detail interval): a detector failing or
+#: retrying, a new queue slot. Other details ride along, or wait for a progress step.
+_NOTABLE = frozenset({"detectors", "queue"})
 _FINAL = {
     "Complete": "Complete",
     "SuccessCriteriaMet": "Complete",
@@ -55,6 +60,22 @@ def trace_id(visit: dict[str, Any]) -> str:
 def urgent(patch: dict[str, Any]) -> bool:
     """Whether a status merge patch changes an `URGENT` field."""
     return bool(patch.keys() & URGENT)
+
+
+def progress_step(progress: str | None, step: int) -> int:
+    """The ``step``-percent step of ``progress`` ("done/total"); ``step`` 0: every change."""
+    done, _, total = (progress or "0/0").partition("/")
+    if step <= 0:
+        return int(done or 0)
+    return int(done or 0) * 100 // max(int(total or 0), 1) // step
+
+
+def worth(old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any], step: int) -> bool:
+    """Whether a patch of details only (not `urgent`) from status ``old`` to ``new`` is worth
+    sending after the detail interval: progress entered a new ``step``-percent step (every
+    change when ``step`` is 0), or a `_NOTABLE` field changed. Otherwise it can wait longer."""
+    moved = progress_step(old.get("progress"), step) != progress_step(new.get("progress"), step)
+    return step <= 0 or moved or bool(patch.keys() & _NOTABLE)
 
 
 def set_condition(
@@ -94,8 +115,21 @@ def _job_outcome(job: dict[str, Any]) -> tuple[str | None, str, str | None]:
     return None, "", None
 
 
-def _phase(job: dict[str, Any], entries: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    """The Visit's phase and the Job's own reason for it."""
+def _phase(
+    job: dict[str, Any], entries: dict[str, dict[str, Any]], before: str | None
+) -> tuple[str, str]:
+    """The Visit's phase and the Job's own reason for it. A running visit's phase never moves
+    back (from ``before``): a pod still caching beside finished ones does not turn a
+    Processing visit back to Caching (a phase change costs a status and a label patch and an
+    Event)."""
+    phase, reason = _job_phase(job, entries)
+    order = ("Pending", *ACTIVE)
+    if phase in order and before in ACTIVE and order.index(before) > order.index(phase):
+        return before, reason
+    return phase, reason
+
+
+def _job_phase(job: dict[str, Any], entries: dict[str, dict[str, Any]]) -> tuple[str, str]:
     outcome, reason, _ = _job_outcome(job)
     states = [e["state"] for e in entries.values()]
     if outcome is not None:
@@ -132,12 +166,18 @@ def _message(phase: str, entries: dict[str, dict[str, Any]], queue: QueueSlot | 
     return f"{done}/{total} detectors done"
 
 
-def _latency(spec: dict[str, Any], entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    times = [timing.parse_time(e["lastAlertAt"]) for e in entries.values() if e.get("lastAlertAt")]
-    if not times:
+def _latency(
+    spec: dict[str, Any], entries: dict[str, dict[str, Any]], previous: dict[str, Any]
+) -> dict[str, Any]:
+    """The visit's last alert (kept in the status: the compact shape drops the detectors')
+    and the latency from shutter close to it."""
+    texts = [str(e["lastAlertAt"]) for e in entries.values() if e.get("lastAlertAt")]
+    texts += [str(previous["lastAlertAt"])] if previous.get("lastAlertAt") else []
+    if not texts:
         return {}
-    seconds = (max(times) - timing.shutter_close(spec)).total_seconds()
-    return {"latencySeconds": round(seconds, 3), "latency": f"{seconds:.1f}s"}
+    last = max(texts, key=timing.parse_time)
+    seconds = (timing.parse_time(last) - timing.shutter_close(spec)).total_seconds()
+    return {"lastAlertAt": last, "latencySeconds": round(seconds, 3), "latency": f"{seconds:.1f}s"}
 
 
 def _entries(
@@ -154,7 +194,7 @@ def _entries(
         index = (pod["metadata"].get("annotations") or {}).get(dets.INDEX_ANNOTATION)
         if index is not None:
             by_index.setdefault(int(index), []).append(pod)
-    previous = (visit.get("status") or {}).get("detectors") or {}
+    previous = compact.decode(visit.get("status") or {}, detectors)
     outcome, reason, _ = _job_outcome(job)
     entries = {}
     for index, detector in enumerate(detectors):
@@ -176,6 +216,7 @@ def fold(
     detectors: Sequence[int],
     now: dt.datetime,
     queue: QueueSlot | None = None,
+    shape: str = "compact",
 ) -> dict[str, Any]:
     """The whole ``status`` of ``visit`` from its Job (None: not created yet) and its pods.
 
@@ -185,6 +226,8 @@ def fold(
         The visit's detectors; completion index ``i`` is ``detectors[i]``.
     queue
         The built-in queue's slot while the Job is suspended.
+    shape
+        How the per-detector part is written (`compact.SHAPES`).
     """
     previous = dict(visit.get("status") or {})
     gone = job is None or bool(job["metadata"].get("deletionTimestamp"))
@@ -197,7 +240,7 @@ def fold(
             "progress": f"0/{len(detectors)}",
         }
     entries = _entries(visit, job, pods, detectors)
-    phase, job_reason = _phase(job, entries)
+    phase, job_reason = _phase(job, entries, previous.get("phase"))
     done = sum(e["state"] in ("Succeeded", "Failed") for e in entries.values())
     jstatus = job.get("status") or {}
     status: dict[str, Any] = {
@@ -205,10 +248,10 @@ def fold(
         "progress": f"{done}/{len(entries)}",
         "message": _message(phase, entries, queue),
         "jobName": job["metadata"]["name"],
-        "detectors": entries,
+        **compact.encode(entries, detectors, shape),
         "alerts": sum(int(e.get("alerts", 0)) for e in entries.values()),
         "diaSources": sum(int(e.get("diaSources", 0)) for e in entries.values()),
-        **_latency(visit["spec"], entries),
+        **_latency(visit["spec"], entries, previous),
     }
     if job_reason:
         status["reason"] = job_reason

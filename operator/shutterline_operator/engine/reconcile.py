@@ -16,6 +16,7 @@ from shutterline.camera import layout
 from shutterline_operator.adapters import kube, metrics, tracing
 from shutterline_operator.core import (
     builders,
+    compact,
     names,
     queue,
     slim,
@@ -35,6 +36,8 @@ CAMERAS: dict[str, frozenset[int]] = {
     layout.CAMERA.name: frozenset(d.ccdnum for d in layout.CAMERA.detectors)
 }
 _WARNING = ("Failed", "PartiallySucceeded", "TimedOut", "Rejected")
+#: Details that are not worth a patch yet are still sent after this many detail intervals.
+_STALE = 10
 
 
 class Retry(Exception):
@@ -58,10 +61,13 @@ class Reconciler:
         spans: tracing.RootSpans,
         detail_s: float = 3.0,
         queue_policy: str = "coarse",
+        shape: str = "compact",
+        progress_step: int = 25,
     ) -> None:
         self.api, self.spans, self.detail_s = api, spans, detail_s
         queue.step(1, queue_policy)  # a bad policy name fails here, at start-up
-        self.queue_policy = queue_policy
+        compact.encode({}, [], shape)  # and so does a bad status shape
+        self.queue_policy, self.shape, self.progress_step = queue_policy, shape, progress_step
         self.cache = vcache.Cache()
         #: The queue slot each waiting Visit reports (`core.queue.settle`).
         self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}
@@ -192,12 +198,12 @@ class Reconciler:
         detectors = validation.detectors_of(visit["spec"], camera)
         old = visit.get("status") or {}
         now = _utcnow()
-        new = vstatus.fold(visit, job, pods, detectors, now, self.slots.get(key))
+        new = vstatus.fold(visit, job, pods, detectors, now, self.slots.get(key), self.shape)
         config = self.cache.config_for(key[0], str(visit["spec"]["instrument"]))
         context = (config, detectors, tracecontext.traceparent_of(visit))
         new = analysis.fold(self.api, self.cache, visit, new, context, now, job is not None)
         patch = slim.merge_patch(old, new)
-        if patch and self._defer(key, patch):
+        if patch and self._defer(key, old, new, patch):
             return
         if patch:
             updated = self.api.patch("visits", key[0], key[1], {"status": patch}, status=True)
@@ -211,12 +217,19 @@ class Reconciler:
         analysis.announce(self.api, visit, old, new)
         metrics.RECONCILE_SECONDS.labels("status").observe(metrics.since(started))
 
-    def _defer(self, key: vcache.Key, patch: dict[str, Any]) -> bool:
-        """Hold a patch of details only until ``detail_s`` after the Visit's last patch."""
+    def _defer(
+        self, key: vcache.Key, old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any]
+    ) -> bool:
+        """Hold a patch of details only until ``detail_s`` after the Visit's last patch if it
+        is `vstatus.worth` sending (a progress step), else until ``_STALE`` times that."""
         last = self.patched.get(key)
-        if vstatus.urgent(patch) or last is None or time.monotonic() >= last + self.detail_s:
+        if vstatus.urgent(patch) or last is None:
             return False
-        self.cache.mark_at(key, last + self.detail_s)
+        worth = vstatus.worth(old, new, patch, self.progress_step)
+        due = last + self.detail_s * (1 if worth else _STALE)
+        if time.monotonic() >= due:
+            return False
+        self.cache.mark_at(key, due)
         return True
 
     def publish_phase(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import prometheus_client
+import pytest
 from kubernetes import client
 
 from shutterline_operator.adapters import kube, tracing
@@ -122,3 +123,19 @@ def _admission_passes() -> float:
         "shutterline_reconcile_seconds_count", labels
     )
     return count or 0.0
+
+
+def test_details_wait_for_a_progress_step_or_ten_detail_intervals() -> None:
+    rec = _reconciler()
+    key = ("prompt", "v")
+    last = time.monotonic()
+    rec.patched[key] = last
+    old, moved = {"progress": "7/62"}, {"progress": "8/62"}
+    assert rec._defer(key, old, moved, {"progress": "8/62"})
+    assert rec.cache.dirty[key] == pytest.approx(last + 30.0)  # 10 x detail_s
+    stepped = {"progress": "16/62"}
+    assert rec._defer(key, old, stepped, {"progress": "16/62"})
+    assert rec.cache.dirty[key] == pytest.approx(last + 3.0)  # a new 25 % step: detail_s
+    assert not rec._defer(key, old, {"phase": "Succeeded"}, {"phase": "Succeeded"})
+    rec.patched[key] = last - 31.0
+    assert not rec._defer(key, old, moved, {"progress": "8/62"})

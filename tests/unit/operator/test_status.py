@@ -43,14 +43,32 @@ def test_suspended_job_is_queued_with_the_reason() -> None:
 def test_caching_then_waiting_for_raws_then_processing() -> None:
     caching = _fold(job(), [pod(0, phase="Pending", pipeline="waiting", precache="running")])
     assert caching["phase"] == "Caching"
-    assert caching["detectors"]["1"]["state"] == "Caching"
-    assert caching["detectors"]["2"]["state"] == "Pending"
+    assert caching["detectorStates"] == {"Caching": "1", "Pending": "2-3"}
+    assert "detectors" not in caching  # nothing failed or retried: no full entries
     waiting = _fold(job(), [pod(0, ready=False)])
     assert waiting["phase"] == "WaitingForRaws"
     processing = _fold(job(), [pod(0, ready=True), pod(1, ready=False)])
     assert processing["phase"] == "Processing"
-    assert processing["detectors"]["2"]["state"] == "WaitingForRaws"
+    assert processing["detectorStates"] == {
+        "Processing": "1",
+        "WaitingForRaws": "2",
+        "Pending": "3",
+    }
     assert processing["progress"] == "0/3"
+
+
+def test_a_running_visits_phase_never_moves_back() -> None:
+    visit = objects.visit()
+    visit["status"] = {"phase": "Processing"}
+    caching = pod(1, phase="Pending", pipeline="waiting", precache="running")
+    later_pods = [pod(0, phase="Succeeded", pipeline="terminated"), caching]
+    folded = status.fold(visit, job(completed="0"), later_pods, DETECTORS, objects.NOW)
+    assert folded["phase"] == "Processing"
+    assert folded["detectorStates"]["Caching"] == "2"
+    visit["status"] = {"phase": "WaitingForRaws"}
+    assert status.fold(visit, job(), [pod(0, ready=True)], DETECTORS, objects.NOW)["phase"] == (
+        "Processing"
+    )
 
 
 def test_succeeded_counts_alerts_and_latency() -> None:
@@ -70,8 +88,14 @@ def test_succeeded_counts_alerts_and_latency() -> None:
     assert folded["progress"] == "3/3"
     assert folded["alerts"] == 12
     assert folded["diaSources"] == 18
-    assert folded["detectors"]["2"]["alerts"] == 7
-    assert folded["detectors"]["2"]["stages"] == {"isr": 0.4, "diff": 1.5}
+    assert folded["detectorStates"] == {"Succeeded": "1-3"}
+    assert folded["detectorAlerts"] == [5, 7, 0]
+    assert folded["detectorDiaSources"] == [7, 9, 2]
+    assert folded["lastAlertAt"] == "2026-03-01T03:13:27.123Z"
+    assert "detectors" not in folded
+    full = _fold(done, pods, shape="map")["detectors"]  # the shape before, for comparisons
+    assert full["2"]["alerts"] == 7
+    assert full["2"]["stages"] == {"isr": 0.4, "diff": 1.5}
     # Shutter close 03:13:15.123; last alert 03:13:27.123.
     assert folded["latencySeconds"] == 12.0
     assert folded["latency"] == "12.0s"
@@ -115,7 +139,7 @@ def test_deadline_exceeded_is_timed_out_and_unfinished_detectors_fail() -> None:
     assert folded["phase"] == "TimedOut"
     assert folded["detectors"]["2"]["state"] == "Failed"
     assert folded["detectors"]["2"]["reason"] == "DeadlineExceeded"
-    assert folded["detectors"]["1"]["state"] == "Succeeded"
+    assert folded["detectorStates"] == {"Succeeded": "1", "Failed": "2-3"}
 
 
 def test_retried_pod_counts_attempts_and_keeps_the_last_reason() -> None:
@@ -157,12 +181,24 @@ def test_counts_survive_pods_removed_after_success() -> None:
     visit = objects.visit()
     visit["status"] = {"detectors": {"1": {"state": "Succeeded", "alerts": 4, "attempts": 1}}}
     folded = status.fold(visit, job(completed="0"), [], DETECTORS, objects.NOW)
-    assert folded["detectors"]["1"]["alerts"] == 4
+    assert folded["detectorAlerts"] == [4, 0, 0]  # from a status of the shape before
+    visit["status"] = {
+        "detectorStates": {"Succeeded": "1-2", "Pending": "3"},
+        "detectorAlerts": [4, 6, 0],
+        "lastAlertAt": "2026-03-01T03:13:25.123Z",
+    }
+    folded = status.fold(visit, job(completed="0,1"), [], DETECTORS, objects.NOW)
+    assert folded["detectorAlerts"] == [4, 6, 0]
+    assert folded["alerts"] == 10
+    assert folded["latencySeconds"] == 10.0  # the last alert outlives the pods too
 
 
-def test_parse_indexes() -> None:
+def test_parse_and_format_indexes() -> None:
     assert detectors.parse_indexes("0,2-4,7") == {0, 2, 3, 4, 7}
     assert detectors.parse_indexes(None) == set()
+    assert detectors.format_indexes([7, 2, 3, 4, 0, 3]) == "0,2-4,7"
+    assert detectors.format_indexes([]) == ""
+    assert detectors.parse_indexes(detectors.format_indexes(range(1, 63))) == set(range(1, 63))
 
 
 def test_only_phase_and_outcomes_are_urgent() -> None:
