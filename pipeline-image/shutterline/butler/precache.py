@@ -158,11 +158,15 @@ def _fill_stream(
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
         pending = fetch.start_copies(jobs, staging, pool)
         try:
-            fetch.prepare_target(local, central, plan.refs)
-            _insert_visit_records(local, plan)
             fetch.make_placeholders(jobs, staging)
-            fetch.register_copies(local, jobs)
-            _certify_locally(local, plan)
+            # One transaction: one SQLite commit (an fsync) for the whole registry, not ~35.
+            # daf_butler registers runs outside transactions for concurrent writers; this
+            # repository has one writer, and a failure discards it whole.
+            with local.transaction():
+                fetch.prepare_target(local, central, plan.refs)
+                _insert_visit_records(local, plan)
+                fetch.register_copies(local, jobs)
+                _certify_locally(local, plan)
             local.close()
             t2 = time.perf_counter()
             result = fetch.wait_copies(pending)
