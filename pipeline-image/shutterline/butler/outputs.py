@@ -42,7 +42,10 @@ def put_outputs(
     run = names.visit_run(visit)
     butler.registry.registerRun(run)
     data_id = {"instrument": names.INSTRUMENT, "visit": visit, "detector": detector}
-    return [butler.put(obj, name, data_id, run=run) for name, obj in products.items()]
+    # One transaction for the puts: one registry commit (an fsync on SQLite), not one each;
+    # the run is registered before, outside it, as daf_butler asks.
+    with butler.transaction():
+        return [butler.put(obj, name, data_id, run=run) for name, obj in products.items()]
 
 
 def export_outputs(
