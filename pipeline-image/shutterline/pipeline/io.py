@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "central_repo",
+    "export_transfer",
     "load_inputs",
     "local_repo_path",
     "store_products",
@@ -124,9 +125,25 @@ def store_products(
         return []
     refs = butler_outputs.put_outputs(butler, visit, detector, products)
     if not settings.direct and settings.export:
+        transfer = export_transfer(settings.repo, local_repo_path(settings, visit, detector))
         central = central_repo(settings)
-        butler_outputs.export_outputs(butler, central, visit, detector, settings.export)
+        butler_outputs.export_outputs(
+            butler, central, visit, detector, settings.export, transfer=transfer
+        )
     return [r.datasetType.name for r in refs]
+
+
+def export_transfer(central_root: str, local_root: Path) -> str:
+    """How exports reach the central repository: ``"hardlink"`` when it is a directory on the
+    local repository's file system (the demo: no second copy of a 100 MB difference image
+    per detector), else ``"copy"`` (a pod: S3)."""
+    if "://" in central_root and not central_root.startswith("file://"):
+        return "copy"
+    try:
+        same = Path(central_root.removeprefix("file://")).stat().st_dev == local_root.stat().st_dev
+    except OSError:
+        return "copy"
+    return "hardlink" if same else "copy"
 
 
 def store_products_reported(

@@ -3,6 +3,7 @@ read straight from the central repository, the stages get the same inputs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,14 @@ def test_precached_inputs_read_through_the_precache_plan_equal_direct_reads(
     again, _ = pipeline_io.load_inputs(settings, visit, detector, rec)
     assert "precache" not in rec.seconds
     _assert_same_inputs(direct, again)
+
+
+def test_exports_hardlink_only_within_one_file_system(tmp_path: Path) -> None:
+    (tmp_path / "central").mkdir()
+    (tmp_path / "local").mkdir()
+    assert pipeline_io.export_transfer(str(tmp_path / "central"), tmp_path / "local") == "hardlink"
+    assert pipeline_io.export_transfer("s3://backbone/repo", tmp_path / "local") == "copy"
+    # Not there (yet) or not a directory here: copy, never a link that could dangle.
+    assert pipeline_io.export_transfer(str(tmp_path / "missing"), tmp_path / "local") == "copy"
+    if Path("/dev/shm").is_dir() and os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev:
+        assert pipeline_io.export_transfer("/dev/shm", tmp_path / "local") == "copy"
