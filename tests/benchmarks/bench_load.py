@@ -8,7 +8,7 @@ after one warm-up, page cache warm for both sides:
 - ``load_detector_inputs(..., threads=1)`` and with its default threads (what stages get);
 - the plan alone (``selection.plan_detector``: the registry queries);
 - the demo's pre-cache and load of the same detector (central repository -> a new local
-  one -> memory), as before issue 11's fourth stop and as now (`_demo_load_before`);
+  one -> memory), as before issue 11's fourth pass and as now (`_demo_load_before`);
 - plain reads: each file the plan names, opened with ``astropy.io.fits`` (every HDU's data
   read) or ``astropy.table.Table.read`` (Parquet), in one thread, every array held until the
   last file is read, as the loader holds them (also shown: the same with each array dropped
@@ -104,9 +104,10 @@ def _read_all(paths: list[str], keep: bool = True) -> list[Any]:
 
 def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
     """The demo's pre-cache and load of a detector as they were before issue 11's fourth
-    stop: the central repository opened per detector, the local registry filled in ~25
-    commits, the inputs planned again on the local repository. The same building blocks as
-    `shutterline.butler.precache` and `shutterline.pipeline.io`, in the old order."""
+    pass: the central repository opened per detector, the local registry filled in ~25
+    commits, every file copied (not hard-linked), the inputs planned again on the local
+    repository. The same building blocks as `shutterline.butler.precache` and
+    `shutterline.pipeline.io`, in the old order."""
     import concurrent.futures
 
     from shutterline.butler import fetch, inputs, precache, repo, selection
@@ -116,15 +117,20 @@ def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
     plan = selection.plan_detector(central, visit, det)
     jobs = fetch.file_jobs(central, plan.refs)
     target = repo.create_repo(str(local))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        pending = fetch.start_copies(jobs, local, pool)
-        fetch.prepare_target(target, central, plan.refs)
-        precache._insert_visit_records(target, plan)
-        fetch.make_placeholders(jobs, local)
-        fetch.register_copies(target, jobs)
-        precache._certify_locally(target, plan)
-        target.close()
-        fetch.wait_copies(pending)
+    linking = fetch._same_file_system
+    fetch._same_file_system = lambda *_: False  # every file's bytes written again, as before
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            pending = fetch.start_copies(jobs, local, pool)
+            fetch.prepare_target(target, central, plan.refs)
+            precache._insert_visit_records(target, plan)
+            fetch.make_placeholders(jobs, local)
+            fetch.register_copies(target, jobs)
+            precache._certify_locally(target, plan)
+            target.close()
+            fetch.wait_copies(pending)
+    finally:
+        fetch._same_file_system = linking
     return inputs.load_detector_inputs(repo.open_repo(str(local), writeable=True), visit, det)
 
 
