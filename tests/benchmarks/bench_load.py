@@ -7,6 +7,8 @@ after one warm-up, page cache warm for both sides:
 
 - ``load_detector_inputs(..., threads=1)`` and with its default threads (what stages get);
 - the plan alone (``selection.plan_detector``: the registry queries);
+- the demo's pre-cache and load of the same detector (central repository -> a new local
+  one -> memory), as before issue 11's fourth pass and as now (`_demo_load_before`);
 - plain reads: each file the plan names, opened with ``astropy.io.fits`` (every HDU's data
   read) or ``astropy.table.Table.read`` (Parquet), in one thread, every array held until the
   last file is read, as the loader holds them (also shown: the same with each array dropped
@@ -30,8 +32,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +102,77 @@ def _read_all(paths: list[str], keep: bool = True) -> list[Any]:
     return held
 
 
+def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
+    """The demo's pre-cache and load of a detector as they were before issue 11's fourth
+    pass: the central repository opened per detector, the local registry filled in ~25
+    commits, every file copied (not hard-linked), the inputs planned again on the local
+    repository. The same building blocks as `shutterline.butler.precache` and
+    `shutterline.pipeline.io`, in the old order."""
+    import concurrent.futures
+
+    from shutterline.butler import fetch, inputs, precache, repo, selection
+
+    shutil.rmtree(local, ignore_errors=True)
+    central = repo.open_repo(str(root))
+    plan = selection.plan_detector(central, visit, det)
+    jobs = fetch.file_jobs(central, plan.refs)
+    target = repo.create_repo(str(local))
+    linking = fetch._same_file_system
+    fetch._same_file_system = lambda *_: False  # every file's bytes written again, as before
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            pending = fetch.start_copies(jobs, local, pool)
+            fetch.prepare_target(target, central, plan.refs)
+            precache._insert_visit_records(target, plan)
+            fetch.make_placeholders(jobs, local)
+            fetch.register_copies(target, jobs)
+            precache._certify_locally(target, plan)
+            target.close()
+            fetch.wait_copies(pending)
+    finally:
+        fetch._same_file_system = linking
+    return inputs.load_detector_inputs(repo.open_repo(str(local), writeable=True), visit, det)
+
+
+def _demo_load_now(settings: Any, visit: int, det: int) -> Any:
+    """The same through `shutterline.pipeline.io.load_inputs`, as a demo worker runs it."""
+    from shutterline.pipeline import io
+    from shutterline.telemetry import stages
+
+    shutil.rmtree(io.local_repo_path(settings, visit, det), ignore_errors=True)
+    return io.load_inputs(settings, visit, det, stages.StageRecorder())[0]
+
+
+def _demo_sides(root: Path, visit: int, det: int, tmp: Path) -> dict[str, Callable[[], Any]]:
+    from shutterline.pipeline import settings as settings_mod
+
+    settings = settings_mod.Settings(
+        repo=str(root), apdb=str(tmp / "apdb.sqlite3"), spool=tmp / "spool", workdir=tmp / "work"
+    )
+    return {
+        "demo pre-cache + load, before": functools.partial(
+            _demo_load_before, root, tmp / "before", visit, det
+        ),
+        "demo pre-cache + load, now": functools.partial(_demo_load_now, settings, visit, det),
+    }
+
+
+def _demo_rows(t: dict[str, tuple[float, float]], cmd: str) -> list[tuple[str, str, str, str]]:
+    (bw, bc), (nw, nc) = t["demo pre-cache + load, before"], t["demo pre-cache + load, now"]
+    print("  the demo's pre-cache + load of one detector (central -> local -> memory)")
+    print(f"    before {bw:7.3f} s wall {bc:6.3f} s CPU; now {nw:7.3f} s wall {nc:6.3f} s CPU")
+    print(f"    now / before: {nw / bw:.2f} wall, {nc / bc:.2f} CPU")
+    return [
+        ("demo pre-cache + load, before", f"{bw:.3f} s wall, {bc:.3f} s CPU", "baseline", cmd),
+        (
+            "demo pre-cache + load, now",
+            f"{nw:.3f} s wall, {nc:.3f} s CPU",
+            f"{nw / bw:.2f} x before wall, {nc / bc:.2f} x CPU",
+            cmd,
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, print, record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         refs = [r for r in plan.refs if r.datasetType.name == name]
         sides[f"get {name} x{len(refs)}"] = functools.partial(_get_all, butler, refs)
         sides[f"read {name} x{len(refs)}"] = functools.partial(_read_all, paths)
-    t = _interleaved(sides, args.repeat)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    try:
+        sides |= _demo_sides(root, visit, det, tmp)
+        t = _interleaved(sides, args.repeat)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     plain_w, plain_c = t["plain astropy reads"]
     print(f"{len(all_paths)} files, {size / 2**20:.0f} MB; medians of {args.repeat}, interleaved")
     print(f"  {'':<40} {'wall s':>7} {'x plain':>7}  {'CPU s':>6} {'x plain':>7}")
@@ -156,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{gw / rw:.2f} x read wall, {gc / rc:.2f} x CPU"
         print(f"    {name:<16} get {gw:7.3f} s  read {rw:7.3f} s  {ratio}")
         rows.append((f"  get {name}", f"{gw:.3f} s", ratio, cmd))
+    rows += _demo_rows(t, cmd)
     _results.record("bench_load", rows)
     return 0
 

@@ -42,15 +42,26 @@ def put_outputs(
     run = names.visit_run(visit)
     butler.registry.registerRun(run)
     data_id = {"instrument": names.INSTRUMENT, "visit": visit, "detector": detector}
-    return [butler.put(obj, name, data_id, run=run) for name, obj in products.items()]
+    # One transaction for the puts: one registry commit (an fsync on SQLite), not one each;
+    # the run is registered before, outside it, as daf_butler asks.
+    with butler.transaction():
+        return [butler.put(obj, name, data_id, run=run) for name, obj in products.items()]
 
 
 def export_outputs(
-    local: Butler, central: Butler, visit: int, detector: int, dataset_types: Iterable[str]
+    local: Butler,
+    central: Butler,
+    visit: int,
+    detector: int,
+    dataset_types: Iterable[str],
+    transfer: str = "copy",
 ) -> list[DatasetRef]:
     """Copy the chosen outputs of one detector from ``local`` to ``central`` (transfer_from).
 
-    Returns the refs transferred; types with no dataset for this detector are skipped.
+    ``transfer`` is ``Butler.transfer_from``'s: ``"hardlink"`` where both repositories are
+    directories on one file system (the demo), never a symbolic link (the local repository
+    goes away). Returns the refs transferred; types with no dataset for this detector are
+    skipped.
     """
     refs: list[DatasetRef] = []
     data_id = {"instrument": names.INSTRUMENT, "visit": visit, "detector": detector}
@@ -64,4 +75,4 @@ def export_outputs(
         )
     if not refs:
         return []
-    return list(central.transfer_from(local, refs, transfer="copy", transfer_dimensions=True))
+    return list(central.transfer_from(local, refs, transfer=transfer, transfer_dimensions=True))

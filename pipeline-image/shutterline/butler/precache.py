@@ -52,7 +52,9 @@ class PrecacheReport:
     the way, and the local repository is created and filled while the copies run, so the
     parts overlap and do not add up to the wall time). ``register_seconds``: local registry
     inserts. ``verify_seconds``: a separate checksum pass (``method="transfer_from"``
-    only). ``wall_seconds``: the whole call.
+    only). ``wall_seconds``: the whole call. ``plan``: what was copied; its refs are the
+    local repository's too (same dataset ids), so a caller in the same process can read the
+    inputs without planning again (`shutterline.butler.inputs.read_inputs`).
     """
 
     local_root: str
@@ -67,6 +69,7 @@ class PrecacheReport:
     verify_seconds: float
     wall_seconds: float
     n_unverified: int
+    plan: selection.DetectorPlan | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def total_seconds(self) -> float:
@@ -158,11 +161,15 @@ def _fill_stream(
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
         pending = fetch.start_copies(jobs, staging, pool)
         try:
-            fetch.prepare_target(local, central, plan.refs)
-            _insert_visit_records(local, plan)
             fetch.make_placeholders(jobs, staging)
-            fetch.register_copies(local, jobs)
-            _certify_locally(local, plan)
+            # One transaction: one SQLite commit (an fsync) for the whole registry, not ~35.
+            # daf_butler registers runs outside transactions for concurrent writers; this
+            # repository has one writer, and a failure discards it whole.
+            with local.transaction():
+                fetch.prepare_target(local, central, plan.refs)
+                _insert_visit_records(local, plan)
+                fetch.register_copies(local, jobs)
+                _certify_locally(local, plan)
             local.close()
             t2 = time.perf_counter()
             result = fetch.wait_copies(pending)
@@ -333,6 +340,7 @@ def _precache_plan(
         verify_seconds=times.verify,
         wall_seconds=time.perf_counter() - run.t0,
         n_unverified=result.n_unverified,
+        plan=plan,
     )
     _LOG.info("pre-cached %s", report)
     return report

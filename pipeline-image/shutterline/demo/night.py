@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,24 @@ def breakdown(reports: list[Any], end: float) -> str:
     return "\n".join(lines)
 
 
-def prepare_repository(cfg: DemoConfig) -> tuple[Path, Path]:
-    """Simulate the night and build the central repository from it; (night dir, repo dir)."""
+def _warm_worker() -> float:
+    """Import what a detector run needs (about 3 s of CPU in a fresh process); seconds taken."""
+    t0 = time.perf_counter()
+    from shutterline.association import apdb  # noqa: F401
+    from shutterline.butler import inputs, precache  # noqa: F401
+    from shutterline.pipeline import detector, io, outputs  # noqa: F401
+
+    return time.perf_counter() - t0
+
+
+def prepare_repository(
+    cfg: DemoConfig, after_simulate: Callable[[], object] | None = None
+) -> tuple[Path, Path]:
+    """Simulate the night and build the central repository from it; (night dir, repo dir).
+
+    ``after_simulate`` is called once the raws are written (the demo starts its detector
+    workers there: ingest and the calibrations leave a core free for their imports).
+    """
     from shutterline.butler import ingest, repo
     from shutterline.calibs import build as calibs_build
     from shutterline.simulate import simulate_night
@@ -89,6 +106,8 @@ def prepare_repository(cfg: DemoConfig) -> tuple[Path, Path]:
         progress=True,
     )
     print(f"   {summary.n_raw_files} raws in {time.perf_counter() - t0:.0f} s")
+    if after_simulate is not None:
+        after_simulate()
     t0 = _step("ingest raws, reference catalog and orbits")
     shutil.rmtree(root, ignore_errors=True)
     butler = repo.create_repo(str(root))
@@ -105,8 +124,13 @@ def prepare_repository(cfg: DemoConfig) -> tuple[Path, Path]:
     return night, root
 
 
-def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
-    """Every scheduled visit in schedule order, so the APDB carries history forward."""
+def process_night(
+    cfg: DemoConfig, night: Path, root: Path, pool: concurrent.futures.Executor | None = None
+) -> list[Any]:
+    """Every scheduled visit in schedule order, so the APDB carries history forward.
+
+    ``pool``: the detector workers (`visit_mod.detector_pool`); by default a new one.
+    """
     from shutterline.pipeline import analyze
 
     schedule = yaml.safe_load((night / "schedule.yaml").read_text())["visits"]
@@ -127,7 +151,8 @@ def process_night(cfg: DemoConfig, night: Path, root: Path) -> list[Any]:
     _step(f"process {len(schedule)} visits x {cfg.detectors} detectors ({cfg.jobs} jobs)")
     # One pool for the night: each worker pays its imports and numba loads once, not per visit.
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(visit_mod.detector_pool(cfg.jobs)) if cfg.jobs > 1 else None
+        if pool is None and cfg.jobs > 1:
+            pool = stack.enter_context(visit_mod.detector_pool(cfg.jobs))
         for entry in schedule:
             reports.extend(_process_visit(cfg, settings, entry, pool, out))
     return reports
@@ -177,8 +202,16 @@ def run_demo(cfg: DemoConfig) -> int:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     _STEPS.clear()
     t0 = time.perf_counter()
-    night, root = prepare_repository(cfg)
-    reports = process_night(cfg, night, root)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(visit_mod.detector_pool(cfg.jobs)) if cfg.jobs > 1 else None
+
+        def warm() -> None:  # the workers import while ingest and calibrations run
+            if pool is not None:
+                for _ in range(cfg.jobs):
+                    pool.submit(_warm_worker)
+
+        night, root = prepare_repository(cfg, after_simulate=warm)
+        reports = process_night(cfg, night, root, pool)
     _step("analysis: QA values of every visit and the night report")
     analysis.analyse_night(root, night, reports, cfg.workdir / "out")
     _step("report, pictures and scores")

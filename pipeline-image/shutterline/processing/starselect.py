@@ -108,6 +108,8 @@ def select_psf_stars(
         image, x[cand], y[cand], np.full(cand.size, _RMAX), 0.5, mask=bad, subpix=1
     )
     locus = stellar_locus(r50)
+    if not np.isfinite(locus):  # no candidate has a measurable radius: no stars, not a crash
+        return cand[:0], float("nan")
     cand = cand[np.abs(r50 / locus - 1.0) < config.locus_width]
     half = stamp_half_size(locus)
     ny, nx = image.shape

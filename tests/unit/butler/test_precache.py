@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,20 @@ def test_corrupted_file_is_detected_and_nothing_left(central: Central, tmp_path:
     assert "flat" in str(info.value) and "detector=1" in str(info.value)
     assert "checksum" in str(info.value)
     assert not any(p.name.startswith("local") for p in tmp_path.iterdir())
+
+
+def test_a_local_central_on_one_file_system_is_linked_after_verification(
+    shared_central: Central, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    report = precache.precache_detector(shared_central.butler, str(local), 1000, 1)
+    assert report.n_unverified == 0
+    assert report.plan is not None and report.plan.refs
+    butler = repo.open_repo(str(local))
+    for ref in report.plan.refs:
+        copied = Path(butler.getURI(ref).ospath)
+        source = Path(shared_central.butler.getURI(ref).ospath)
+        assert copied.stat().st_ino == source.stat().st_ino  # a link, not a second copy
+    # Removing the local repository leaves the central one whole.
+    shutil.rmtree(local)
+    assert all(Path(shared_central.butler.getURI(ref).ospath).is_file() for ref in report.plan.refs)

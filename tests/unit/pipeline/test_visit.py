@@ -160,6 +160,12 @@ def test_configured_products_are_exported_to_the_central_repository(
     assert len(found[names.DIA_SOURCE]) == 1
     assert found[names.CALEXP] == []  # not configured: stays in the pod's local repository
     assert len(central.get(found[names.DIA_SOURCE][0])) == len(report.dia_sources)
+    # Exported by hard link (one file system); the central copy outlives the pod's volume.
+    exported = Path(central.getURI(found[names.DIA_SOURCE][0]).ospath)
+    assert exported.stat().st_nlink == 2
+    shutil.rmtree(settings.workdir)
+    assert exported.stat().st_nlink == 1
+    assert len(central.get(found[names.DIA_SOURCE][0])) == len(report.dia_sources)
 
 
 class _RecordingPool(concurrent.futures.ProcessPoolExecutor):

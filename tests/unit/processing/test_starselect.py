@@ -20,3 +20,21 @@ def test_stellar_locus_ignores_galaxies() -> None:
 def test_stamp_size_grows_with_psf() -> None:
     assert starselect.stamp_half_size(1.5) < starselect.stamp_half_size(4.0)
     assert starselect.stamp_half_size(0.1) == 7
+
+
+def test_no_measurable_radius_selects_no_stars() -> None:
+    # Candidates whose half-light radius sep cannot measure (flux <= 0 inside the aperture)
+    # leave no stellar locus: the selection is empty (characterize then says why), not a crash.
+    image = np.full((64, 64), -1.0, np.float32)
+    objects = np.zeros(6, dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8"), ("flag", "i4")])
+    objects["x"] = objects["y"] = np.linspace(20.0, 44.0, 6)
+    stars, locus = starselect.select_psf_stars(
+        image,
+        np.zeros(image.shape, bool),
+        objects,
+        np.full(6, 100.0),
+        np.zeros(6, bool),
+        starselect.PsfStarConfig(),
+    )
+    assert stars.size == 0
+    assert np.isnan(locus)
