@@ -59,7 +59,7 @@ def pieces(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _contents(root: Path) -> dict[str, np.ndarray]:
     """All pieces of a directory (every shard), sorted by (id, piece); read once per root."""
     parts = []
-    for path in sorted(root.glob("*.npz")):
+    for path in sorted(root.glob("*.p???.s*.npz")):  # the pieces, not the orbit files
         with np.load(path) as data:
             parts.append({k: data[k] for k in data.files})
     rows = [k for k in parts[0] if np.ndim(parts[0][k])]  # not the piece's 0-d start, span
