@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,22 +60,23 @@ def files_for(
 ) -> list[Path]:
     """The files of night piece ``piece`` a footprint circle (padded for motion) needs.
 
-    The regions' piece files and orbit files (every shard), then the fast ones; one listing
-    of the directory (a glob per region reads it once per region).
+    The regions' piece files and orbit files and the fast ones, of every shard.
     """
     meta = _meta(root)
     hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
     reach = radius_deg + float(meta["fast_radius_deg"])
     regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach * u.deg)
     pixels = [int(r) for r in np.unique(regions)]
-    wanted = (
-        *(f"r{r:04d}.p{piece:03d}." for r in pixels),
-        f"fast.p{piece:03d}.",
-        *(f"o{r:04d}.s" for r in pixels),
-        "ofast.s",
-    )
-    names = sorted(n for n in os.listdir(root) if n.endswith(".npz") and n.startswith(wanted))
-    return [root / n for n in names]
+    stems = [
+        *(f"r{r:04d}.p{piece:03d}" for r in pixels),
+        f"fast.p{piece:03d}",
+        *(f"o{r:04d}" for r in pixels),
+        "ofast",
+    ]
+    shards = int(meta["shards"])
+    tags = [f"s{i:03d}of{shards:03d}" for i in range(shards)]
+    paths = (root / f"{stem}.{tag}.npz" for stem in stems for tag in tags)
+    return sorted(p for p in paths if p.exists())  # a few stats, not a listing of thousands
 
 
 def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
@@ -190,10 +190,11 @@ def _near(
     Filtered file by file, before anything is concatenated: a detector's files hold
     thousands of rows and it keeps tens.
     """
-    ra, dec = (np.asarray(part[k], np.float64) for k in ("ra", "dec"))
-    sweep = np.asarray(part["radius"], np.float64)
+    columns = {k: part[k] for k in _PIECE_COLUMNS}  # an opened file reads each on access
+    ra, dec = (np.asarray(columns[k], np.float64) for k in ("ra", "dec"))
+    sweep = np.asarray(columns["radius"], np.float64)
     near = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180.0)))
-    return {k: (part[k][near] if np.ndim(part[k]) else part[k]) for k in _PIECE_COLUMNS}
+    return {k: (v[near] if np.ndim(v) else v) for k, v in columns.items()}
 
 
 def _orbit_rows(
@@ -206,20 +207,19 @@ def _orbit_rows(
     ValueError
         If an object found is in none of the orbit files.
     """
-    rows: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in _ORBIT_COLUMNS}
+    kept: list[npt.NDArray[np.void]] = []
     have = np.zeros(0, ids.dtype)
     for part in orbits:
-        part_ids = np.asarray(part["id"])
-        take = np.isin(part_ids, ids) & ~np.isin(part_ids, have)
+        records = np.asarray(part["orbits"])
+        take = np.isin(records["id"], ids) & ~np.isin(records["id"], have)
         if np.any(take):  # an object crossing a region border is in both regions' files
-            have = np.concatenate([have, part_ids[take]])
-            for name in _ORBIT_COLUMNS:
-                rows[name].append(np.asarray(part[name])[take])
+            kept.append(records[take])
+            have = np.concatenate([have, records["id"][take]])
     missing = np.setdiff1d(ids, have)
     if len(missing):
         raise ValueError(f"no mpc_orbits row among the orbit files for objects {missing[:10]}")
-    order = np.argsort(have)[np.searchsorted(np.sort(have), ids)]
-    return {name: np.concatenate(rows[name])[order] for name in _ORBIT_COLUMNS}
+    rows = np.concatenate(kept)[np.argsort(have)[np.searchsorted(np.sort(have), ids)]]
+    return {name: np.ascontiguousarray(rows[name]) for name in _ORBIT_COLUMNS}
 
 
 def _evaluate(

@@ -246,7 +246,7 @@ def run(
     catalog = mpcorbits.read_catalog(catalog_path)
     chunks = shard_rows(len(catalog["id"]), shard, shards)
     if not chunks:  # more shards than chunks: this one has nothing to do
-        _write_meta(out, night, shard)
+        _write_meta(out, night, shard, shards)
         return 0
     observer = observer_positions(night.node_times().ravel())
     parts: list[dict[str, npt.NDArray[np.generic]]] = []
@@ -304,7 +304,7 @@ def _write(
         arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}
         arrays.update(piece_time(start, night.span_days))
         _save(out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz", arrays)
-    _write_meta(out, night, shard)
+    _write_meta(out, night, shard, shards)
     return len(region)
 
 
@@ -318,6 +318,9 @@ def _write_orbits(
 ) -> None:
     """Per region, the ``mpc_orbits`` rows (by id) of every object with a piece there.
 
+    One structured array, ``orbits`` (`mpcorbits.RECORD_DTYPE`): a lookup parses one array
+    header per file instead of one per column.
+
     Once a night, not once per piece: a detector's lookup takes the rows of the few objects it
     finds from the orbit files of its regions, for the alerts' ``mpc_orbits`` records.
     """
@@ -326,8 +329,10 @@ def _write_orbits(
     for begin, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
         take = np.unique(rows[order[begin:end]])
         take = take[np.argsort(catalog["id"][take], kind="stable")]
-        arrays: dict[str, Any] = {name: catalog[name][take] for name, _ in mpcorbits.COLUMNS}
-        arrays.update(orbit_time(night))
+        records = np.empty(len(take), dtype=mpcorbits.RECORD_DTYPE)
+        for name, _ in mpcorbits.COLUMNS:
+            records[name] = catalog[name][take]
+        arrays: dict[str, Any] = {"orbits": records, **orbit_time(night)}
         where = "ofast" if region[order[begin]] < 0 else f"o{region[order[begin]]:04d}"
         _save(out / f"{where}.{tag}.npz", arrays)
 
@@ -349,10 +354,15 @@ def _save(path: Path, arrays: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _write_meta(out: Path, night: Night, shard: int) -> None:
+def _write_meta(out: Path, night: Night, shard: int, shards: int) -> None:
     """``pieces.json``: the night and layout (every shard writes the same, atomically)."""
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**asdict(night), "region_nside": REGION_NSIDE, "fast_radius_deg": FAST_RADIUS_DEG}
+    meta = {
+        **asdict(night),
+        "region_nside": REGION_NSIDE,
+        "fast_radius_deg": FAST_RADIUS_DEG,
+        "shards": shards,
+    }
     tmp = out / f"pieces.json.s{shard:03d}.partial"
     tmp.write_text(json.dumps(meta, indent=1) + "\n")
     tmp.replace(out / "pieces.json")
