@@ -58,8 +58,9 @@ def _footprints(pieces: Path, count: int, piece: int) -> list[tuple[float, float
     for pick in rng.choice(len(files), size=count, p=sizes / sizes.sum()):  # as objects lie
         path = files[int(pick)]
         with np.load(path) as data:
-            k = int(rng.integers(len(data["ra"])))
-            centres.append((float(data["ra"][k]), float(data["dec"][k])))
+            rows = data["pieces"]
+            k = int(rng.integers(len(rows)))
+            centres.append((float(rows["ra"][k]), float(rows["dec"][k])))
     return centres
 
 

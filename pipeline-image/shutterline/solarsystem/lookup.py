@@ -4,7 +4,8 @@ Only the region files (and the shards of them) whose HEALPix pixels overlap the 
 circle, padded by the largest motion in a visit and by the widest sweep a regional piece can
 have (``fast_radius_deg`` of ``pieces.json``), are read, plus the small file of fast pieces.
 Of their rows, the pieces of the exposure's time whose sweep circle meets the padded footprint are
-evaluated: position, rate and the catalogue's positional uncertainty.
+evaluated: position, rate and the catalogue's positional uncertainty. The ``mpc_orbits``
+records of the few objects found come from the night's orbit files of the same regions.
 """
 
 from __future__ import annotations
@@ -39,11 +40,8 @@ _EMPTY = Table(
     names=("id", "ra", "dec", "ra_err", "dec_err", "rate_ra", "rate_dec", "delta"),
     dtype=("i4", "f8", "f8", "f8", "f8", "f8", "f8", "f4"),
 )
-#: What the lookup reads of a piece file (not its ``piece`` index).
-_PIECE_COLUMNS = (
-    "id", "c0", "coef", "ra", "dec", "radius", "delta", "sigma", "piece_start_mjd",
-    "piece_span_days",
-)  # fmt: skip
+#: What the lookup reads of a piece file's rows (not their ``piece`` index).
+_PIECE_COLUMNS = ("id", "c0", "coef", "ra", "dec", "radius", "delta", "sigma")
 
 
 @functools.cache
@@ -190,11 +188,13 @@ def _near(
     Filtered file by file, before anything is concatenated: a detector's files hold
     thousands of rows and it keeps tens.
     """
-    columns = {k: part[k] for k in _PIECE_COLUMNS}  # an opened file reads each on access
-    ra, dec = (np.asarray(columns[k], np.float64) for k in ("ra", "dec"))
-    sweep = np.asarray(columns["radius"], np.float64)
-    near = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180.0)))
-    return {k: (v[near] if np.ndim(v) else v) for k, v in columns.items()}
+    records = np.asarray(part["pieces"])
+    ra, dec = (np.asarray(records[k], np.float64) for k in ("ra", "dec"))
+    sweep = np.asarray(records["radius"], np.float64)
+    near = records[_unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180)))]
+    rows = {k: np.ascontiguousarray(near[k]) for k in _PIECE_COLUMNS}
+    times = {k: part[k] for k in ("piece_start_mjd", "piece_span_days")}
+    return {**rows, **times}
 
 
 def _orbit_rows(

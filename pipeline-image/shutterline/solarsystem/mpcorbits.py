@@ -23,7 +23,6 @@ from shutterline.solarsystem import orbits as orbits_mod
 __all__ = [
     "COLUMNS",
     "ORBIT_TYPES",
-    "RECORD_DTYPE",
     "Catalog",
     "position_sigma_arcsec",
     "read_catalog",
@@ -60,9 +59,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("h", "f8"),
     ("g", "f8"),
 )
-
-#: One catalogue row as a numpy record (the nightly orbit files store their rows so).
-RECORD_DTYPE = np.dtype(list(COLUMNS))
 
 #: ``orbit_type_int`` values used here (the dynamical class of each synthetic object).
 ORBIT_TYPES = {"main_belt": 0, "neo": 1, "hilda": 2, "trojan": 3, "comet": 4, "night": 5}

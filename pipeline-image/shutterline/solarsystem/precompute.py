@@ -10,7 +10,8 @@ built-in time scale), once per node time; the object is the two-body orbit of
 
 Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre and
 stored per region, piece of the night and shard,
-``r{region:04d}.p{piece:03d}.s{shard:03d}of{shards:03d}.npz``; pieces that sweep more than
+``r{region:04d}.p{piece:03d}.s{shard:03d}of{shards:03d}.npz`` (one structured array of
+rows, ``pieces``, and the piece's time); pieces that sweep more than
 ``FAST_RADIUS_DEG`` (close NEOs) go to ``fast.p{piece:03d}.s...npz``, read by every lookup.
 The objects' ``mpc_orbits`` records (for the alerts) are stored once a night, not in every
 piece: ``o{region:04d}.s...npz`` holds those of every object with a piece in the region
@@ -291,8 +292,14 @@ def _write(
     night: Night,
     split: tuple[int, int],
 ) -> int:
-    """One file per region and piece for shard ``split[0]`` of ``split[1]``, rows by id."""
+    """One file per region and piece for shard ``split[0]`` of ``split[1]``, rows by id.
+
+    The rows are one structured array, ``pieces`` (`piece_arrays`' columns as fields): a
+    file of one member writes, and reads, much faster than one of a member per column, and
+    a shard writes thousands of small files.
+    """
     shard, shards = split
+    records = _records(pieces)
     piece = np.asarray(pieces["piece"], np.int64)
     order = np.lexsort((pieces["id"], piece, region))
     key = (region * 1000 + piece)[order]  # fewer than 1000 pieces a night
@@ -301,11 +308,19 @@ def _write(
         take = order[begin:end]
         where = "fast" if region[take[0]] < 0 else f"r{region[take[0]]:04d}"
         start = night.mjd_start + night.span_days * int(piece[take[0]])
-        arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}
-        arrays.update(piece_time(start, night.span_days))
+        arrays: dict[str, Any] = {"pieces": records[take], **piece_time(start, night.span_days)}
         _save(out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz", arrays)
     _write_meta(out, night, shard, shards)
     return len(region)
+
+
+def _records(columns: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.void]:
+    """The columns as one structured array (a column of shape ``(n, ...)`` is a subarray)."""
+    dtype = np.dtype([(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
+    records = np.empty(len(columns["id"]), dtype=dtype)
+    for name, values in columns.items():
+        records[name] = values
+    return records
 
 
 def _write_orbits(
@@ -318,8 +333,7 @@ def _write_orbits(
 ) -> None:
     """Per region, the ``mpc_orbits`` rows (by id) of every object with a piece there.
 
-    One structured array, ``orbits`` (`mpcorbits.RECORD_DTYPE`): a lookup parses one array
-    header per file instead of one per column.
+    One structured array, ``orbits`` (the catalogue's columns as fields), as the pieces.
 
     Once a night, not once per piece: a detector's lookup takes the rows of the few objects it
     finds from the orbit files of its regions, for the alerts' ``mpc_orbits`` records.
@@ -329,9 +343,7 @@ def _write_orbits(
     for begin, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
         take = np.unique(rows[order[begin:end]])
         take = take[np.argsort(catalog["id"][take], kind="stable")]
-        records = np.empty(len(take), dtype=mpcorbits.RECORD_DTYPE)
-        for name, _ in mpcorbits.COLUMNS:
-            records[name] = catalog[name][take]
+        records = _records({name: catalog[name][take] for name, _ in mpcorbits.COLUMNS})
         arrays: dict[str, Any] = {"orbits": records, **orbit_time(night)}
         where = "ofast" if region[order[begin]] < 0 else f"o{region[order[begin]]:04d}"
         _save(out / f"{where}.{tag}.npz", arrays)
