@@ -10,7 +10,9 @@ catalogue size, plus a fixed cost per shard (the report gives both, and each run
 Then the wall time of the whole catalogue (largest size) with the work split over 2
 processes at once against 1 process, interleaved over ``--repeat`` rounds, with the load
 average before and after each run: on a shared 2-core machine the ratio says as much about
-the other users as about the code, so read it with the load beside it.
+the other users as about the code, so read it with the load beside it. Each shard process
+runs in a session of its own (see `_start`): Linux's autogroup scheduler shares the CPU
+between sessions first, so two processes of one session never get more than one would.
 
     .venv/bin/python tests/benchmarks/bench_orbits_scaling.py             # 100 000, 400 000
     .venv/bin/python tests/benchmarks/bench_orbits_scaling.py --quick     # 20 000, 60 000
@@ -53,8 +55,14 @@ print(json.dumps({"cpu_s": cpu() - before, "pieces": pieces}))
 
 def _start(catalog: Path, out: Path, shard: int, shards: int) -> subprocess.Popen[str]:
     args = [str(catalog), str(out), str(shard), str(shards), str(MJD_START), str(int(HOURS / 2))]
+    # A session of its own, as a pod is scheduled on its own: with the kernel's autogroup
+    # scheduling, processes of one session share that session's CPU share, so two shards in
+    # the bench's session could not get more CPU than one while other sessions are busy.
     return subprocess.Popen(
-        [sys.executable, "-c", _CHILD, *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _CHILD, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
