@@ -101,7 +101,7 @@ def _pieces_into_repo(work: Path, jobs: int) -> dict[str, float]:
         for run in butler.registry.queryCollections(f"{prefix}/*")
     ]
     if stale:
-        butler.removeRuns(stale, unstore=True)
+        butler.removeRuns(stale)  # files too
     timing["datasets_stored"] = sspieces.store_pieces(butler, work / "pieces", 0, 1)
     return timing
 
