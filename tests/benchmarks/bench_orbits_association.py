@@ -52,25 +52,13 @@ def _prepared(spec: Any, size: dict[str, Any], size_name: str, jobs: int) -> Pat
     if (source / "ready").exists():
         for part in ("night", "repo"):
             shutil.copytree(source / part, work / part)
-        _add_own_config(work / "repo")
+        from shutterline.butler import sspieces
+
+        sspieces.add_storage_classes(str(work / "repo"))  # a copied repository may predate some
     else:
         nights.prepare(spec, work, size, jobs)
     (work / "ready").write_text("ok")
     return work
-
-
-def _add_own_config(root: Path) -> None:
-    """Give a copied repository today's storage classes and formatters (it may predate some)."""
-    import yaml
-
-    from shutterline.butler import formatters
-
-    path = root / "butler.yaml"
-    config = yaml.safe_load(path.read_text())
-    own = formatters.butler_config()
-    config["storageClasses"].update(own["storageClasses"])
-    config["datastore"]["formatters"].update(own["datastore"]["formatters"])
-    path.write_text(yaml.safe_dump(config))
 
 
 def _night_span(night: Path) -> tuple[float, float]:
@@ -87,7 +75,7 @@ def _pieces_into_repo(work: Path, jobs: int) -> dict[str, float]:
     """Synthesize the catalogue with the night's asteroids, precompute, store in the repo."""
     from astropy.table import Table
 
-    from shutterline.butler import repo, sspieces
+    from shutterline.butler import names, repo, sspieces
     from shutterline.simulate import orbitcatalog
     from shutterline.solarsystem import mpcorbits, precompute
 
@@ -107,6 +95,13 @@ def _pieces_into_repo(work: Path, jobs: int) -> dict[str, float]:
     timing["precompute_s"] = time.perf_counter() - t0
     timing["pieces_of_night"] = night.n_pieces
     butler = repo.open_repo(str(work / "repo"), writeable=True)
+    stale = [  # an earlier run's pieces of the same night: a retried shard would keep them
+        run
+        for prefix in (names.SS_PIECES_COLLECTION, names.SS_PIECE_ORBITS_COLLECTION)
+        for run in butler.registry.queryCollections(f"{prefix}/*")
+    ]
+    if stale:
+        butler.removeRuns(stale)  # files too
     timing["datasets_stored"] = sspieces.store_pieces(butler, work / "pieces", 0, 1)
     return timing
 

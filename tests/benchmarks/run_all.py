@@ -38,6 +38,7 @@ QUICK_ARGS: dict[str, str] = {
     "bench_load": "--repeat 1",
     "bench_operator_scale": "--visits 20 --complete-visits 2 --detectors 4 --timeout 120",
     "bench_orbits": "--n 20000 --workers 1 --detectors 5",
+    "bench_orbits_scaling": "--quick",
     "bench_pipeline": "--repeat 1",
     "bench_precache": "--detectors 2 --repeat 1",
     "bench_processing": "--repeat 1",

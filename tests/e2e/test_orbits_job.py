@@ -140,6 +140,16 @@ def test_indexed_job_pods_store_the_single_process_pieces(
     for shard in range(2):  # the same split, in this process
         precompute.run(local_catalog, tmp_path / "local", night, shard=shard, shards=2)
     local = {p.name: p for p in (tmp_path / "local").glob("*.npz")}
+    orbit_runs = sorted(butler.registry.queryCollections(f"{names.SS_PIECE_ORBITS_COLLECTION}/*"))
+    span = night.n_pieces * night.span_days  # the orbit records: a RUN per night and shard
+    assert orbit_runs == sorted(sspieces.orbits_run_name(starts[0], span, s, 2) for s in range(2))
+    refs += [
+        ref
+        for dataset in (names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS)
+        for ref in butler.query_datasets(
+            dataset, collections=orbit_runs, find_first=False, explain=False, limit=None
+        )
+    ]
     by_name = {_file_name(r, starts): r for r in refs}
     assert sorted(by_name) == sorted(local)  # every region, piece and shard, nothing else
     rng = np.random.default_rng(0)
@@ -154,6 +164,10 @@ def test_indexed_job_pods_store_the_single_process_pieces(
 def _file_name(ref: Any, starts: list[float]) -> str:
     """The precompute file name a stored dataset came from."""
     piece_run, shard = ref.run.split("/")[2:4]
+    if ref.datasetType.name == names.SS_FAST_PIECE_ORBITS:
+        return f"ofast.{shard}.npz"
+    if ref.datasetType.name == names.SS_PIECE_ORBITS:
+        return f"o{int(ref.dataId[names.SS_PIECES_PIXELIZATION]):04d}.{shard}.npz"
     piece = [f"{t:.6f}" for t in starts].index(piece_run.split("+")[0])
     if ref.datasetType.name == names.SS_FAST_PIECES:
         return f"fast.p{piece:03d}.{shard}.npz"

@@ -55,7 +55,9 @@ class DetectorInputs:
         ``(4, 2)`` ICRS corners (degrees) of the raw pixel grid from the raw WCS.
     ss_pieces : list of dict
         The nightly solar-system pieces around the footprint at the exposure midpoint
-        (``ss_pieces`` and ``ss_fast_pieces`` datasets); empty if the repository has none.
+        (``ss_pieces`` and ``ss_fast_pieces`` datasets) and the night's orbit records of the
+        same regions (``ss_piece_orbits``, ``ss_fast_piece_orbits``); empty if the
+        repository has none.
     """
 
     visit: int

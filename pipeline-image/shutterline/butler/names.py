@@ -26,9 +26,12 @@ __all__ = [
     "REFCAT_PIXELIZATION",
     "SRC",
     "SS_FAST_PIECES",
+    "SS_FAST_PIECE_ORBITS",
     "SS_PIECES",
     "SS_PIECES_COLLECTION",
     "SS_PIECES_PIXELIZATION",
+    "SS_PIECE_ORBITS",
+    "SS_PIECE_ORBITS_COLLECTION",
     "TEMPLATE",
     "TEMPLATE_COLLECTION",
     "calib_run",
@@ -49,6 +52,8 @@ ORBITS_COLLECTION = "solarsystem/orbits"
 #: Parent of the nightly pieces' RUN collections, one per piece of a night and shard
 #: (`shutterline.butler.sspieces.run_name`).
 SS_PIECES_COLLECTION = "solarsystem/pieces"
+#: Parent of the nightly orbit files' RUN collections, one per night and shard.
+SS_PIECE_ORBITS_COLLECTION = "solarsystem/piece-orbits"
 
 RAW = "raw"
 BIAS = "bias"
@@ -67,6 +72,10 @@ SS_PIECES = "ss_pieces"
 SS_FAST_PIECES = "ss_fast_pieces"
 #: The pieces' regions: HEALPix nside 16 (order 4, nested), `solarsystem.precompute`'s.
 SS_PIECES_PIXELIZATION = "healpix4"
+#: The ``mpc_orbits`` records of every object with a piece in a region, once a night.
+SS_PIECE_ORBITS = "ss_piece_orbits"
+#: The same for the objects with a fast piece.
+SS_FAST_PIECE_ORBITS = "ss_fast_piece_orbits"
 #: QA records of the analysis pipeline: one per (visit, detector), one per visit.
 QA = "qa"
 QA_VISIT = "qaVisit"

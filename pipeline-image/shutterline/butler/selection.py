@@ -75,9 +75,10 @@ class DetectorPlan:
     ``corners`` is the detector footprint ``(4, 2)`` (ICRS degrees) from the raw WCS (or,
     planned from an announcement, predicted from the focal-plane layout), and ``padded`` the
     same grown by the padding, which selected templates and shards. ``ss_pieces`` are the
-    nightly solar-system pieces of the exposure midpoint around the footprint (none if the
-    repository has no pieces for that time). A plan made from an
-    announcement has no ``raw`` and no ``visit_data_id``: the raw does not exist yet.
+    nightly solar-system pieces of the exposure midpoint around the footprint and the night's
+    orbit records of the same regions (none if the repository has no pieces for that time).
+    A plan made from an announcement has no ``raw`` and no ``visit_data_id``: the raw does
+    not exist yet.
     """
 
     visit: int

@@ -7,98 +7,206 @@ RUN of its piece and shard, `run_name`; the fast movers' file becomes that RUN's
 time with one collection query and then only its footprint's regions, so the pre-cache copies
 exactly the few files the lookup reads. Shards write disjoint RUNs, so the pods of an Indexed
 Job never collide, and a retried shard skips what it stored already (same bytes).
+
+The objects' ``mpc_orbits`` records are not in the pieces but once a night per region:
+``ss_piece_orbits`` (``healpix4``) and ``ss_fast_piece_orbits`` in the night's RUN per shard,
+`orbits_run_name`; the plan takes those of the same regions. `add_storage_classes` brings a
+repository made before the pieces' storage class up to date (the precompute runs it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
 
 import numpy as np
+import yaml
 from astropy import units as u
 from astropy_healpix import HEALPix
-from lsst.daf.butler import Butler, DatasetRef
+from lsst.daf.butler import Butler, DatasetRef, StorageClassFactory
+from lsst.resources import ResourcePath
 
+from shutterline import exceptions
 from shutterline.butler import datasettypes, formatters, names, storage
 
-__all__ = ["SWEEP_PAD_DEG", "find_pieces", "run_name", "store_pieces"]
+__all__ = [
+    "SWEEP_PAD_DEG",
+    "add_storage_classes",
+    "find_pieces",
+    "orbits_run_name",
+    "run_name",
+    "store_pieces",
+]
 
 _LOG = logging.getLogger(__name__)
 
 #: The widest a regional piece sweeps from its centre (`precompute.FAST_RADIUS_DEG`): regions
 #: this far outside a footprint can still hold an object crossing it.
-SWEEP_PAD_DEG = 0.5
+SWEEP_PAD_DEG = 0.1
 _NSIDE = 16  # healpix4
 _FILE = re.compile(r"^(?:r(\d{4})|fast)\.p\d{3}\.s(\d{3})of(\d{3})\.npz$")
-_RUN = re.compile(
-    re.escape(names.SS_PIECES_COLLECTION) + r"/(\d+\.\d{6})\+(\d+\.\d{6})d/s\d{3}of\d{3}$"
-)
+_ORBIT_FILE = re.compile(r"^o(?:(\d{4})|fast)\.s(\d{3})of(\d{3})\.npz$")
+_TIMES = r"/(\d+\.\d{6})\+(\d+\.\d{6})d/s\d{3}of\d{3}$"
+_RUN = re.compile(re.escape(names.SS_PIECES_COLLECTION) + _TIMES)
+_ORBITS_RUN = re.compile(re.escape(names.SS_PIECE_ORBITS_COLLECTION) + _TIMES)
+#: Dataset types of (region file, fast file), for piece files and orbit files.
+_TYPES = {
+    _FILE: (names.SS_PIECES, names.SS_FAST_PIECES),
+    _ORBIT_FILE: (names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS),
+}
+
+
+def _times(prefix: str, start_mjd: float, span_days: float, shard: int, shards: int) -> str:
+    return f"{prefix}/{start_mjd:.6f}+{span_days:.6f}d/s{shard:03d}of{shards:03d}"
 
 
 def run_name(start_mjd: float, span_days: float, shard: int, shards: int) -> str:
     """The RUN of one piece of the night (start MJD TAI, length in days) and one shard."""
-    return (
-        f"{names.SS_PIECES_COLLECTION}/{start_mjd:.6f}+{span_days:.6f}d/s{shard:03d}of{shards:03d}"
-    )
+    return _times(names.SS_PIECES_COLLECTION, start_mjd, span_days, shard, shards)
+
+
+def orbits_run_name(start_mjd: float, span_days: float, shard: int, shards: int) -> str:
+    """The RUN of a night's orbit files (start MJD TAI, the night's length) and one shard."""
+    return _times(names.SS_PIECE_ORBITS_COLLECTION, start_mjd, span_days, shard, shards)
+
+
+def add_storage_classes(root: str) -> list[str]:
+    """Add the storage classes and formatters a repository's ``butler.yaml`` lacks.
+
+    A repository made before a storage class existed (``ShutterlinePieces`` came with the
+    nightly pieces) cannot store or read its datasets. Idempotent: a repository that has
+    them all is not written. Returns the names added.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root`` holds no ``butler.yaml``.
+    """
+    path = ResourcePath(root, forceDirectory=True).join("butler.yaml")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no butler.yaml, not a repository")
+    config = yaml.safe_load(path.read().decode()) or {}
+    own = formatters.butler_config()
+    added = []
+    for keys, wanted in (
+        (("storageClasses",), own["storageClasses"]),
+        (("datastore", "formatters"), own["datastore"]["formatters"]),
+    ):
+        node = config
+        for key in keys:
+            node = node.setdefault(key, {})
+        for name, value in wanted.items():
+            if name not in node:
+                node[name] = value
+                added.append(name)
+    if added:
+        path.write(yaml.safe_dump(config, sort_keys=False).encode(), overwrite=True)
+        _LOG.info("added %s to %s", sorted(set(added)), path)
+    return sorted(set(added))
 
 
 def _register(butler: Butler) -> None:
-    """The two dataset types (a repository made before they existed lacks them)."""
-    wanted = {names.SS_PIECES, names.SS_FAST_PIECES}
+    """The piece and orbit dataset types (a repository made before they existed lacks them).
+
+    Raises
+    ------
+    shutterline.exceptions.PermanentError
+        If the repository's configuration lacks the pieces' storage class.
+    """
+    wanted = {
+        names.SS_PIECES,
+        names.SS_FAST_PIECES,
+        names.SS_PIECE_ORBITS,
+        names.SS_FAST_PIECE_ORBITS,
+    }
+    try:  # the configuration read when the repository was opened defines storage classes
+        StorageClassFactory().getStorageClass(formatters.PIECES_STORAGE_CLASS)
+    except KeyError as exc:
+        raise exceptions.PermanentError(
+            "this repository's butler.yaml lacks the storage class "
+            f"{formatters.PIECES_STORAGE_CLASS} (made before the nightly pieces): run "
+            "`shutterline orbits precompute --repo URI`, which adds it, or "
+            "shutterline.butler.sspieces.add_storage_classes(URI)"
+        ) from exc
     for dataset_type in datasettypes.dataset_types(butler.dimensions):
         if dataset_type.name in wanted:
             butler.registry.registerDatasetType(dataset_type)
 
 
 def store_pieces(butler: Butler, directory: Path, shard: int, shards: int) -> int:
-    """Store shard ``shard`` of ``shards``'s piece files from ``directory``; datasets stored.
+    """Store shard ``shard`` of ``shards``'s piece and orbit files from ``directory``.
+
+    Returns the datasets stored (a retried shard skips those it stored already).
 
     Raises
     ------
     ValueError
-        If a file of the shard is not a piece file (it lacks the piece's time).
+        If a file of the shard is not a piece or orbit file (it lacks its time).
+    shutterline.exceptions.PermanentError
+        If the repository predates the pieces' storage class (the message names the fix).
     """
     _register(butler)
     tag = f".s{shard:03d}of{shards:03d}.npz"
     items: list[tuple[dict[str, np.ndarray], DatasetRef]] = []
     existing: dict[str, set[object]] = {}
     for path in sorted(directory.glob(f"*{tag}")):
-        match = _FILE.match(path.name)
-        if match is None:
+        item = _item(path, shard, shards)
+        if item is None:
             continue
-        arrays = formatters.read_pieces(str(path))
-        if "piece_start_mjd" not in arrays or "piece_span_days" not in arrays:
-            raise ValueError(f"{path}: not a piece file (no piece_start_mjd/piece_span_days)")
-        run = run_name(
-            float(arrays["piece_start_mjd"]), float(arrays["piece_span_days"]), shard, shards
-        )
+        arrays, dataset, data_id, run = item
         if run not in existing:
             butler.registry.registerRun(run)
             existing[run] = {
-                tuple(ref.dataId.required.values())
-                for name in (names.SS_PIECES, names.SS_FAST_PIECES)
+                (ref.datasetType.name, *ref.dataId.required.values())
+                for name in (*_TYPES[_FILE], *_TYPES[_ORBIT_FILE])
                 for ref in butler.query_datasets(name, collections=run, explain=False, limit=None)
             }
-        dataset, data_id = (
-            (names.SS_PIECES, {names.SS_PIECES_PIXELIZATION: int(match.group(1))})
-            if match.group(1) is not None
-            else (names.SS_FAST_PIECES, {})
-        )
-        if tuple(data_id.values()) in existing[run]:
+        if (dataset, *data_id.values()) in existing[run]:
             continue  # a retried shard: these bytes are stored already
         items.append((arrays, storage.make_ref(butler, dataset, data_id, run)))
     storage.put_many_checksummed(butler, items)
-    _LOG.info("stored %d piece datasets of shard %d/%d", len(items), shard, shards)
+    _LOG.info("stored %d piece and orbit datasets of shard %d/%d", len(items), shard, shards)
     return len(items)
 
 
-def _runs_at(butler: Butler, mjd: float) -> list[str]:
-    """The RUNs (every shard) of the piece of the night that holds ``mjd`` (TAI)."""
-    runs = butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*")
+def _item(
+    path: Path, shard: int, shards: int
+) -> tuple[dict[str, np.ndarray], str, dict[str, int], str] | None:
+    """A file's arrays, dataset type, data id and RUN; None if it is neither kind of file.
+
+    Raises
+    ------
+    ValueError
+        If the file lacks its piece's (or night's) time.
+    """
+    for pattern, (regional, fast) in _TYPES.items():
+        match = pattern.match(path.name)
+        if match is None:
+            continue
+        arrays = formatters.read_pieces(str(path))
+        start, span = (
+            ("piece_start_mjd", "piece_span_days")
+            if pattern is _FILE
+            else ("night_start_mjd", "night_span_days")
+        )
+        if start not in arrays or span not in arrays:
+            raise ValueError(f"{path}: not a piece or orbit file (no {start}/{span})")
+        namer = run_name if pattern is _FILE else orbits_run_name
+        run = namer(float(arrays[start]), float(arrays[span]), shard, shards)
+        if match.group(1) is None:
+            return arrays, fast, {}, run
+        return arrays, regional, {names.SS_PIECES_PIXELIZATION: int(match.group(1))}, run
+    return None
+
+
+def _runs_at(butler: Butler, mjd: float, pattern: re.Pattern[str], prefix: str) -> list[str]:
+    """The RUNs (every shard) under ``prefix`` whose time span holds ``mjd`` (TAI)."""
+    runs = butler.registry.queryCollections(f"{prefix}/*")
     found = []
     for run in runs:
-        match = _RUN.match(run)
+        match = pattern.match(run)
         if match is not None:
             start, span = float(match.group(1)), float(match.group(2))
             if start <= mjd < start + span:
@@ -112,32 +220,32 @@ def find_pieces(
     """The piece datasets a footprint circle needs at ``mjd``: regions within reach, fast files.
 
     ``radius_deg`` should include the largest motion in a visit; `SWEEP_PAD_DEG` is added.
-    Empty if the repository has no pieces for that time.
+    The night's orbit files of the same regions (the objects' ``mpc_orbits`` records) come
+    with them. Empty if the repository has no pieces for that time.
     """
-    runs = _runs_at(butler, mjd)
+    runs = _runs_at(butler, mjd, _RUN, names.SS_PIECES_COLLECTION)
     if not runs:
         return []
+    orbit_runs = _runs_at(butler, mjd, _ORBITS_RUN, names.SS_PIECE_ORBITS_COLLECTION)
     hp = HEALPix(nside=_NSIDE, order="nested")
     reach = (radius_deg + SWEEP_PAD_DEG) * u.deg
     pixels = np.unique(
         hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
     )
-    regional = butler.query_datasets(
-        names.SS_PIECES,
-        collections=runs,
-        where=f"{names.SS_PIECES_PIXELIZATION} IN (pixels)",
-        bind={"pixels": [int(p) for p in pixels]},
+    where = f"{names.SS_PIECES_PIXELIZATION} IN (pixels)"
+    query = functools.partial(
+        butler.query_datasets,
         with_dimension_records=True,
         find_first=False,
         explain=False,
         limit=None,
     )
-    fast = butler.query_datasets(
-        names.SS_FAST_PIECES,
-        collections=runs,
-        with_dimension_records=True,
-        find_first=False,
-        explain=False,
-        limit=None,
-    )
-    return sorted([*regional, *fast], key=lambda r: (r.run, r.datasetType.name, str(r.dataId)))
+    found = [
+        *query(names.SS_PIECES, runs, where=where, bind={"pixels": [int(p) for p in pixels]}),
+        *query(names.SS_FAST_PIECES, runs),
+    ]
+    if orbit_runs:  # none stored: the lookup names the objects that lack their records
+        bind = {"pixels": [int(p) for p in pixels]}
+        found += query(names.SS_PIECE_ORBITS, orbit_runs, where=where, bind=bind)
+        found += query(names.SS_FAST_PIECE_ORBITS, orbit_runs)
+    return sorted(found, key=lambda r: (r.run, r.datasetType.name, str(r.dataId)))

@@ -139,7 +139,8 @@ def _precompute(args: argparse.Namespace) -> int:
     if args.repo is not None:
         from shutterline.butler import repo, sspieces
 
+        sspieces.add_storage_classes(args.repo)  # a repository older than the pieces
         butler = repo.open_repo(args.repo, writeable=True)
         stored = sspieces.store_pieces(butler, args.out, args.shard, args.shards)
-        _LOG.info("stored %d piece datasets in %s", stored, args.repo)
+        _LOG.info("stored %d piece and orbit datasets in %s", stored, args.repo)
     return 0

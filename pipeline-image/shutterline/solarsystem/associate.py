@@ -79,18 +79,7 @@ def ssassociate(
     dia_sources["ss_object_id"] = np.zeros(len(dia_sources), np.int64)
     if len(predictions) == 0:
         return Table()
-    pred_err, src_err = _errors_arcsec(dia_sources, predictions)
-    widest = np.clip(
-        n_sigma * np.hypot(pred_err.max(), src_err.max(initial=0.0)),
-        radius_arcsec,
-        max_radius_arcsec,
-    )
-    idx, sep = matching.match_nearest(
-        dia_sources["ra"], dia_sources["dec"], predictions["ra"], predictions["dec"], widest
-    )
-    pair = np.maximum(idx, 0)
-    limit = np.clip(n_sigma * np.hypot(pred_err[pair], src_err), radius_arcsec, max_radius_arcsec)
-    idx[(idx >= 0) & ~(sep <= limit)] = -1
+    idx, sep = _match(dia_sources, predictions, n_sigma, (radius_arcsec, max_radius_arcsec))
     hit = np.nonzero(idx >= 0)[0]
     ids = np.zeros(len(dia_sources), np.int64)
     ids[hit] = np.asarray(predictions["ss_object_id"], np.int64)[idx[hit]]
@@ -101,6 +90,20 @@ def ssassociate(
         sep[hit],
         _ranks(dia_sources, predictions, idx, hit),
     )
+
+
+def _match(
+    dia_sources: Table, predictions: Table, n_sigma: float, bounds: tuple[float, float]
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Each source's prediction (-1 for none) inside its error circle, and the distance (")."""
+    pred_err, src_err = _errors_arcsec(dia_sources, predictions)
+    widest = np.clip(n_sigma * np.hypot(pred_err.max(), src_err.max(initial=0.0)), *bounds)
+    idx, sep = matching.match_nearest(
+        dia_sources["ra"], dia_sources["dec"], predictions["ra"], predictions["dec"], widest
+    )
+    limit = np.clip(n_sigma * np.hypot(pred_err[np.maximum(idx, 0)], src_err), *bounds)
+    idx[(idx >= 0) & ~(sep <= limit)] = -1
+    return idx, sep
 
 
 def _errors_arcsec(dia_sources: Table, predictions: Table) -> tuple[FloatArray, FloatArray]:

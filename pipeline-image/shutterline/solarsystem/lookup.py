@@ -4,13 +4,16 @@ Only the region files (and the shards of them) whose HEALPix pixels overlap the 
 circle, padded by the largest motion in a visit and by the widest sweep a regional piece can
 have (``fast_radius_deg`` of ``pieces.json``), are read, plus the small file of fast pieces.
 Of their rows, the pieces of the exposure's time whose sweep circle meets the padded footprint are
-evaluated: position, rate and the catalogue's positional uncertainty.
+evaluated: position, rate and the catalogue's positional uncertainty. The ``mpc_orbits``
+records of the few objects found come from the night's orbit files of the same regions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,17 @@ FloatArray = npt.NDArray[np.float64]
 #: Slack at a piece's ends (fraction of its span, 0.07 s of 2 h): RUN names round the start to
 #: 1e-6 day, so a plan may pick a piece for a time a hair outside it.
 _EDGE = 1e-5
-#: Columns a piece row carries besides its own: the object's ``mpc_orbits`` record.
+#: The object's ``mpc_orbits`` record, from the night's orbit files (``o*.npz``).
 _ORBIT_COLUMNS = tuple(name for name, _ in mpcorbits.COLUMNS if name != "id")
+#: What marks an orbit file among a detector's files (`precompute.orbit_time`).
+_ORBIT_TIME = "night_start_mjd"
+#: The lookup's table when nothing is found.
+_EMPTY = Table(
+    names=("id", "ra", "dec", "ra_err", "dec_err", "rate_ra", "rate_dec", "delta"),
+    dtype=("i4", "f8", "f8", "f8", "f8", "f8", "f8", "f4"),
+)
+#: What the lookup reads of a piece file's rows (not their ``piece`` index).
+_PIECE_COLUMNS = ("id", "c0", "coef", "ra", "dec", "radius", "delta", "sigma")
 
 
 @functools.cache
@@ -44,27 +56,30 @@ def _meta(root: Path) -> dict[str, float]:
 def files_for(
     root: Path, center_radec: tuple[float, float], radius_deg: float, piece: int
 ) -> list[Path]:
-    """The files of night piece ``piece`` a footprint circle (padded for motion) needs."""
+    """The files of night piece ``piece`` a footprint circle (padded for motion) needs.
+
+    The regions' piece files and orbit files and the fast ones, of every shard.
+    """
     meta = _meta(root)
     hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
     reach = radius_deg + float(meta["fast_radius_deg"])
     regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach * u.deg)
-    files = [p for r in np.unique(regions) for p in root.glob(f"r{int(r):04d}.p{piece:03d}.s*.npz")]
-    return sorted(files) + sorted(root.glob(f"fast.p{piece:03d}.s*.npz"))
+    pixels = [int(r) for r in np.unique(regions)]
+    stems = [
+        *(f"r{r:04d}.p{piece:03d}" for r in pixels),
+        f"fast.p{piece:03d}",
+        *(f"o{r:04d}" for r in pixels),
+        "ofast",
+    ]
+    shards = int(meta["shards"])
+    tags = [f"s{i:03d}of{shards:03d}" for i in range(shards)]
+    paths = (root / f"{stem}.{tag}.npz" for stem in stems for tag in tags)
+    return sorted(p for p in paths if p.exists())  # a few stats, not a listing of thousands
 
 
 def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
     ra_r, dec_r = np.deg2rad(ra), np.deg2rad(dec)
     return np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)], -1)
-
-
-def _load(files: list[Path]) -> list[dict[str, npt.NDArray[np.generic]]]:
-    """The arrays of every file (one dict per file, as a Butler ``ss_pieces`` dataset)."""
-    parts = []
-    for path in files:
-        with np.load(path, allow_pickle=False) as data:
-            parts.append({k: data[k] for k in data.files})
-    return parts
 
 
 def _rows(parts: list[dict[str, npt.NDArray[np.generic]]]) -> tuple[dict[str, Any], float, float]:
@@ -119,44 +134,92 @@ def lookup(
     if not 0 <= piece < int(meta["n_pieces"]):
         raise ValueError(f"MJD {mjd} is outside the precomputed night {meta['mjd_start']}+")
     files = files_for(root, center_radec, radius_deg + max_motion_deg, piece)
-    return lookup_pieces(_load(files), center_radec, radius_deg, mjd, max_motion_deg)
+    with contextlib.ExitStack() as stack:
+        # Opened, not read: the lookup reads a piece file's few columns, an orbit file's only
+        # when it found objects.
+        parts = [stack.enter_context(np.load(path, allow_pickle=False)) for path in files]
+        return lookup_pieces(parts, center_radec, radius_deg, mjd, max_motion_deg)
 
 
 def lookup_pieces(
-    parts: list[dict[str, npt.NDArray[np.generic]]],
+    parts: Sequence[Mapping[str, npt.NDArray[np.generic]]],
     center_radec: tuple[float, float],
     radius_deg: float,
     mjd: float,
     max_motion_deg: float = 0.0,
 ) -> Table:
-    """`lookup` over piece files already in memory (e.g. a detector's pre-cached datasets).
+    """`lookup` over piece and orbit files already in memory (a detector's pre-cached datasets).
 
     Returns
     -------
     astropy.table.Table
         ``id`` (int32), ``ra``, ``dec`` (deg), ``ra_err``, ``dec_err`` (deg, 1 sigma per
         axis), ``rate_ra`` (deg/day, with cos dec), ``rate_dec`` (deg/day), ``delta`` (au),
-        then the object's ``mpc_orbits`` columns; sorted by id. Empty without parts.
+        then the object's ``mpc_orbits`` columns from the orbit files; sorted by id. Empty
+        without parts.
 
     Raises
     ------
     ValueError
-        If ``mjd`` is outside the parts' piece, or they hold different pieces.
+        If ``mjd`` is outside the parts' piece, they hold different pieces, or an object found
+        has no orbit row among them.
     """
     reach = radius_deg + max_motion_deg
     centre = _unit(np.array([center_radec[0]]), np.array([center_radec[1]]))[0]
-    if not parts:
-        return _evaluate({}, 0.0, 1.0, centre, reach)
-    rows, start, span = _rows(parts)
+    pieces = [p for p in parts if _ORBIT_TIME not in p]
+    if not pieces:
+        return _EMPTY.copy()
+    rows, start, span = _rows([_near(p, centre, reach) for p in pieces])
     offset = (mjd - start) / span
     if not -_EDGE <= offset <= 1.0 + _EDGE:
         raise ValueError(f"MJD {mjd} is outside the piece [{start}, {start + span}] given")
-    if len(rows["id"]):
-        ra, dec = (np.asarray(rows[k], np.float64) for k in ("ra", "dec"))
-        sweep = np.asarray(rows["radius"], np.float64)
-        near = _unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180.0)))
-        rows = {k: v[near] for k, v in rows.items()}
-    return _evaluate(rows, 2.0 * offset - 1.0, span, centre, reach)
+    found = _evaluate(rows, 2.0 * offset - 1.0, span, centre, reach)
+    if len(found["id"]) == 0:
+        return _EMPTY.copy()
+    found.update(_orbit_rows(found["id"], [p for p in parts if _ORBIT_TIME in p]))
+    return Table(found, copy=False)  # at once: adding 30 columns one by one costs more
+
+
+def _near(
+    part: Mapping[str, npt.NDArray[np.generic]], centre: FloatArray, reach: float
+) -> dict[str, npt.NDArray[np.generic]]:
+    """The rows of one piece file whose sweep circle can meet the padded footprint.
+
+    Filtered file by file, before anything is concatenated: a detector's files hold
+    thousands of rows and it keeps tens.
+    """
+    records = np.asarray(part["pieces"])
+    ra, dec = (np.asarray(records[k], np.float64) for k in ("ra", "dec"))
+    sweep = np.asarray(records["radius"], np.float64)
+    near = records[_unit(ra, dec) @ centre >= np.cos(np.deg2rad(np.minimum(reach + sweep, 180)))]
+    rows = {k: np.ascontiguousarray(near[k]) for k in _PIECE_COLUMNS}
+    times = {k: part[k] for k in ("piece_start_mjd", "piece_span_days")}
+    return {**rows, **times}
+
+
+def _orbit_rows(
+    ids: npt.NDArray[Any], orbits: list[Mapping[str, npt.NDArray[np.generic]]]
+) -> dict[str, npt.NDArray[Any]]:
+    """The ``mpc_orbits`` columns of objects ``ids`` (sorted), from the night's orbit files.
+
+    Raises
+    ------
+    ValueError
+        If an object found is in none of the orbit files.
+    """
+    kept: list[npt.NDArray[np.void]] = []
+    have = np.zeros(0, ids.dtype)
+    for part in orbits:
+        records = np.asarray(part["orbits"])
+        take = np.isin(records["id"], ids) & ~np.isin(records["id"], have)
+        if np.any(take):  # an object crossing a region border is in both regions' files
+            kept.append(records[take])
+            have = np.concatenate([have, records["id"][take]])
+    missing = np.setdiff1d(ids, have)
+    if len(missing):
+        raise ValueError(f"no mpc_orbits row among the orbit files for objects {missing[:10]}")
+    rows = np.concatenate(kept)[np.argsort(have)[np.searchsorted(np.sort(have), ids)]]
+    return {name: np.ascontiguousarray(rows[name]) for name in _ORBIT_COLUMNS}
 
 
 def _evaluate(
@@ -165,13 +228,8 @@ def _evaluate(
     span: float,
     centre: FloatArray,
     reach: float,
-) -> Table:
+) -> dict[str, npt.NDArray[Any]]:
     """Positions and rates of the candidate pieces at ``x`` in [-1, 1]; those within reach."""
-    if not rows or len(rows["id"]) == 0:
-        return Table(
-            names=("id", "ra", "dec", "ra_err", "dec_err", "rate_ra", "rate_dec", "delta"),
-            dtype=("i4", "f8", "f8", "f8", "f8", "f8", "f8", "f4"),
-        )
     coef = np.concatenate([rows["c0"][:, :, None], rows["coef"].astype(np.float64)], axis=2)
     vec, dvec = chebyshev.evaluate(coef, np.full(len(coef), x))
     norm = np.linalg.norm(vec, axis=1, keepdims=True)
@@ -193,7 +251,4 @@ def _evaluate(
     out["rate_ra"] = np.rad2deg(np.sum(dvec * east, 1))[order]
     out["rate_dec"] = np.rad2deg(np.sum(dvec * north, 1))[order]
     out["delta"] = rows["delta"][keep][order]
-    for name in _ORBIT_COLUMNS:
-        if name in rows:
-            out[name] = rows[name][keep][order]
-    return Table(out, copy=False)  # at once: adding 30 columns one by one costs more
+    return out

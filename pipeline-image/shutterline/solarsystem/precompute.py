@@ -10,8 +10,12 @@ built-in time scale), once per node time; the object is the two-body orbit of
 
 Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre and
 stored per region, piece of the night and shard,
-``r{region:04d}.p{piece:03d}.s{shard:03d}of{shards:03d}.npz``; pieces that sweep more than
+``r{region:04d}.p{piece:03d}.s{shard:03d}of{shards:03d}.npz`` (one structured array of
+rows, ``pieces``, and the piece's time); pieces that sweep more than
 ``FAST_RADIUS_DEG`` (close NEOs) go to ``fast.p{piece:03d}.s...npz``, read by every lookup.
+The objects' ``mpc_orbits`` records (for the alerts) are stored once a night, not in every
+piece: ``o{region:04d}.s...npz`` holds those of every object with a piece in the region
+(``ofast.s...npz`` of the fast ones).
 ``pieces.json`` records the night and the layout. The same rows always give the same bytes:
 chunks are processed in order whatever the number of worker processes.
 """
@@ -19,10 +23,12 @@ chunks are processed in order whatever the number of worker processes.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import json
 import logging
 import multiprocessing
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,7 @@ __all__ = [
     "REGION_NSIDE",
     "Night",
     "observer_positions",
+    "orbit_time",
     "piece_arrays",
     "piece_time",
     "run",
@@ -57,7 +64,7 @@ FloatArray = npt.NDArray[np.float64]
 #: HEALPix resolution of the regions, one file each (3.7 degree pixels, 3072 of them).
 REGION_NSIDE = 16
 #: Pieces sweeping more than this (degrees from their centre) are stored in the fast file.
-FAST_RADIUS_DEG = 0.5
+FAST_RADIUS_DEG = 0.1
 #: Objects per chunk: large enough for numpy, small enough for memory (~25 MB per chunk).
 _CHUNK = 10_000
 
@@ -135,8 +142,7 @@ def piece_arrays(
     coefficients of the unit vector (the high orders are small, so float32 loses under
     0.1 mas); ``ra``, ``dec``, ``radius`` (deg) the centre and sweep; ``delta`` (au) the
     distance at mid-piece; ``sigma`` (arcsec) the catalogue-propagated 1-sigma error. The
-    object's ``mpc_orbits`` columns ride along, so a detector's files alone make its alerts'
-    ``ssSource`` geometry and ``mpc_orbits`` records.
+    objects' ``mpc_orbits`` records go to the night's orbit files (`run`), once per object.
     """
     nodes_t = night.node_times()
     unit, dist = _directions(catalog, rows, nodes_t.ravel(), observer)
@@ -158,13 +164,7 @@ def piece_arrays(
         ],
         axis=1,
     ).ravel()
-    orbit_columns = {
-        name: np.repeat(catalog[name][rows], night.n_pieces)
-        for name, _ in mpcorbits.COLUMNS
-        if name != "id"
-    }
     return {
-        **orbit_columns,
         "id": ids.astype(np.int32),
         "piece": np.tile(np.arange(night.n_pieces, dtype=np.int16), m),
         "c0": coef[:, :, 0],
@@ -247,10 +247,34 @@ def run(
     catalog = mpcorbits.read_catalog(catalog_path)
     chunks = shard_rows(len(catalog["id"]), shard, shards)
     if not chunks:  # more shards than chunks: this one has nothing to do
-        _write_meta(out, night, shard)
+        _write_meta(out, night, shard, shards)
         return 0
     observer = observer_positions(night.node_times().ravel())
     parts: list[dict[str, npt.NDArray[np.generic]]] = []
+    with _pool(catalog, catalog_path, night, observer, jobs) as map_:
+        for done, part in enumerate(map_(_work, chunks), start=1):
+            parts.append(part)
+            _LOG.info("shard %d/%d: chunk %d/%d done", shard, shards, done, len(chunks))
+    pieces = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    rows = np.concatenate([np.repeat(np.arange(c.start, c.stop), night.n_pieces) for c in chunks])
+    region = _regions(pieces)
+    _write_orbits(out, catalog, rows, region, night, f"s{shard:03d}of{shards:03d}")
+    return _write(out, pieces, region, night, (shard, shards))
+
+
+@contextlib.contextmanager
+def _pool(
+    catalog: mpcorbits.Catalog, catalog_path: Path, night: Night, observer: FloatArray, jobs: int
+) -> Iterator[Callable[..., Iterator[dict[str, npt.NDArray[np.generic]]]]]:
+    """``map`` over chunks: in this process for one job (a pod's shard pays no second start-up
+    of numpy, skyfield and the catalogue, about 2 CPU seconds), else in ``jobs`` processes."""
+    if jobs == 1:
+        _WORKER.update(catalog=catalog, night=night, obs=observer)
+        try:
+            yield map
+        finally:
+            _WORKER.clear()
+        return
     context = multiprocessing.get_context("spawn")  # no forked numpy or skyfield state
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=jobs,
@@ -258,23 +282,24 @@ def run(
         initializer=_init_worker,
         initargs=(str(catalog_path), night, observer),
     ) as pool:
-        for done, part in enumerate(pool.map(_work, chunks), start=1):
-            parts.append(part)
-            _LOG.info("shard %d/%d: chunk %d/%d done", shard, shards, done, len(chunks))
-    pieces = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return _write(out, pieces, night, shard, shards)
+        yield pool.map
 
 
 def _write(
     out: Path,
     pieces: dict[str, npt.NDArray[np.generic]],
+    region: npt.NDArray[np.int64],
     night: Night,
-    shard: int,
-    shards: int,
+    split: tuple[int, int],
 ) -> int:
-    """One file per region and piece for this shard, rows sorted by id."""
-    out.mkdir(parents=True, exist_ok=True)
-    region = _regions(pieces)
+    """One file per region and piece for shard ``split[0]`` of ``split[1]``, rows by id.
+
+    The rows are one structured array, ``pieces`` (`piece_arrays`' columns as fields): a
+    file of one member writes, and reads, much faster than one of a member per column, and
+    a shard writes thousands of small files.
+    """
+    shard, shards = split
+    records = _records(pieces)
     piece = np.asarray(pieces["piece"], np.int64)
     order = np.lexsort((pieces["id"], piece, region))
     key = (region * 1000 + piece)[order]  # fewer than 1000 pieces a night
@@ -282,22 +307,74 @@ def _write(
     for begin, end in zip(starts, np.r_[starts[1:], len(key)], strict=True):
         take = order[begin:end]
         where = "fast" if region[take[0]] < 0 else f"r{region[take[0]]:04d}"
-        path = out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz"
-        tmp = path.with_name(path.name + ".partial")
-        with tmp.open("wb") as f:
-            start = night.mjd_start + night.span_days * int(piece[take[0]])
-            arrays: dict[str, Any] = {k: v[take] for k, v in pieces.items()}
-            arrays.update(piece_time(start, night.span_days))
-            np.savez(f, **arrays)
-        tmp.replace(path)
-    _write_meta(out, night, shard)
+        start = night.mjd_start + night.span_days * int(piece[take[0]])
+        arrays: dict[str, Any] = {"pieces": records[take], **piece_time(start, night.span_days)}
+        _save(out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz", arrays)
+    _write_meta(out, night, shard, shards)
     return len(region)
 
 
-def _write_meta(out: Path, night: Night, shard: int) -> None:
+def _records(columns: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.void]:
+    """The columns as one structured array (a column of shape ``(n, ...)`` is a subarray)."""
+    dtype = np.dtype([(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
+    records = np.empty(len(columns["id"]), dtype=dtype)
+    for name, values in columns.items():
+        records[name] = values
+    return records
+
+
+def _write_orbits(
+    out: Path,
+    catalog: mpcorbits.Catalog,
+    rows: npt.NDArray[np.int64],
+    region: npt.NDArray[np.int64],
+    night: Night,
+    tag: str,
+) -> None:
+    """Per region, the ``mpc_orbits`` rows (by id) of every object with a piece there.
+
+    One structured array, ``orbits`` (the catalogue's columns as fields), as the pieces.
+
+    Once a night, not once per piece: a detector's lookup takes the rows of the few objects it
+    finds from the orbit files of its regions, for the alerts' ``mpc_orbits`` records.
+    """
+    order = np.lexsort((rows, region))
+    starts = np.flatnonzero(np.r_[True, region[order][1:] != region[order][:-1]])
+    for begin, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
+        take = np.unique(rows[order[begin:end]])
+        take = take[np.argsort(catalog["id"][take], kind="stable")]
+        records = _records({name: catalog[name][take] for name, _ in mpcorbits.COLUMNS})
+        arrays: dict[str, Any] = {"orbits": records, **orbit_time(night)}
+        where = "ofast" if region[order[begin]] < 0 else f"o{region[order[begin]]:04d}"
+        _save(out / f"{where}.{tag}.npz", arrays)
+
+
+def orbit_time(night: Night) -> dict[str, npt.NDArray[np.float64]]:
+    """The 0-d arrays each orbit file carries: its night's start (MJD, TAI) and length."""
+    return {
+        "night_start_mjd": np.array(night.mjd_start, np.float64),
+        "night_span_days": np.array(night.n_pieces * night.span_days, np.float64),
+    }
+
+
+def _save(path: Path, arrays: dict[str, Any]) -> None:
+    """Write ``arrays`` as an uncompressed ``.npz``, atomically (a temporary file, renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(path)
+
+
+def _write_meta(out: Path, night: Night, shard: int, shards: int) -> None:
     """``pieces.json``: the night and layout (every shard writes the same, atomically)."""
     out.mkdir(parents=True, exist_ok=True)
-    meta = {**asdict(night), "region_nside": REGION_NSIDE, "fast_radius_deg": FAST_RADIUS_DEG}
+    meta = {
+        **asdict(night),
+        "region_nside": REGION_NSIDE,
+        "fast_radius_deg": FAST_RADIUS_DEG,
+        "shards": shards,
+    }
     tmp = out / f"pieces.json.s{shard:03d}.partial"
     tmp.write_text(json.dumps(meta, indent=1) + "\n")
     tmp.replace(out / "pieces.json")

@@ -9,12 +9,15 @@ synthetic catalogue, precomputed in two shards (two RUNs per piece of the night)
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import fastavro
 import numpy as np
 import pytest
+import yaml
 from astropy import units as u
 from astropy.table import Table
 from astropy_healpix import HEALPix
@@ -104,7 +107,21 @@ def test_plan_takes_exactly_the_footprints_regions_of_the_exposure_piece(
     fast = [r for r in plan.ss_pieces if r.datasetType.name == names.SS_FAST_PIECES]
     assert len(fast) == len(list(out.glob("fast.p000.*.npz")))
     piece0 = sspieces.run_name(START, NIGHT.span_days, 0, 2).rsplit("/", 1)[0]
-    assert {r.run.rsplit("/", 1)[0] for r in plan.ss_pieces} == {piece0}
+    orbit_types = {names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS}
+    pieces = [r for r in plan.ss_pieces if r.datasetType.name not in orbit_types]
+    assert {r.run.rsplit("/", 1)[0] for r in pieces} == {piece0}
+    # The night's orbit records of the same regions (every shard), once for the night.
+    orbit_files = {(int(p.name[1:5]), p.name[-12:-4]) for p in out.glob("o[0-9]*.npz")}
+    got_orbits = {
+        (int(r.dataId[names.SS_PIECES_PIXELIZATION]), r.run[-8:])
+        for r in plan.ss_pieces
+        if r.datasetType.name == names.SS_PIECE_ORBITS
+    }
+    assert got_orbits == {(r, s) for r, s in orbit_files if r in wanted} and got_orbits
+    night = sspieces.orbits_run_name(START, NIGHT.n_pieces * NIGHT.span_days, 0, 2)
+    assert {r.run.rsplit("/", 1)[0] for r in plan.ss_pieces if r not in pieces} == {
+        night.rsplit("/", 1)[0]
+    }
     assert sspieces.SWEEP_PAD_DEG == precompute.FAST_RADIUS_DEG
 
 
@@ -185,7 +202,73 @@ def test_the_cli_stores_a_shard_in_a_repository(tmp_path: Path) -> None:
     refs = butler.query_datasets(names.SS_PIECES, collections=run, explain=False, limit=None)
     assert len(refs) == len(list((tmp_path / "p").glob("r*.npz"))) > 0
     got = butler.get(refs[0])
-    assert set(got) >= {"c0", "coef", "designation", "a", "piece_start_mjd"}
+    assert set(got) == {"pieces", "piece_start_mjd", "piece_span_days"}
+    assert {"c0", "coef", "ra"} <= set(got["pieces"].dtype.names)
+    assert "designation" not in got["pieces"].dtype.names
+    night = sspieces.orbits_run_name(61280.0, 2.0 / 24.0, 0, 1)
+    refs = butler.query_datasets(names.SS_PIECE_ORBITS, collections=night, explain=False)
+    assert len(refs) == len(list((tmp_path / "p").glob("o[0-9]*.npz"))) > 0
+    records = butler.get(refs[0])
+    assert set(records) == {"orbits", "night_start_mjd", "night_span_days"}
+    assert set(records["orbits"].dtype.names) == {name for name, _ in mpcorbits.COLUMNS}
+
+
+def _old_repository(root: Path) -> None:
+    """A repository as made before the pieces: its butler.yaml lacks their storage class."""
+    repo.create_repo(str(root))
+    path = root / "butler.yaml"
+    config = yaml.safe_load(path.read_text())
+    del config["storageClasses"]["ShutterlinePieces"]
+    del config["datastore"]["formatters"]["ShutterlinePieces"]
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_a_repository_older_than_the_pieces_says_what_to_do(tmp_path: Path) -> None:
+    # A fresh process: this one has opened repositories that define the storage class.
+    cat = tmp_path / "catalog.npz"
+    mpcorbits.write_catalog(cat, orbitcatalog.synthesize(300, 5, 61200.0))
+    precompute.run(cat, tmp_path / "p", precompute.Night(61280.0, 1))
+    _old_repository(tmp_path / "repo")
+    code = (
+        "import sys; from pathlib import Path; from shutterline.butler import repo, sspieces;"
+        "b = repo.open_repo(sys.argv[1], writeable=True);"
+        "sspieces.store_pieces(b, Path(sys.argv[2]), 0, 1)"
+    )
+    args = [sys.executable, "-c", code, str(tmp_path / "repo"), str(tmp_path / "p")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "lacks the storage class ShutterlinePieces" in done.stderr
+    assert "orbits precompute --repo" in done.stderr and "add_storage_classes" in done.stderr
+    butler = repo.open_repo(str(tmp_path / "repo"))
+    assert not list(butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*"))
+
+
+def test_the_precompute_brings_an_older_repository_up_to_date(tmp_path: Path) -> None:
+    from shutterline.cli import main
+
+    cat = tmp_path / "catalog.npz"
+    mpcorbits.write_catalog(cat, orbitcatalog.synthesize(300, 5, 61200.0))
+    _old_repository(tmp_path / "repo")
+    assert sspieces.add_storage_classes(str(tmp_path / "repo")) == ["ShutterlinePieces"]
+    assert sspieces.add_storage_classes(str(tmp_path / "repo")) == []  # idempotent
+    _old_repository(tmp_path / "repo2")
+    argv = ["orbits", "precompute", "--catalog", str(cat), "--out", str(tmp_path / "p")]
+    argv += ["--start", "61280", "--hours", "2", "--repo", str(tmp_path / "repo2")]
+    assert main.main(argv) == 0
+    config = yaml.safe_load((tmp_path / "repo2" / "butler.yaml").read_text())
+    assert "ShutterlinePieces" in config["datastore"]["formatters"]
+    code = (  # a fresh process reads the pieces back with the repository's own configuration
+        "import sys; from shutterline.butler import repo, names;"
+        "b = repo.open_repo(sys.argv[1]);"
+        "refs = b.query_datasets(names.SS_PIECES, collections='solarsystem/pieces/*',"
+        " find_first=False, explain=False);"
+        "print(len(refs), sorted(b.get(refs[0]))[:2])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "repo2")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert int(done.stdout.split()[0]) == len(list((tmp_path / "p").glob("r*.npz")))
 
 
 def test_nothing_known_in_the_footprint_associates_nothing() -> None:

@@ -30,7 +30,7 @@ def _unit(ra: npt.ArrayLike, dec: npt.ArrayLike) -> np.ndarray:
 
 
 def _close_neo() -> Table:
-    """An object 0.02 au outside the Earth, passing at 15 km/s: a fast piece (> 0.5 deg / 1 h)."""
+    """An object 0.02 au outside the Earth, passing at 15 km/s: a fast piece (sweep > 0.1 deg)."""
     t = START + 0.25
     obs = precompute.observer_positions(np.array([t - 0.01, t, t + 0.01]))[:, 0]
     v_earth = (obs[2] - obs[0]) / 0.02
@@ -59,11 +59,11 @@ def pieces(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _contents(root: Path) -> dict[str, np.ndarray]:
     """All pieces of a directory (every shard), sorted by (id, piece); read once per root."""
     parts = []
-    for path in sorted(root.glob("*.npz")):
+    for path in sorted(root.glob("*.p???.s*.npz")):  # the pieces, not the orbit files
         with np.load(path) as data:
-            parts.append({k: data[k] for k in data.files})
-    rows = [k for k in parts[0] if np.ndim(parts[0][k])]  # not the piece's 0-d start, span
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in rows}
+            parts.append(data["pieces"])  # the rows; not the piece's 0-d start, span
+    rows = np.concatenate(parts)
+    merged = {k: rows[k] for k in rows.dtype.names}
     order = np.lexsort((merged["piece"], merged["id"]))
     return {k: v[order] for k, v in merged.items()}
 
