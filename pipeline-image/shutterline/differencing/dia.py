@@ -447,10 +447,17 @@ def _table(
 
 
 def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:
-    """``ra, dec`` and their errors through the local Jacobian of the WCS."""
+    """``ra, dec``, their errors and the dipole's bearing through the local WCS Jacobian.
+
+    ``dipole_angle`` arrives in pixels (radians from +x) and leaves as the schema's bearing,
+    degrees east of north from the negative to the positive lobe, as ``trailAngle``.
+    """
+    theta = np.radians(out["dipole_angle"])
+    out["dipole_angle"] = np.full_like(theta, np.nan)  # no sky, no bearing
     if difference.wcs is None:
         return
     ra, dec, jac = measurement.sky_jacobian(difference.wcs, out["x"], out["y"])
+    out["dipole_angle"] = measurement.bearing(jac, theta, axial=False)
     vx, vy = out["x_err"] ** 2, out["y_err"] ** 2
     out["ra"], out["dec"] = ra, dec
     out["ra_err"] = np.sqrt(jac[0, 0] ** 2 * vx + jac[0, 1] ** 2 * vy)

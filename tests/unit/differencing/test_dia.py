@@ -110,6 +110,9 @@ def test_shifted_star_is_one_dipole_with_low_reliability() -> None:
     assert len(near) == 1
     assert near[0]["is_dipole"]
     assert near[0]["reliability"] < 0.3
+    # The positive lobe lies +x of the negative one, and +x is west on this sky: the schema's
+    # bearing (east of north, as trailAngle) is 270 degrees, not the pixel angle 0.
+    assert near[0]["dipole_angle"] == pytest.approx(270.0, abs=15.0)
     kept = dia.detect_and_measure(res.difference, science, template)
     assert not np.any(np.hypot(kept["x"] - 100.6, kept["y"] - 140.0) < 4)
     assert kept.meta["n_rejected"] >= 1
