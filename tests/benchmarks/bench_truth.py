@@ -152,13 +152,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1 field, 1024 x 2048 detectors")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sets", nargs="+", choices=("fitting", "validation"),
+                        default=["fitting", "validation"],
+                        help="night sets to run (fitting alone: to choose a rule)")  # fmt: skip
     args = parser.parse_args()
     size = SMALL if args.small else FULL
     root = CACHE / ("small" if args.small else "full")
-    sets = {"fitting": nights.FITTING, "validation": nights.VALIDATION}
+    every = {"fitting": nights.FITTING, "validation": nights.VALIDATION}
+    sets = {name: every[name] for name in args.sets}
     results = {name: _score_set(specs, size, root, args.jobs) for name, specs in sets.items()}
-    (root / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    picture = pictures.plot_curves(results, root / "curves.png")
+    record = root / ("results.json" if len(sets) == 2 else f"results-{args.sets[0]}.json")
+    record.write_text(json.dumps(results, indent=2, default=str))
+    picture = pictures.plot_curves(
+        results, record.with_name(record.stem.replace("results", "curves") + ".png")
+    )
     ok = True
     for name, res in results.items():
         print(f"\n== {name} nights: {', '.join(s.name for s in sets[name])}")
@@ -173,7 +180,7 @@ def main() -> int:
             ][::4]  # fmt: skip
             print(f"      reliability '{score}' >= t: found/expected, false per detector-visit: "
                   + "; ".join(cells))  # fmt: skip
-    print(f"\npictures: {picture}; record: {root / 'results.json'}")
+    print(f"\npictures: {picture}; record: {record}")
     return 0 if ok else 1
 
 
