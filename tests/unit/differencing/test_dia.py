@@ -246,12 +246,14 @@ def test_accept_drops_sources_centred_on_a_streak() -> None:
     assert dia.accept(table).tolist() == [False, True]
 
 
-def test_accept_drops_what_the_classifier_scores_low_unless_bright() -> None:
-    # A bright source the PSF-trained classifier doubts (a trailed asteroid) is kept.
-    low = 0.5 * dia.MIN_CLASSIFIER
-    table = _rows(reliability=[low, dia.MIN_CLASSIFIER, low, float("nan")],
-                  snr=[8.0, 8.0, 2 * dia.SHAPE_EXEMPT_SNR, 8.0])  # fmt: skip
-    assert dia.accept(table).tolist() == [False, True, True, False]
+def test_accept_drops_what_the_classifier_scores_low_with_a_lower_bar_when_bright() -> None:
+    # A bright source the PSF-trained classifier doubts (a trailed asteroid) is kept; a
+    # bright one it is sure of (a bright star's residual) is not.
+    low, bright = 0.5 * dia.MIN_CLASSIFIER, 2 * dia.SHAPE_EXEMPT_SNR
+    sure = 0.5 * dia.MIN_CLASSIFIER_BRIGHT
+    table = _rows(reliability=[low, dia.MIN_CLASSIFIER, low, float("nan"), sure],
+                  snr=[8.0, 8.0, bright, 8.0, -bright])  # fmt: skip
+    assert dia.accept(table).tolist() == [False, True, True, False, False]
 
 
 def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:
