@@ -155,13 +155,20 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+", choices=("fitting", "validation"),
                         default=["fitting", "validation"],
                         help="night sets to run (fitting alone: to choose a rule)")  # fmt: skip
+    parser.add_argument("--nights", nargs="+", metavar="NAME",
+                        help="only these nights of the sets (to spread a run)")  # fmt: skip
     args = parser.parse_args()
     size = SMALL if args.small else FULL
     root = CACHE / ("small" if args.small else "full")
     every = {"fitting": nights.FITTING, "validation": nights.VALIDATION}
-    sets = {name: every[name] for name in args.sets}
+    sets = {
+        name: tuple(s for s in every[name] if not args.nights or s.name in args.nights)
+        for name in args.sets
+    }
+    sets = {name: specs for name, specs in sets.items() if specs}
     results = {name: _score_set(specs, size, root, args.jobs) for name, specs in sets.items()}
-    record = root / ("results.json" if len(sets) == 2 else f"results-{args.sets[0]}.json")
+    parts = [] if len(sets) == 2 and not args.nights else [*sets, *(args.nights or [])]
+    record = root / ("results" + "".join(f"-{p}" for p in parts) + ".json")
     record.write_text(json.dumps(results, indent=2, default=str))
     picture = pictures.plot_curves(
         results, record.with_name(record.stem.replace("results", "curves") + ".png")
