@@ -60,8 +60,9 @@ simulated night has extended variables, lost to these tests otherwise), while a 
 residual that bright is a dipole or below the floor.
 
 These rules (and the reliability penalties) were fitted on that night, the demo night of
-seed 7; `tests/benchmarks/bench_truth.py` reports them separately on validation nights with
-other seeds, seeing, densities and defects (`shutterline.evaluation.nights`).
+seed 7, the classifier and its two bars on the fitting nights of seeds 7 and 13;
+`tests/benchmarks/bench_truth.py` reports them separately on validation nights with other
+seeds, seeing, densities and defects (`shutterline.evaluation.nights`).
 
 Table meta ``n_detected`` and ``n_rejected`` count what was found and what `accept` dropped,
 ``n_streaks`` the satellite streaks masked (``STREAK``) before detection.
