@@ -28,6 +28,7 @@ SOURCE_COLUMNS = (
     "dec",
     "raErr",
     "decErr",
+    "ra_dec_Cov",
     "psfFlux",
     "psfFluxErr",
     "scienceFlux",
@@ -165,12 +166,12 @@ def _positions(g: _Groups, src: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "ra": np.rad2deg(np.arctan2(mean[:, 1], mean[:, 0])) % 360.0,
         "dec": np.rad2deg(np.arcsin(np.clip(mean[:, 2] / norm, -1.0, 1.0))),
     }
-    # Error of an unweighted mean of n positions: sqrt(sum sigma_i**2) / n.
-    for name in ("raErr", "decErr"):
-        var = src[name] ** 2
+    # Covariance of an unweighted mean of n positions: sum cov_i / n**2 (errors: its root).
+    for name, var in (("raErr", src["raErr"] ** 2), ("decErr", src["decErr"] ** 2),
+                      ("ra_dec_Cov", src["ra_dec_Cov"])):  # fmt: skip
         known = np.isfinite(var)
-        total = np.where(g.count(known) == n, g.total(var, known), np.nan)
-        out[name] = np.sqrt(total) / n
+        total = np.where(g.count(known) == n, g.total(var, known), np.nan) / n**2
+        out[name] = np.sqrt(total) if name != "ra_dec_Cov" else total
     return out
 
 
@@ -189,7 +190,7 @@ def summarize(sources: pandas.DataFrame, forced: pandas.DataFrame) -> pandas.Dat
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``diaObjectId`` (sorted): ``ra, dec, raErr, decErr``, per band
+        Indexed by ``diaObjectId`` (sorted): ``ra, dec, raErr, decErr, ra_dec_Cov``, per band
         ``<b>_psfFluxMean, <b>_psfFluxMeanErr, <b>_psfFluxSigma, <b>_psfFluxNdata,
         <b>_psfFluxMin, <b>_psfFluxMax, <b>_psfFluxErrMean, <b>_psfFluxMaxSlope,
         <b>_scienceFluxMean, <b>_scienceFluxMeanErr, <b>_fpFluxMean, <b>_fpFluxMeanErr``, and

@@ -6,7 +6,8 @@ other sign within that radius; each lobe gets a PSF fit with its centroid free. 
 the alert schema: ``dipoleMeanFlux = (pos - neg) / 2`` and ``dipoleFluxDiff = pos + neg``
 (``neg`` is negative), so a pure mis-registration has ``dipoleFluxDiff`` near zero and a
 real change on a mis-registered source does not; ``dipoleLength`` (arcsec) and
-``dipoleAngle`` (degrees, from the +x axis, negative to positive lobe) separate the lobes;
+``dipole_angle`` (here degrees from the +x axis, negative to positive lobe; `dia` turns it
+into the schema's bearing east of north with the WCS) separate the lobes;
 ``dipoleChi2`` is the chi-square of the two fitted lobes together over a stamp holding both.
 """
 

@@ -3,10 +3,13 @@
 As Rubin and ZTF train real/bogus, each science detector-visit of a prepared night goes
 through ISR, characterisation, calibration and the template warp; fake point sources (the
 calexp's own PSF, fluxes log-uniform in expected SNR from `SNR_RANGE`, with their photon
-noise) are added to the calexp at random places; it is subtracted and every detection kept
-(``select=False``). A detection within `MATCH_PX` of a fake or within 1" of a true changing
-source of the simulator's truth is *real*; one near neither is *bogus*. A logistic
-regression (`train`) on `reliability.features` then gives the classifier file.
+noise) are added to the calexp at random places, and *negative* fakes (`_N_NEGATIVE`, the
+template's PSF, their SNR on the science image's noise) to the warped template, so that the
+difference shows something that faded; without them every negative the classifier saw was
+bogus and it learned "negative = bogus". It is subtracted and every detection kept
+(``select=False``). A detection within `MATCH_PX` of a fake of either sign or within 1" of a
+true changing source of the simulator's truth is *real*; one near neither is *bogus*. A
+logistic regression (`train`) on `reliability.features` then gives the classifier file.
 
     .venv/bin/python -m shutterline.evaluation.fakes NIGHT_DIR [NIGHT_DIR ...]
 
@@ -35,35 +38,58 @@ __all__ = ["MATCH_PX", "SNR_RANGE", "inject", "labelled_detections", "main", "tr
 SNR_RANGE = (4.0, 80.0)
 MATCH_PX = 2.0
 _N_FAKES = 60
+_N_NEGATIVE = 30
 _L2 = 1e-2
 
 
-def inject(exp: exposure_mod.Exposure, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Add ``n`` fake point sources to ``exp`` in place; ``(n, 3)`` of ``x, y, flux`` (nJy)."""
+def inject(
+    exp: exposure_mod.Exposure,
+    rng: np.random.Generator,
+    n: int,
+    noise_from: exposure_mod.Exposure | None = None,
+) -> np.ndarray:
+    """Add ``n`` fake point sources to ``exp`` in place; ``(n, 3)`` of ``x, y, flux`` (nJy).
+
+    Their expected SNR (log-uniform in `SNR_RANGE`) is on the sky noise of ``noise_from``
+    (default ``exp``): for fakes in the template, the science image's, which dominates the
+    difference. Fakes in the calexp carry their photon noise; a coadd template's photon
+    noise is averaged down over its inputs, so fakes there are added noise-free.
+    """
     assert exp.psf is not None
     ny, nx = exp.shape
-    scale = exposure_mod.njy_per_unit(exp.metadata, "the calexp fakes go into")
-    sigma_px = psfmatch.psf_sigma(exp.psf)
-    noise = float(np.sqrt(np.median(exp.variance[::8, ::8]))) * scale
+    scale = exposure_mod.njy_per_unit(exp.metadata, "the image fakes go into")
+    ref = exp if noise_from is None else noise_from
+    ref_scale = exposure_mod.njy_per_unit(ref.metadata, "the image fakes' noise is from")
+    assert ref.psf is not None
+    sigma_px = psfmatch.psf_sigma(ref.psf)
+    noise = float(np.sqrt(np.median(ref.variance[::8, ::8]))) * ref_scale
     point_sigma = noise * np.sqrt(4 * np.pi * sigma_px**2)
+    photon = noise_from is None
     lo, hi = np.log(SNR_RANGE)
     snr = np.exp(rng.uniform(float(lo), float(hi), n))
-    x, y = rng.uniform(30, nx - 30, n), rng.uniform(30, ny - 30, n)
     k = exp.psf.shape[0] // 2
+    edge = max(30, k + 1)  # the whole PSF stamp inside (a warped template's PSF may be wide)
+    x, y = rng.uniform(edge, nx - edge, n), rng.uniform(edge, ny - edge, n)
     for xi, yi, fi in zip(x, y, snr * point_sigma, strict=True):
         iy, ix = round(yi), round(xi)
         model = measurement.shifted_psf(exp.psf, yi - iy, xi - ix, derivatives=False)[0]
         model = np.clip(model, 0.0, None) * (fi / scale)
         win = (slice(iy - k, iy + k + 1), slice(ix - k, ix + k + 1))
-        exp.image[win] += (model + rng.normal(size=model.shape) * np.sqrt(model)).astype(np.float32)
-        exp.variance[win] += model.astype(np.float32)
+        if photon:
+            exp.image[win] += (model + rng.normal(size=model.shape) * np.sqrt(model)).astype(
+                np.float32
+            )
+            exp.variance[win] += model.astype(np.float32)
+        else:
+            exp.image[win] += model.astype(np.float32)
     return np.column_stack([x, y, snr * point_sigma])
 
 
 def labelled_detections(night_dir: Path, seed: int = 0) -> Table:
     """Every detection of every science detector-visit of a prepared night, with fakes.
 
-    Columns: the DIA table's, plus ``label`` (1 real, 0 bogus) and ``fake`` (bool).
+    Columns: the DIA table's, plus ``label`` (1 real, 0 bogus) and ``fake`` (bool, either
+    sign).
     """
     from shutterline.butler import inputs as butler_inputs
     from shutterline.butler import repo
@@ -80,7 +106,10 @@ def labelled_detections(night_dir: Path, seed: int = 0) -> Table:
         for det in entry["detectors"]:
             inputs = butler_inputs.load_detector_inputs(butler, int(entry["visit"]), int(det))
             done = detector.run_image_stages(inputs, stages.StageRecorder())
-            fakes = inject(done.calexp, rng, _N_FAKES)
+            fakes = np.vstack([
+                inject(done.calexp, rng, _N_FAKES),
+                inject(done.template, rng, _N_NEGATIVE, noise_from=done.calexp),
+            ])  # fmt: skip
             diff = subtract.subtract(done.calexp, done.template).difference
             table = dia.detect_and_measure(diff, done.calexp, done.template, select=False)
             out.append(_label(table, fakes, changes.rows(int(entry["visit"]), int(det))))
@@ -98,6 +127,7 @@ def _label(table: Table, fakes: np.ndarray, rows: Table) -> Table:
         np.asarray(table["ra"], float), np.asarray(table["dec"], float),
         np.asarray(changing["ra"], float), np.asarray(changing["dec"], float), 1.0,
     )  # fmt: skip
+    table.meta.clear()  # per-image figures; the stacked table of many images has none
     table["fake"] = fake
     table["label"] = (fake | (to_truth >= 0)).astype(np.int8)
     return table
@@ -143,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     model["trained_on"] = [n.name for n in args.nights]
     path = Path(reliability.__file__).with_name(f"reliability_{reliability.MODEL_VERSION}.json")
     path.write_text(json.dumps(model, indent=1) + "\n")
-    print(f"{model['n_real']} real ({int(table['fake'].sum())} fakes), {model['n_bogus']} bogus")
+    neg = int((table["fake"] & table["is_negative"]).sum())
+    print(f"{model['n_real']} real ({int(table['fake'].sum())} fakes, {neg} negative), "
+          f"{model['n_bogus']} bogus")  # fmt: skip
     print(f"wrote {path}")
     return 0
 

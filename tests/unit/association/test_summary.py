@@ -19,6 +19,7 @@ def _history(seed: int = 0) -> pandas.DataFrame:
             "dec": 2.0 + rng.normal(0, 1e-5, n),
             "raErr": np.full(n, 1e-5),
             "decErr": np.full(n, 2e-5),
+            "ra_dec_Cov": rng.uniform(-1e-10, 1e-10, n),
             "band": rng.choice(["g", "r"], n),
             "psfFlux": rng.normal(1000, 100, n),
             "psfFluxErr": rng.uniform(50, 150, n),
@@ -52,6 +53,8 @@ def test_per_band_statistics_match_direct_computation():
         assert np.isnan(out.loc[oid, "u_psfFluxMean"]) and out.loc[oid, "u_psfFluxNdata"] == 0
         sel = hist[hist.diaObjectId == oid]
         assert out.loc[oid, "decErr"] == pytest.approx(2e-5 / np.sqrt(len(sel)))
+        # The mean position's covariance: sum of the sources' over n**2, like the errors.
+        assert out.loc[oid, "ra_dec_Cov"] == pytest.approx(sel.ra_dec_Cov.sum() / len(sel) ** 2)
         assert out.loc[oid, "firstDiaSourceMjdTai"] == sel.midpointMjdTai.min()
         assert out.loc[oid, "lastDiaSourceMjdTai"] == sel.midpointMjdTai.max()
 

@@ -43,7 +43,8 @@ def test_injected_sources_recovered_with_honest_errors(
         # Forced science flux in nJy too (the science image is in electrons).
         sci_ratio = np.asarray(good["sci_flux"]) / pair.flux[idx[ok]]
         assert np.median(sci_ratio) == pytest.approx(1.0, abs=0.1)
-        assert np.all(good["reliability"] > 0.8)
+        # lrfak2 scores these SNR ~10 point sources 0.74 to 0.99 (the selection needs 0.5).
+        assert np.all(good["reliability"] > 0.7)
         assert not np.any(good["is_negative"])
     pull, pos = np.concatenate(pulls), np.concatenate(pos_pulls)
     n_injected = sum(p.x.size for p in pairs)
@@ -110,6 +111,9 @@ def test_shifted_star_is_one_dipole_with_low_reliability() -> None:
     assert len(near) == 1
     assert near[0]["is_dipole"]
     assert near[0]["reliability"] < 0.3
+    # The positive lobe lies +x of the negative one, and +x is west on this sky: the schema's
+    # bearing (east of north, as trailAngle) is 270 degrees, not the pixel angle 0.
+    assert near[0]["dipole_angle"] == pytest.approx(270.0, abs=15.0)
     kept = dia.detect_and_measure(res.difference, science, template)
     assert not np.any(np.hypot(kept["x"] - 100.6, kept["y"] - 140.0) < 4)
     assert kept.meta["n_rejected"] >= 1
@@ -204,7 +208,7 @@ def _rows(**columns: list[float]) -> Table:
         "extendedness": [0.0] * n, "is_negative": [False] * n, "is_dipole": [False] * n,
         "shape_flag": [False] * n, "snr": [8.0] * n, "dipole_flux_diff": [np.nan] * n,
         "dipole_flux_diff_err": [np.nan] * n, "dipole_mean_flux": [np.nan] * n,
-        "pixel_flags_streak_center": [False] * n,
+        "pixel_flags_streak_center": [False] * n, "reliability": [0.9] * n,
     }  # fmt: skip
     base.update(columns)
     return Table(base)
@@ -240,6 +244,16 @@ def test_accept_drops_dipoles_unmeasurable_shapes_and_extended_negatives() -> No
 def test_accept_drops_sources_centred_on_a_streak() -> None:
     table = _rows(psf_flux=[5000.0, 5000.0], pixel_flags_streak_center=[True, False])
     assert dia.accept(table).tolist() == [False, True]
+
+
+def test_accept_drops_what_the_classifier_scores_low_with_a_lower_bar_when_bright() -> None:
+    # A bright source the PSF-trained classifier doubts (a trailed asteroid) is kept; a
+    # bright one it is sure of (a bright star's residual) is not.
+    low, bright = 0.5 * dia.MIN_CLASSIFIER, 2 * dia.SHAPE_EXEMPT_SNR
+    sure = 0.5 * dia.MIN_CLASSIFIER_BRIGHT
+    table = _rows(reliability=[low, dia.MIN_CLASSIFIER, low, float("nan"), sure],
+                  snr=[8.0, 8.0, bright, 8.0, -bright])  # fmt: skip
+    assert dia.accept(table).tolist() == [False, True, True, False, False]
 
 
 def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:

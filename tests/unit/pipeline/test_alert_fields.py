@@ -54,6 +54,10 @@ def test_no_alert_field_with_data_is_null(small_night: Any, tmp_path: Path) -> N
         for name in {k for k, v in src.items() if v is None} - _allowed_nulls(src):
             problems[name] = problems.get(name, 0) + 1
         assert src["reliabilityVersion"] and src["band"] in "ugrizy"
+        obj = alert["diaObject"]
+        for name in ("raErr", "decErr", "ra_dec_Cov") if obj else ():
+            if obj[name] is None:
+                problems[f"diaObject.{name}"] = problems.get(f"diaObject.{name}", 0) + 1
         assert alert["cutoutDifference"] and alert["cutoutScience"] and alert["cutoutTemplate"]
     assert problems == {}, f"null on some of {len(alerts)} alerts: {problems}"
     # The trail fit and, where kept, the dipole fit do run on real data.
