@@ -40,6 +40,7 @@ __all__ = [
     "make_placeholders",
     "prepare_target",
     "register_copies",
+    "same_file_system",
     "start_copies",
     "wait_copies",
 ]
@@ -186,7 +187,7 @@ def _copy_one(job: FileJob, root: Path) -> _Copied:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     summer = checksums.Checksummer(job.checksum) if job.checksum else None
-    link = _same_file_system(job.source, root)
+    link = same_file_system(job.source, root)
     # Never write through an old name: it could be a link to the source's bytes.
     partial.unlink(missing_ok=True)
     view = memoryview(bytearray(_CHUNK))
@@ -208,10 +209,11 @@ def _copy_one(job: FileJob, root: Path) -> _Copied:
     return _Copied(n_bytes, summer is not None, start, time.perf_counter())
 
 
-def _same_file_system(source: ResourcePath, root: Path) -> bool:
-    """A local source on the target's file system is hard-linked, not copied (the embedded
-    demo: 400 MB a detector not written twice). Datastore files are never changed in place,
-    and removing the local repository removes only its names."""
+def same_file_system(source: ResourcePath, root: Path) -> bool:
+    """Whether ``source`` is local and on ``root``'s file system, so it can be hard-linked
+    there instead of copied (the embedded demo: 400 MB a detector not written twice).
+    Datastore files are never changed in place, and removing a repository removes only its
+    names."""
     if not source.isLocal:
         return False
     try:

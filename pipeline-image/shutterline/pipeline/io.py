@@ -137,13 +137,12 @@ def export_transfer(central_root: str, local_root: Path) -> str:
     """How exports reach the central repository: ``"hardlink"`` when it is a directory on the
     local repository's file system (the demo: no second copy of a 100 MB difference image
     per detector), else ``"copy"`` (a pod: S3)."""
-    if "://" in central_root and not central_root.startswith("file://"):
-        return "copy"
-    try:
-        same = Path(central_root.removeprefix("file://")).stat().st_dev == local_root.stat().st_dev
-    except OSError:
-        return "copy"
-    return "hardlink" if same else "copy"
+    from lsst.resources import ResourcePath
+
+    from shutterline.butler import fetch
+
+    central = ResourcePath(central_root, forceDirectory=True)
+    return "hardlink" if fetch.same_file_system(central, local_root) else "copy"
 
 
 def store_products_reported(
