@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 from astropy.table import Table
+from lsst.daf.butler import Butler
 from tests.testbed import postgres, s3
 from tests.unit.butler.rawfiles import write_raw
 
@@ -62,38 +63,38 @@ def build_central(root: str, registry: str, detectors: list[int], workdir: Path)
     """Fill the central repository with one visit's inputs for ``detectors``."""
     rng = np.random.default_rng(7)
     butler = repo.create_repo(root, registry_url=registry)
+    _add_raws_and_calibs(butler, detectors, workdir, rng)
+    corners = [
+        selection.region_corners(r.region)
+        for r in butler.query_dimension_records("visit_detector_region", explain=False)
+    ]
+    n_patches = _add_templates(butler, corners, rng)
+    _add_catalogues(butler, corners, workdir, rng)
+    print(f"central: {len(detectors)} detectors, {n_patches} template patches", flush=True)
+
+
+def _add_raws_and_calibs(
+    butler: Butler, detectors: list[int], workdir: Path, rng: np.random.Generator
+) -> None:
+    shape = (CAMERA.ny, CAMERA.nx)
     raws = [
-        write_raw(
-            workdir / f"raw_{d}.fits",
-            VISIT,
-            d,
-            mjd=MJD,
-            ra=RA,
-            dec=DEC,
-            shape=(CAMERA.ny, CAMERA.nx),
-            seed=d,
-        )
+        write_raw(workdir / f"raw_{d}.fits", VISIT, d, mjd=MJD, ra=RA, dec=DEC, shape=shape, seed=d)
         for d in detectors
     ]
     ingest.ingest_raws(butler, raws, progress=True)
     for path in raws:
         path.unlink()
     for d in detectors:
-        certify.certify_calibration(
-            butler, "bias", _exposure((CAMERA.ny, CAMERA.nx), rng), {"detector": d}, MJD - 10, None
-        )
-        certify.certify_calibration(
-            butler,
-            "flat",
-            _exposure((CAMERA.ny, CAMERA.nx), rng),
-            {"detector": d, "physical_filter": "r"},
-            MJD - 10,
-            None,
-        )
-    corners = [
-        selection.region_corners(r.region)
-        for r in butler.query_dimension_records("visit_detector_region", explain=False)
-    ]
+        for kind, data_id in (
+            ("bias", {"detector": d}),
+            ("flat", {"detector": d, "physical_filter": "r"}),
+        ):
+            certify.certify_calibration(
+                butler, kind, _exposure(shape, rng), data_id, MJD - 10, None
+            )
+
+
+def _add_templates(butler: Butler, corners: list[np.ndarray], rng: np.random.Generator) -> int:
     patches = {}
     for c in corners:
         for info in SKYMAP.patches_overlapping(c[:, 0], c[:, 1], 60.0):
@@ -101,13 +102,15 @@ def build_central(root: str, registry: str, detectors: list[int], workdir: Path)
     for tract in sorted({t for t, _ in patches}):
         skymaps.register_tract(butler, tract)
     for (tract, patch), info in sorted(patches.items()):
-        ref = storage.make_ref(
-            butler,
-            names.TEMPLATE,
-            {"skymap": SKYMAP.name, "tract": tract, "patch": patch, "band": "r"},
-            names.TEMPLATE_COLLECTION,
-        )
+        data_id = {"skymap": SKYMAP.name, "tract": tract, "patch": patch, "band": "r"}
+        ref = storage.make_ref(butler, names.TEMPLATE, data_id, names.TEMPLATE_COLLECTION)
         storage.put_checksummed(butler, _exposure(info.shape, rng), ref)
+    return len(patches)
+
+
+def _add_catalogues(
+    butler: Butler, corners: list[np.ndarray], workdir: Path, rng: np.random.Generator
+) -> None:
     centres = np.array([c.mean(axis=0) for c in corners])
     n = 2000
     stars = Table(
@@ -125,7 +128,6 @@ def build_central(root: str, registry: str, detectors: list[int], workdir: Path)
         workdir / "orbits.csv", format="ascii.csv", overwrite=True
     )
     ingest.ingest_orbits(butler, workdir / "orbits.csv")
-    print(f"central: {len(detectors)} detectors, {len(patches)} template patches", flush=True)
 
 
 def object_keys(root: str, detector: int) -> list[tuple[str, str, int]]:
