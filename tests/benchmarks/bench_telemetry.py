@@ -399,6 +399,34 @@ def report_overhead(work: Path, repeat: int) -> list[tuple[str, str, str, str]]:
     return [(f"telemetry at 2 Hz: {lb}", _spread(v), t, COMMAND) for lb, v, t in lines]
 
 
+def report_attribution(work: Path) -> tuple[dict[str, Any], list[proc.ProcSample]]:
+    """Print how well the outside samples at each rate match the in-process stage spans."""
+    print("3. in-process spans vs outside samples (same run, 20 Hz stream decimated):")
+    report, samples = sampled_run(work)
+    rows: dict[float, list[dict[str, Any]]] = {
+        hz: attribute(report["stages"], _decimate(samples, hz, 20.0)) for hz in RATES
+    }
+    print("\n".join("   " + line for line in report_table(rows)))
+    total_in = sum(r["cpu_in"] for r in rows[20])
+    for hz in RATES:
+        err = [abs(r["cpu_out"] - r["cpu_in"]) for r in rows[hz]]
+        blind = sum(1 for r in rows[hz] if r["peak_out"] is None)
+        missed = [(r["peak_in"] - r["peak_out"]) / 2**20 for r in rows[hz] if r["peak_out"]]
+        threads = max(abs(r["cpu_in"] - r["thread_cpu_in"]) for r in rows[hz])
+        print(
+            f"   @{hz:>2.0f} Hz: CPU per stage |out - in| median "
+            f"{statistics.median(err):.3f} s, max {max(err):.3f} s "
+            f"(stages total {total_in:.2f} s); stages with no sample: "
+            f"{blind}/{len(rows[hz])}"
+        )
+        print(
+            f"          peak RSS per stage missed by the samples: median "
+            f"{statistics.median(missed):.0f} MiB, max {max(missed):.0f} MiB"
+        )
+    print(f"   CPU of other threads inside a stage window: up to {threads:.3f} s")
+    return report, samples
+
+
 def main() -> None:
     """Measure and print medians and ratios."""
     parser = argparse.ArgumentParser()
@@ -426,29 +454,7 @@ def main() -> None:
             f"descendants ({entries} entries, at most every 5 s) {cost['scan']:.0f} us; "
             f"at 2 Hz: {(2 * cost['alone'] + cost['scan'] / 5) / 1e4:.2f}% of one core"
         )
-        print("3. in-process spans vs outside samples (same run, 20 Hz stream decimated):")
-        report, samples = sampled_run(work)
-        rows: dict[float, list[dict[str, Any]]] = {
-            hz: attribute(report["stages"], _decimate(samples, hz, 20.0)) for hz in RATES
-        }
-        print("\n".join("   " + line for line in report_table(rows)))
-        total_in = sum(r["cpu_in"] for r in rows[20])
-        for hz in RATES:
-            err = [abs(r["cpu_out"] - r["cpu_in"]) for r in rows[hz]]
-            blind = sum(1 for r in rows[hz] if r["peak_out"] is None)
-            missed = [(r["peak_in"] - r["peak_out"]) / 2**20 for r in rows[hz] if r["peak_out"]]
-            threads = max(abs(r["cpu_in"] - r["thread_cpu_in"]) for r in rows[hz])
-            print(
-                f"   @{hz:>2.0f} Hz: CPU per stage |out - in| median "
-                f"{statistics.median(err):.3f} s, max {max(err):.3f} s "
-                f"(stages total {total_in:.2f} s); stages with no sample: "
-                f"{blind}/{len(rows[hz])}"
-            )
-            print(
-                f"          peak RSS per stage missed by the samples: median "
-                f"{statistics.median(missed):.0f} MiB, max {max(missed):.0f} MiB"
-            )
-        print(f"   CPU of other threads inside a stage window: up to {threads:.3f} s")
+        report, samples = report_attribution(work)
         print("4. in-process recorder per stage:")
         rc = recorder_cost()
         print(
