@@ -44,7 +44,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = True
     # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
     settings.scanning.disabled = True
-    workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "32"))
+    workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "16"))
     detail_s = float(os.environ.get("SHUTTERLINE_STATUS_DETAIL_S", "3"))
     policy = os.environ.get("SHUTTERLINE_QUEUE_POSITION", "coarse")
     api = kube.Api(kube.connect(workers + 16))

@@ -1,15 +1,15 @@
 """The operator at scale: Visits applied at once behind a concurrency limit, pods by KWOK.
 
 Run: ``.venv/bin/python tests/benchmarks/bench_operator_scale.py [--quick] [--visits 500]
-[--complete-visits 12] [--ab-visits 100] [--ab-reps 2] [--ab-window 60] [--detectors 62]
-[--limit 248] [--timeout 600] [--keep DIR]``.
+[--complete-visits 12] [--ab-visits 100] [--ab-reps 2] [--ab-window 60] [--arms before,after]
+[--detectors 62] [--limit 248] [--timeout 600] [--keep DIR]``.
 
 A test-bed control plane without a node agent, ``--nodes`` untainted KWOK nodes (pods run
 ``--run-ms`` after ``--init-ms`` of init containers), the operator as a process with its own
 service account (operator/rbac) and, per namespace, a PromptConfig with the built-in queue at
 ``--limit`` detectors.
 
-1. Compared arms: the ``before`` settings (`ARMS`: the last session's creators and hold)
+1. Compared arms (``--arms``, of `ARMS`): the ``before`` settings (the last session's hold)
    and the defaults (``after``), alternating, ``--ab-reps`` of each, each in a fresh
    namespace with a fresh operator: ``--complete-visits`` at once run to the end (steady:
    latencies and API requests per finished visit, none lost or stuck), then a burst of
@@ -61,12 +61,14 @@ from tests.testbed.k8s import cluster
 
 NAMESPACE = "prompt"
 PROBE_NS = "probe"
-#: The operator's settings in the compared arms: ``before`` is the last session's defaults
-#: (16 creator threads; status work let through whenever no Visit waits for its Job),
-#: ``after`` this session's (32; held until none has for 0.5 s).
+#: The operator's settings in the arms that can be compared (``--arms``): ``before`` is the
+#: last session's defaults (status work let through whenever no Visit waits for its Job),
+#: ``after`` this session's (held until none has for 0.5 s); ``creators-32`` is ``after``
+#: with twice the creator threads.
 ARMS: dict[str, dict[str, str]] = {
-    "before": {"SHUTTERLINE_OPERATOR_WORKERS": "16", "SHUTTERLINE_CREATE_LINGER_S": "0"},
+    "before": {"SHUTTERLINE_CREATE_LINGER_S": "0"},
     "after": {},
+    "creators-32": {"SHUTTERLINE_OPERATOR_WORKERS": "32"},
 }
 PREFIX = "bench-op-"
 
@@ -273,8 +275,6 @@ class Phase:
     """What one phase measured: Visit -> Job, the probe beside it, the operator's writes."""
 
     created: list[float]
-    #: The same, from watches in the bench's own process (beside its Visit-creating threads).
-    created_here: list[float]
     persisted: list[float]
     probe: list[float]
     status_patches: float
@@ -335,11 +335,8 @@ def run_phase(
             mean = spent.get(key, 0.0) / timed[key]
             print(f"    {' '.join(key):20s} mean {mean:.3f} s (n={timed[key]:.0f})")
     writes = sum(v for k, v in ours.items() if not k[0].endswith(("watch", "list", "get")))
-    here = latencies(timeline.here, names, 1)["Visit -> Job created"] if timeline.here else []
-    print(f"  Visit -> Job created, watched in the bench's own process: {summary(here)}")
     return Phase(
         latencies(timeline, names, 1)["Visit -> Job created"],
-        here,
         steps.get(operator_profile.PERSISTED, []),
         probed,
         ours.get(("visits-status-patch",), 0.0) / per,
@@ -360,10 +357,11 @@ def compare(
     after): ``--complete-visits`` run to the end, then a burst of ``--ab-visits`` followed
     for ``--ab-window`` s. Keys ``steady, ARM`` and ``burst, ARM``; each operator's peak
     resident memory (MB) is appended to ``peaks``."""
-    results: dict[str, list[Phase]] = {f"{p}, {a}": [] for p in ("burst", "steady") for a in ARMS}
+    arms = args.arms.split(",")
+    results: dict[str, list[Phase]] = {f"{p}, {a}": [] for p in ("burst", "steady") for a in arms}
     first = 10000
     for rep in range(args.ab_reps):
-        for arm in list(ARMS)[:: 1 if rep % 2 == 0 else -1]:
+        for arm in arms[:: 1 if rep % 2 == 0 else -1]:
             namespace = f"ab-{rep}-{arm}"
             print(f"{arm} {rep + 1}/{args.ab_reps}: {args.complete_visits} steady", flush=True)
             prepare(bed, namespace, args.limit)
@@ -397,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ab-visits", type=int, default=100, help="each compared burst")
     parser.add_argument("--ab-reps", type=int, default=2, help="compared bursts of each arm")
     parser.add_argument("--ab-window", type=float, default=60, help="each is followed, s")
+    parser.add_argument("--arms", default="before,after", help=f"compared, of {sorted(ARMS)}")
     parser.add_argument("--detectors", type=int, default=62)
     parser.add_argument("--limit", type=int, default=248, help="detectors running at once")
     parser.add_argument("--nodes", type=int, default=4)
@@ -407,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep the test bed's state and logs here")
     parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "operator_scale.png")
     args = parser.parse_args(argv)
+    if unknown := set(args.arms.split(",")) - ARMS.keys():
+        parser.error(f"--arms: no arm {sorted(unknown)}; the arms are {sorted(ARMS)}")
     if args.quick:
         args.visits, args.complete_visits, args.timeout = 60, 4, 90
         args.ab_visits, args.ab_reps, args.ab_window = 40, 1, 40
@@ -457,15 +458,13 @@ def report(compared: dict[str, list[Phase]], burst: Phase | None, rss: float) ->
         print(f"  {title}: each round's p99 stored / watched / direct: {rounds}")
         stored = [_median_of(group, "persisted", q) for q in (0.5, 0.99)]
         watched = [_median_of(group, "created", q) for q in (0.5, 0.99)]
-        here = _median_of(group, "created_here", 0.99)
         direct = _median_of(group, "probe", 0.99)
         patches = statistics.median(p.status_patches for p in group)
         writes = statistics.median(p.writes for p in group)
         ratio = _median_of_ratios(group)
         print(
             f"  {title:18s} stored {stored[0]:.3f} / {stored[1]:.3f}, watched {watched[0]:.3f}"
-            f" / {watched[1]:.3f} (p99 watched in the bench's process {here:.3f}; direct Job "
-            f"create p99 {direct:.3f}; stored p99 / direct p99 "
+            f" / {watched[1]:.3f} (direct Job create p99 {direct:.3f}; stored p99 / direct p99 "
             f"{ratio:.2f}); a visit: status patches {patches:.2f}, operator writes {writes:.2f}"
         )
         target = "target < 0.5 s"
@@ -493,8 +492,6 @@ def run(work: Path, args: argparse.Namespace) -> int:
         kubeconfig = install(bed, work)
         timeline = optimeline.Timeline()
         parts.append(optimeline.start(bed, timeline))
-        timeline.here = optimeline.Timeline()
-        optimeline.start_here(bed, timeline.here)
         time.sleep(2)
         peaks: list[float] = []
         compared = compare(bed, timeline, args, kubeconfig, work, peaks)

@@ -44,7 +44,7 @@ class Creator:
     def __init__(
         self,
         rec: reconcile.Reconciler,
-        workers: int = 32,
+        workers: int = 16,
         retry_s: float = 2.0,
         times: Path | None = None,
         linger_s: float = 0.5,
