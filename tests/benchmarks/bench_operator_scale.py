@@ -334,6 +334,11 @@ def run_phase(
         if key in timed:
             mean = spent.get(key, 0.0) / timed[key]
             print(f"    {' '.join(key):20s} mean {mean:.3f} s (n={timed[key]:.0f})")
+    closed = apicounts.delta(before, after, "terminated")
+    print(
+        "  watchers the API server closed as too slow (each held back its resource's events "
+        f"from every watcher first): {({k[0]: int(v) for k, v in closed.items()}) or 'none'}"
+    )
     writes = sum(v for k, v in ours.items() if not k[0].endswith(("watch", "list", "get")))
     return Phase(
         latencies(timeline, names, 1)["Visit -> Job created"],
