@@ -53,7 +53,9 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     rec = reconcile.Reconciler(api, tracing.RootSpans(), detail_s, policy, shape, step)
     rec.seed(namespaces() or None)
     times = os.environ.get("SHUTTERLINE_OPERATOR_TIMES")
-    maker = creator.Creator(rec, workers, times=pathlib.Path(times) if times else None)
+    linger_s = float(os.environ.get("SHUTTERLINE_CREATE_LINGER_S", "0.5"))
+    path = pathlib.Path(times) if times else None
+    maker = creator.Creator(rec, workers, times=path, linger_s=linger_s)
     maker.offer_all()
     interval = float(os.environ.get("SHUTTERLINE_STATUS_INTERVAL_S", "0.5"))
     status_workers = int(os.environ.get("SHUTTERLINE_STATUS_WORKERS", "4"))

@@ -44,12 +44,15 @@ def _ssl_context(bed: cluster.Cluster) -> ssl.SSLContext:
 def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
     """Request counters now, by (verb, resource): ``all`` (requests), ``seconds`` and
     ``timed`` (time the API server spent on them, and how many it timed; watches are timed
-    for their whole life); ``client`` by (schema suffix,): the FlowSchemas' dispatches."""
+    for their whole life); ``client`` by (schema suffix,): the FlowSchemas' dispatches;
+    ``terminated`` by (resource,): watchers the server closed as unresponsive (before closing
+    one, it held back that resource's events from every watcher for a while)."""
     url = f"{bed.server}/metrics"
     with urllib.request.urlopen(url, timeout=30, context=_ssl_context(bed)) as answer:
         text = answer.read().decode()
     counters: Counts = {name: collections.defaultdict(float) for name in _PER_REQUEST.values()}
     ours: dict[tuple[str, ...], float] = collections.defaultdict(float)
+    closed: dict[tuple[str, ...], float] = collections.defaultdict(float)
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if not match:
@@ -65,7 +68,9 @@ def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
             schema = labels.get("flow_schema", "")
             if schema.startswith(prefix):
                 ours[(schema.removeprefix(prefix),)] += float(match[3])
-    return {**counters, "client": ours}
+        elif match[1] == "apiserver_terminated_watchers_total":
+            closed[(labels.get("resource", ""),)] += float(match[3])
+    return {**counters, "client": ours, "terminated": closed}
 
 
 def delta(before: Counts, after: Counts, name: str) -> dict[tuple[str, ...], float]:

@@ -7,6 +7,11 @@ progress or diff-base annotations): the Job is the first write the operator make
 its owner reference is what cascades deletion. A transient failure is offered again after
 ``retry_s``; the deterministic Job name keeps a repeat from making a second Job.
 
+`creating` (which holds the status loop's writes back) stays true for ``linger_s`` after the
+last Job was made: in a burst whose Visits arrive a little slower than Jobs are made, the pool
+is empty for moments between them, and the status patches, labels and Events let through then
+were still in flight, ahead of the next Visit's Job POST, when it came.
+
 With ``times`` (``SHUTTERLINE_OPERATOR_TIMES``, for benchmarks) each Job made is also written
 there as a JSON line: when its Visit was offered, its step started and ended (monotonic
 seconds, the same clock for every process of the machine).
@@ -18,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -41,8 +47,13 @@ class Creator:
         workers: int = 16,
         retry_s: float = 2.0,
         times: Path | None = None,
+        linger_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rec, self.retry_s, self.times = rec, retry_s, times
+        self.linger_s, self.clock = linger_s, clock
+        #: When (``clock``) the pool last became empty.
+        self.idle_since = float("-inf")
         self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="create")
         self.busy: set[vcache.Key] = set()
         self.lock = threading.Lock()
@@ -64,9 +75,17 @@ class Creator:
         self.pool.submit(self._run, key, time.monotonic())
 
     def creating(self) -> bool:
-        """Whether some Visit is waiting for its Job (queued here or being made)."""
+        """Whether some Visit is waiting for its Job (queued here or being made), or one was
+        within the last ``linger_s``."""
         with self.lock:
-            return bool(self.busy)
+            return bool(self.busy) or self.clock() - self.idle_since < self.linger_s
+
+    def done(self, key: vcache.Key) -> None:
+        """Visit ``key``'s step ended (with a Job or not)."""
+        with self.lock:
+            self.busy.discard(key)
+            if not self.busy:
+                self.idle_since = self.clock()
 
     def offer_all(self) -> None:
         """Offer every cached Visit (after the start-up listing: the resume)."""
@@ -105,8 +124,7 @@ class Creator:
             log.exception("visit %s/%s: creating its Job failed", *key)
             retry = True
         finally:
-            with self.lock:
-                self.busy.discard(key)
+            self.done(key)
         if retry and not self.stopping:
             timer = threading.Timer(self.retry_s, self.offer, (key,))
             timer.daemon = True

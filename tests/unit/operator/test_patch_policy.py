@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from shutterline_operator.adapters import kube, tracing
-from shutterline_operator.engine import admission, reconcile, statusloop
+from shutterline_operator.engine import admission, creator, reconcile, statusloop
 from tests.unit.operator import objects
 
 
@@ -100,6 +100,32 @@ def test_events_are_sent_only_once_creation_is_done() -> None:
     loop.turn()
     loop.pool.shutdown(wait=True)
     assert sent == ["JobCreated"] and not loop.rec.later
+
+
+def test_creation_counts_as_going_on_for_linger_s_after_the_last_job() -> None:
+    """Between two Visits of a burst the creators are idle for moments: status work stays
+    held until none has been busy for ``linger_s`` (a fake clock)."""
+    now = [100.0]
+    maker = creator.Creator(_reconciler(), 1, linger_s=0.5, clock=lambda: now[0])
+    assert not maker.creating()  # never busy: nothing to hold for
+    maker.busy.add(("prompt", "v1"))
+    assert maker.creating()
+    maker.done(("prompt", "v1"))
+    now[0] += 0.4
+    assert maker.creating()  # idle 0.4 s: the next Visit of the burst may come
+    now[0] += 0.2
+    assert not maker.creating()
+    maker.busy.add(("prompt", "v2"))
+    maker.busy.add(("prompt", "v3"))
+    maker.done(("prompt", "v2"))
+    now[0] += 5
+    assert maker.creating()  # v3 still waits for its Job
+    unlingering = creator.Creator(_reconciler(), 1, linger_s=0)
+    unlingering.busy.add(("prompt", "v1"))
+    unlingering.done(("prompt", "v1"))
+    assert not unlingering.creating()
+    maker.stop()
+    unlingering.stop()
 
 
 def test_admission_passes_are_spaced_in_a_burst() -> None:
