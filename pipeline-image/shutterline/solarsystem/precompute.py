@@ -216,11 +216,12 @@ def _init_worker(catalog_path: str, night: Night, observer: FloatArray) -> None:
 
 def _compute_chunk(
     rows: slice, spool: str | None
-) -> tuple[piecefiles.Chunk | str, npt.NDArray[np.int64], float]:
-    """One chunk's pieces sorted by region, their count per region, and when this worker
-    was ready. With a spool directory (worker processes) the chunk goes there as ``.npy``
-    files, read back memory-mapped by whichever worker writes a region, and its path is
-    returned instead of the arrays: nothing large goes through a pipe."""
+) -> tuple[piecefiles.Chunk | str, npt.NDArray[np.int64], float, tuple[int, float]]:
+    """One chunk's pieces sorted by region, their count per region, when this worker was
+    ready, and its CPU so far (`_cpu`). With a spool directory (worker processes) the chunk
+    goes there as ``.npy`` files, read back memory-mapped by whichever worker writes a
+    region, and its path is returned instead of the arrays: nothing large goes through a
+    pipe."""
     catalog, night = _WORKER["catalog"], _WORKER["night"]
     pieces = piece_arrays(catalog, rows, night, _WORKER["obs"])
     region = _regions(pieces)
@@ -228,17 +229,24 @@ def _compute_chunk(
     chunk = piecefiles.sort_chunk(pieces, region, row)
     counts = np.bincount(region + 1, minlength=12 * REGION_NSIDE**2 + 1)
     if spool is None:
-        return chunk, counts, float(_WORKER["ready"])
+        return chunk, counts, float(_WORKER["ready"]), _cpu()
     stem = f"{spool}/c{rows.start:010d}"
     for name, values in zip(_FIELDS, chunk, strict=True):
         np.save(f"{stem}.{name}.npy", values)
-    return stem, counts, float(_WORKER["ready"])
+    return stem, counts, float(_WORKER["ready"]), _cpu()
+
+
+def _cpu() -> tuple[int, float]:
+    """This process's id and CPU seconds: forked workers are not this process's children,
+    so their CPU is summed from what they report."""
+    return os.getpid(), time.process_time()
 
 
 def _write_range(
     out: str, chunks: list[piecefiles.Chunk | str], regions: tuple[int, int], tag: str
-) -> int:
-    """The files of regions ``[lo, hi)``, from every chunk (spooled ones memory-mapped)."""
+) -> tuple[int, tuple[int, float]]:
+    """The files of regions ``[lo, hi)``, from every chunk (spooled ones memory-mapped),
+    and this worker's CPU so far."""
     loaded = [
         c
         if isinstance(c, piecefiles.Chunk)
@@ -247,7 +255,8 @@ def _write_range(
     ]
     night = _WORKER["night"]
     times = (night.mjd_start, night.span_days, night.n_pieces)
-    return piecefiles.write_regions(Path(out), loaded, regions, _WORKER["catalog"], times, tag)
+    files = piecefiles.write_regions(Path(out), loaded, regions, _WORKER["catalog"], times, tag)
+    return files, _cpu()
 
 
 def run(
@@ -267,7 +276,8 @@ def run(
     of one process's time, thousands of files) is not left to one process. ``timings``,
     if given, receives the seconds of each step: ``read`` (catalogue size and the site's
     positions), ``workers_ready`` (from the pool's start until the last worker has read the
-    catalogue), ``compute``, ``write`` and ``meta`` (``pieces.json``).
+    catalogue), ``compute``, ``write`` and ``meta`` (``pieces.json``), and with worker
+    processes ``workers_cpu``, their CPU seconds (not the pool server's one import).
 
     Raises
     ------
@@ -294,8 +304,14 @@ def run(
             ranges = piecefiles.balanced_ranges(counts, _RANGES_PER_JOB * jobs)
             parts = [r[0] for r in results]
             args = ([str(out)] * len(ranges), [parts] * len(ranges), ranges, [tag] * len(ranges))
-            files = sum(map_(_write_range, *args))
+            written = list(map_(_write_range, *args))
             clock("write")
+        files = sum(w[0] for w in written)
+        if jobs > 1:
+            cpu: dict[int, float] = {}
+            for pid, seconds in [r[3] for r in results] + [w[1] for w in written]:
+                cpu[pid] = max(cpu.get(pid, 0.0), seconds)
+            clock.timings_of("workers_cpu", sum(cpu.values()))
         total = int(counts.sum())
         _LOG.info("shard %s: %d pieces in %d files", tag, total, files)
     _write_meta(out, night, shard, shards)
@@ -329,8 +345,8 @@ def _pool(
     """``map`` over tasks and the spool directory for chunks (None in this process).
 
     One job runs in this process: a pod's shard pays no second start-up of numpy, skyfield
-    and the catalogue (about 2 CPU seconds). More start their processes at once, each
-    reading the catalogue itself; this process never reads it.
+    and the catalogue (about 2 CPU seconds). More are forked from a server process that
+    imports this module once; each reads the catalogue itself, this process never does.
     """
     if jobs == 1:
         catalog = mpcorbits.read_catalog(catalog_path)
@@ -340,7 +356,10 @@ def _pool(
         finally:
             _WORKER.clear()
         return
-    context = multiprocessing.get_context("spawn")  # no forked numpy or skyfield state
+    # Workers forked from a fresh server that has imported this module once (no state of
+    # this process, no thread of it), instead of each importing numpy, astropy and skyfield.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     spool.mkdir(parents=True, exist_ok=True)
     try:
         with concurrent.futures.ProcessPoolExecutor(
