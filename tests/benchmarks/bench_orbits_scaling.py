@@ -7,8 +7,15 @@ excluded). A line ``CPU = fixed + per_object x objects`` is fitted over every sh
 even division means every run lies on it, one per-object cost whatever the shard count and
 catalogue size, plus a fixed cost per shard (the report gives both, and each run's spread).
 
-Then the wall time of the whole catalogue (largest size) with the work split over 2
-processes at once against 1 process, interleaved over ``--repeat`` rounds, with the load
+Then, for each size, one shard's in-process pool (``precompute.run(jobs=J)``): 1 against 2
+worker processes, interleaved over ``--repeat`` rounds, each run a process in a session of
+its own. It reports median wall times, CPU seconds per object (the workers' included: the
+same for 1 and 2 workers and for every size when the pool adds no work), the run's own
+steps (reading, workers ready, compute, write, ``pieces.json``) and an Amdahl fit of the
+medians, ``wall(J) = serial + parallel / J``.
+
+Last, the wall time of the whole catalogue (largest size) with the work split over 2
+shard processes at once against 1 process, interleaved over ``--repeat`` rounds, with the load
 average before and after each run: on a shared 2-core machine the ratio says as much about
 the other users as about the code, so read it with the load beside it. Each shard process
 runs in a session of its own (see `_start`): Linux's autogroup scheduler shares the CPU
@@ -37,24 +44,38 @@ from typing import Any
 CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "orbits-scaling-v1"
 MJD_START, HOURS, EPOCH = 61280.0, 4.0, 61200.0
 
-#: The child: one shard in one process, its CPU seconds around `precompute.run` only.
+#: The child: one shard in one process (and its ``jobs`` workers), its CPU seconds and wall
+#: seconds around `precompute.run` only, and the run's own step timings. The workers are
+#: forked by a pool server, not children of the child: their CPU is what they report, plus
+#: one import of the precompute (the server's, measured as the child's own).
 _CHILD = """
-import json, resource, sys
-from pathlib import Path
-from shutterline.solarsystem import precompute
-catalog, out, shard, shards, start, n_pieces = sys.argv[1:7]
+import json, resource, sys, time
 def cpu():
     return sum(getattr(resource.getrusage(who), f) for who in
                (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
-night = precompute.Night(float(start), int(n_pieces))
-before = cpu()
-pieces = precompute.run(Path(catalog), Path(out), night, shard=int(shard), shards=int(shards))
-print(json.dumps({"cpu_s": cpu() - before, "pieces": pieces}))
+imported = cpu()
+from pathlib import Path
+from shutterline.solarsystem import precompute
+imported = cpu() - imported
+if __name__ == "__main__":
+    catalog, out, shard, shards, start, n_pieces, jobs = sys.argv[1:8]
+    night = precompute.Night(float(start), int(n_pieces))
+    before, wall, steps = cpu(), time.perf_counter(), {}
+    pieces = precompute.run(Path(catalog), Path(out), night, shard=int(shard),
+                            shards=int(shards), jobs=int(jobs), timings=steps)
+    spent = cpu() - before
+    if int(jobs) > 1:  # forked workers report their CPU; their server imported once
+        spent += steps["workers_cpu"] + imported
+    print(json.dumps({"cpu_s": spent, "wall_s": time.perf_counter() - wall,
+                      "pieces": pieces, "steps_s": steps, "import_cpu_s": imported}))
 """
 
 
-def _start(catalog: Path, out: Path, shard: int, shards: int) -> subprocess.Popen[str]:
-    args = [str(catalog), str(out), str(shard), str(shards), str(MJD_START), str(int(HOURS / 2))]
+def _start(
+    catalog: Path, out: Path, shard: int, shards: int, jobs: int = 1
+) -> subprocess.Popen[str]:
+    n_pieces = str(int(HOURS / 2))
+    args = [str(catalog), str(out), str(shard), str(shards), str(MJD_START), n_pieces, str(jobs)]
     # A session of its own, as a pod is scheduled on its own: with the kernel's autogroup
     # scheduling, processes of one session share that session's CPU share, so two shards in
     # the bench's session could not get more CPU than one while other sessions are busy.
@@ -125,6 +146,47 @@ def _wall(catalog: Path, work: Path, processes: int) -> float:
     return wall
 
 
+def _pool_rounds(catalog: Path, work: Path, n: int, repeat: int) -> dict[str, Any]:
+    """1 against 2 worker processes of one shard (``--jobs``), interleaved rounds.
+
+    Each run is one process in a session of its own with its pool; the medians of wall
+    time, CPU seconds per object and the run's steps, and an Amdahl fit of the two medians:
+    ``wall(J) = serial + parallel / J``, against the steps measured as serial.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {"1": [], "2": []}
+    for round_ in range(repeat):
+        for jobs in (1, 2) if round_ % 2 == 0 else (2, 1):
+            out = work / f"pool-{jobs}"
+            shutil.rmtree(out, ignore_errors=True)
+            load = os.getloadavg()[0]
+            result = _finish(_start(catalog, out, 0, 1, jobs))
+            shutil.rmtree(out, ignore_errors=True)
+            runs[str(jobs)].append({**result, "load": load})
+            steps = " ".join(f"{k} {v:.1f}" for k, v in result["steps_s"].items())
+            head = f"n={n:,} round {round_}: {jobs} worker(s): {result['wall_s']:.1f} s wall"
+            print(f"{head}, {result['cpu_s']:.1f} CPU s ({steps}), load {load:.1f}", flush=True)
+    med = {
+        j: {
+            "wall_s": statistics.median(r["wall_s"] for r in rs),
+            "cpu_us_per_object": statistics.median(r["cpu_s"] for r in rs) / n * 1e6,
+            "steps_s": {
+                k: statistics.median(r["steps_s"].get(k, 0.0) for r in rs) for k in rs[0]["steps_s"]
+            },
+        }
+        for j, rs in runs.items()
+    }
+    one, two = med["1"]["wall_s"], med["2"]["wall_s"]
+    parallel = 2.0 * (one - two)
+    return {
+        "runs": runs,
+        "median": med,
+        "speedup_2": one / two,
+        "amdahl": {"serial_s": one - parallel, "parallel_s": parallel},
+        "serial_steps_2_s": sum(med["2"]["steps_s"].get(k, 0.0) for k in ("read", "meta"))
+        + med["2"]["steps_s"].get("workers_ready", 0.0),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 400_000])
@@ -146,6 +208,10 @@ def main() -> int:
         for shards in args.shards:
             record["shard_runs"][f"{n}/{shards}"] = _shard_cpu(catalog, work, n, shards)
     record["cpu"] = _fit([r for runs in record["shard_runs"].values() for r in runs])
+    record["pool"] = {}
+    for n in args.sizes:
+        size = CACHE / f"n{n}"
+        record["pool"][str(n)] = _pool_rounds(size / "catalog.npz", size, n, args.repeat)
     walls: dict[str, list[float]] = {"1": [], "2": []}
     loads: list[list[float]] = []
     for round_ in range(args.repeat):
@@ -181,8 +247,27 @@ def _record_rows(record: dict[str, Any], args: argparse.Namespace) -> None:
             (f"precompute {record['wall_n']:,} orbits, 2 processes vs 1",
              f"{record['wall_s']['2']:.1f} s vs {record['wall_s']['1']:.1f} s",
              f"x{record['speedup_2']:.2f} (linear: x2), load up to {load:.1f}", cmd),
+            *_pool_rows(record, cmd),
         ],
     )  # fmt: skip
+
+
+def _pool_rows(record: dict[str, Any], cmd: str) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for n, pool in record["pool"].items():
+        med, fit = pool["median"], pool["amdahl"]
+        load = max(r["load"] for rs in pool["runs"].values() for r in rs)
+        rows.append(
+            (
+                f"precompute {int(n):,} orbits, one shard, 2 workers vs 1 (medians)",
+                f"{med['2']['wall_s']:.1f} s vs {med['1']['wall_s']:.1f} s",
+                f"x{pool['speedup_2']:.2f}; serial {fit['serial_s']:.1f} s + parallel "
+                f"{fit['parallel_s']:.1f} s; CPU {med['1']['cpu_us_per_object']:.1f} / "
+                f"{med['2']['cpu_us_per_object']:.1f} us per object; load up to {load:.1f}",
+                cmd,
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

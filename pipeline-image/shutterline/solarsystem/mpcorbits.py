@@ -24,6 +24,7 @@ __all__ = [
     "COLUMNS",
     "ORBIT_TYPES",
     "Catalog",
+    "count_rows",
     "position_sigma_arcsec",
     "read_catalog",
     "to_orbits_table",
@@ -98,10 +99,21 @@ def read_catalog(path: Path) -> Catalog:
         If the file lacks a schema column (not an orbit catalogue).
     """
     with np.load(path, allow_pickle=False) as data:
-        missing = [name for name, _ in COLUMNS if name not in data.files]
-        if missing:
-            raise ValueError(f"{path}: not an orbit catalogue, lacks columns {missing}")
+        _check(path, data.files)
         return {name: data[name] for name, _ in COLUMNS}
+
+
+def count_rows(path: Path) -> int:
+    """`read_catalog`'s number of objects, reading only their ids; raises as it does."""
+    with np.load(path, allow_pickle=False) as data:
+        _check(path, data.files)
+        return len(data["id"])
+
+
+def _check(path: Path, files: list[str]) -> None:
+    missing = [name for name, _ in COLUMNS if name not in files]
+    if missing:
+        raise ValueError(f"{path}: not an orbit catalogue, lacks columns {missing}")
 
 
 def to_orbits_table(catalog: Catalog, rows: slice | npt.NDArray[np.int64] = slice(None)) -> Table:

@@ -9,15 +9,11 @@ built-in time scale), once per node time; the object is the two-body orbit of
 `shutterline.solarsystem.orbits`, propagated for a whole chunk of objects per node.
 
 Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre and
-stored per region, piece of the night and shard,
-``r{region:04d}.p{piece:03d}.s{shard:03d}of{shards:03d}.npz`` (one structured array of
-rows, ``pieces``, and the piece's time); pieces that sweep more than
-``FAST_RADIUS_DEG`` (close NEOs) go to ``fast.p{piece:03d}.s...npz``, read by every lookup.
-The objects' ``mpc_orbits`` records (for the alerts) are stored once a night, not in every
-piece: ``o{region:04d}.s...npz`` holds those of every object with a piece in the region
-(``ofast.s...npz`` of the fast ones).
-``pieces.json`` records the night and the layout. The same rows always give the same bytes:
-chunks are processed in order whatever the number of worker processes.
+stored per region, piece of the night and shard by `shutterline.solarsystem.piecefiles`
+(which gives the layout); pieces that sweep more than ``FAST_RADIUS_DEG`` (close NEOs) go
+to the fast file, read by every lookup. ``pieces.json`` records the night and the layout.
+The same rows always give the same bytes, whatever the number of worker processes: chunks
+are fixed, and a file is written from every chunk's rows of its region, sorted by id.
 """
 
 from __future__ import annotations
@@ -28,6 +24,9 @@ import functools
 import json
 import logging
 import multiprocessing
+import os
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from skyfield import api
 from skyfield.constants import AU_KM
 
 from shutterline.camera import site as site_mod
-from shutterline.solarsystem import chebyshev, mpcorbits
+from shutterline.solarsystem import chebyshev, mpcorbits, piecefiles
 from shutterline.solarsystem import orbits as orbits_mod
 
 __all__ = [
@@ -51,9 +50,7 @@ __all__ = [
     "REGION_NSIDE",
     "Night",
     "observer_positions",
-    "orbit_time",
     "piece_arrays",
-    "piece_time",
     "run",
     "shard_rows",
 ]
@@ -177,14 +174,6 @@ def piece_arrays(
     }
 
 
-def piece_time(start_mjd: float, span_days: float) -> dict[str, npt.NDArray[np.float64]]:
-    """The 0-d arrays each piece file carries: its piece's start (MJD, TAI) and length."""
-    return {
-        "piece_start_mjd": np.array(start_mjd, np.float64),
-        "piece_span_days": np.array(span_days, np.float64),
-    }
-
-
 def shard_rows(n_rows: int, shard: int, shards: int) -> list[slice]:
     """The chunks of rows of shard ``shard`` of ``shards``.
 
@@ -204,28 +193,70 @@ def shard_rows(n_rows: int, shard: int, shards: int) -> list[slice]:
     return [slice(c * _CHUNK, min((c + 1) * _CHUNK, n_rows)) for c in range(first, last)]
 
 
-_WORKER: dict[str, object] = {}
+_WORKER: dict[str, Any] = {}
+#: Write tasks per worker process: ranges of regions of about equal rows, so that no
+#: process is left writing alone at the end.
+_RANGES_PER_JOB = 4
+_FIELDS = piecefiles.Chunk._fields
 
 
 def _init_worker(catalog_path: str, night: Night, observer: FloatArray) -> None:
-    _WORKER.update(catalog=mpcorbits.read_catalog(Path(catalog_path)), night=night, obs=observer)
+    """A worker's state: the catalogue (read by each worker while the others start).
+
+    Each worker is made a session of its own: with the kernel's autogroup scheduling (on
+    for desktop and test machines, not used inside a pod's cgroup) the processes of one
+    session share one session's CPU share, so a pool in one session would get no more CPU
+    than one process while other sessions are busy. A pod's shard is unaffected.
+    """
+    with contextlib.suppress(PermissionError):  # already a group leader: keep its session
+        os.setsid()
+    catalog = mpcorbits.read_catalog(Path(catalog_path))
+    _WORKER.update(catalog=catalog, night=night, obs=observer, ready=time.time())
 
 
-def _work(rows: slice) -> dict[str, npt.NDArray[np.generic]]:
-    catalog = _WORKER["catalog"]
-    assert isinstance(catalog, dict)
-    night, obs = _WORKER["night"], _WORKER["obs"]
-    assert isinstance(night, Night)
-    return piece_arrays(catalog, rows, night, np.asarray(obs))
+def _compute_chunk(
+    rows: slice, spool: str | None
+) -> tuple[piecefiles.Chunk | str, npt.NDArray[np.int64], float, tuple[int, float]]:
+    """One chunk's pieces sorted by region, their count per region, when this worker was
+    ready, and its CPU so far (`_cpu`). With a spool directory (worker processes) the chunk
+    goes there as ``.npy`` files, read back memory-mapped by whichever worker writes a
+    region, and its path is returned instead of the arrays: nothing large goes through a
+    pipe."""
+    catalog, night = _WORKER["catalog"], _WORKER["night"]
+    pieces = piece_arrays(catalog, rows, night, _WORKER["obs"])
+    region = _regions(pieces)
+    row = np.repeat(np.arange(rows.start, rows.stop, dtype=np.int64), night.n_pieces)
+    chunk = piecefiles.sort_chunk(pieces, region, row)
+    counts = np.bincount(region + 1, minlength=12 * REGION_NSIDE**2 + 1)
+    if spool is None:
+        return chunk, counts, float(_WORKER["ready"]), _cpu()
+    stem = f"{spool}/c{rows.start:010d}"
+    for name, values in zip(_FIELDS, chunk, strict=True):
+        np.save(f"{stem}.{name}.npy", values)
+    return stem, counts, float(_WORKER["ready"]), _cpu()
 
 
-def _regions(pieces: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.int64]:
-    """Coarse region of every piece; -1 for the fast ones."""
-    hp = HEALPix(nside=REGION_NSIDE, order="nested")
-    ra = np.asarray(pieces["ra"], np.float64)
-    dec = np.asarray(pieces["dec"], np.float64)
-    region = np.asarray(hp.lonlat_to_healpix(ra * u.deg, dec * u.deg))
-    return np.where(np.asarray(pieces["radius"]) > FAST_RADIUS_DEG, -1, region.astype(np.int64))
+def _cpu() -> tuple[int, float]:
+    """This process's id and CPU seconds: forked workers are not this process's children,
+    so their CPU is summed from what they report."""
+    return os.getpid(), time.process_time()
+
+
+def _write_range(
+    out: str, chunks: list[piecefiles.Chunk | str], regions: tuple[int, int], tag: str
+) -> tuple[int, tuple[int, float]]:
+    """The files of regions ``[lo, hi)``, from every chunk (spooled ones memory-mapped),
+    and this worker's CPU so far."""
+    loaded = [
+        c
+        if isinstance(c, piecefiles.Chunk)
+        else piecefiles.Chunk(*(np.load(f"{c}.{n}.npy", mmap_mode="r") for n in _FIELDS))
+        for c in chunks
+    ]
+    night = _WORKER["night"]
+    times = (night.mjd_start, night.span_days, night.n_pieces)
+    files = piecefiles.write_regions(Path(out), loaded, regions, _WORKER["catalog"], times, tag)
+    return files, _cpu()
 
 
 def run(
@@ -236,134 +267,119 @@ def run(
     shard: int = 0,
     shards: int = 1,
     jobs: int = 1,
+    timings: dict[str, float] | None = None,
 ) -> int:
     """Precompute this shard's rows of the catalogue into ``out``; returns pieces written.
+
+    Two passes over the chunks, both spread over the ``jobs`` processes: compute every
+    chunk's pieces, then write the files of ranges of regions, so that the writing (a third
+    of one process's time, thousands of files) is not left to one process. ``timings``,
+    if given, receives the seconds of each step: ``read`` (catalogue size and the site's
+    positions), ``workers_ready`` (from the pool's start until the last worker has read the
+    catalogue), ``compute``, ``write`` and ``meta`` (``pieces.json``), and with worker
+    processes ``workers_cpu``, their CPU seconds (not the pool server's one import).
 
     Raises
     ------
     ValueError
         If the catalogue file is not one, or the shard index is out of range.
     """
-    catalog = mpcorbits.read_catalog(catalog_path)
-    chunks = shard_rows(len(catalog["id"]), shard, shards)
-    if not chunks:  # more shards than chunks: this one has nothing to do
-        _write_meta(out, night, shard, shards)
-        return 0
-    observer = observer_positions(night.node_times().ravel())
-    parts: list[dict[str, npt.NDArray[np.generic]]] = []
-    with _pool(catalog, catalog_path, night, observer, jobs) as map_:
-        for done, part in enumerate(map_(_work, chunks), start=1):
-            parts.append(part)
-            _LOG.info("shard %d/%d: chunk %d/%d done", shard, shards, done, len(chunks))
-    pieces = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    rows = np.concatenate([np.repeat(np.arange(c.start, c.stop), night.n_pieces) for c in chunks])
-    region = _regions(pieces)
-    _write_orbits(out, catalog, rows, region, night, f"s{shard:03d}of{shards:03d}")
-    return _write(out, pieces, region, night, (shard, shards))
+    clock = _Clock(timings)
+    chunks = shard_rows(mpcorbits.count_rows(catalog_path), shard, shards)
+    tag = f"s{shard:03d}of{shards:03d}"
+    out.mkdir(parents=True, exist_ok=True)
+    total = 0
+    if chunks:  # more shards than chunks: this one has nothing to do
+        observer = observer_positions(night.node_times().ravel())
+        clock("read")
+        pool_start = time.time()
+        with _pool(catalog_path, out / f".spool.{tag}", night, observer, jobs) as (map_, spool):
+            results = []
+            for done, result in enumerate(map_(_compute_chunk, chunks, [spool] * len(chunks))):
+                results.append(result)
+                _LOG.info("shard %s: chunk %d/%d computed", tag, done + 1, len(chunks))
+            clock("compute")
+            clock.timings_of("workers_ready", max(r[2] for r in results) - pool_start)
+            counts = np.sum([r[1] for r in results], axis=0)
+            ranges = piecefiles.balanced_ranges(counts, _RANGES_PER_JOB * jobs)
+            parts = [r[0] for r in results]
+            args = ([str(out)] * len(ranges), [parts] * len(ranges), ranges, [tag] * len(ranges))
+            written = list(map_(_write_range, *args))
+            clock("write")
+        files = sum(w[0] for w in written)
+        if jobs > 1:
+            cpu: dict[int, float] = {}
+            for pid, seconds in [r[3] for r in results] + [w[1] for w in written]:
+                cpu[pid] = max(cpu.get(pid, 0.0), seconds)
+            clock.timings_of("workers_cpu", sum(cpu.values()))
+        total = int(counts.sum())
+        _LOG.info("shard %s: %d pieces in %d files", tag, total, files)
+    _write_meta(out, night, shard, shards)
+    clock("meta")
+    return total
+
+
+class _Clock:
+    """Seconds per step into ``timings`` (nothing when it is None)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.start = timings, time.time()
+        self.last = self.start
+
+    def __call__(self, step: str) -> None:
+        now = time.time()
+        if self.timings is not None:
+            self.timings[step] = now - self.last
+        self.last = now
+
+    def timings_of(self, step: str, seconds: float) -> None:
+        """A step timed elsewhere (the workers' start, overlapping others)."""
+        if self.timings is not None:
+            self.timings[step] = max(0.0, seconds)
 
 
 @contextlib.contextmanager
 def _pool(
-    catalog: mpcorbits.Catalog, catalog_path: Path, night: Night, observer: FloatArray, jobs: int
-) -> Iterator[Callable[..., Iterator[dict[str, npt.NDArray[np.generic]]]]]:
-    """``map`` over chunks: in this process for one job (a pod's shard pays no second start-up
-    of numpy, skyfield and the catalogue, about 2 CPU seconds), else in ``jobs`` processes."""
+    catalog_path: Path, spool: Path, night: Night, observer: FloatArray, jobs: int
+) -> Iterator[tuple[Callable[..., Iterator[Any]], str | None]]:
+    """``map`` over tasks and the spool directory for chunks (None in this process).
+
+    One job runs in this process: a pod's shard pays no second start-up of numpy, skyfield
+    and the catalogue (about 2 CPU seconds). More are forked from a server process that
+    imports this module once; each reads the catalogue itself, this process never does.
+    """
     if jobs == 1:
-        _WORKER.update(catalog=catalog, night=night, obs=observer)
+        catalog = mpcorbits.read_catalog(catalog_path)
+        _WORKER.update(catalog=catalog, night=night, obs=observer, ready=time.time())
         try:
-            yield map
+            yield map, None
         finally:
             _WORKER.clear()
         return
-    context = multiprocessing.get_context("spawn")  # no forked numpy or skyfield state
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(str(catalog_path), night, observer),
-    ) as pool:
-        yield pool.map
+    # Workers forked from a fresh server that has imported this module once (no state of
+    # this process, no thread of it), instead of each importing numpy, astropy and skyfield.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    spool.mkdir(parents=True, exist_ok=True)
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(str(catalog_path), night, observer),
+        ) as pool:
+            yield pool.map, str(spool)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
-def _write(
-    out: Path,
-    pieces: dict[str, npt.NDArray[np.generic]],
-    region: npt.NDArray[np.int64],
-    night: Night,
-    split: tuple[int, int],
-) -> int:
-    """One file per region and piece for shard ``split[0]`` of ``split[1]``, rows by id.
-
-    The rows are one structured array, ``pieces`` (`piece_arrays`' columns as fields): a
-    file of one member writes, and reads, much faster than one of a member per column, and
-    a shard writes thousands of small files.
-    """
-    shard, shards = split
-    records = _records(pieces)
-    piece = np.asarray(pieces["piece"], np.int64)
-    order = np.lexsort((pieces["id"], piece, region))
-    key = (region * 1000 + piece)[order]  # fewer than 1000 pieces a night
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    for begin, end in zip(starts, np.r_[starts[1:], len(key)], strict=True):
-        take = order[begin:end]
-        where = "fast" if region[take[0]] < 0 else f"r{region[take[0]]:04d}"
-        start = night.mjd_start + night.span_days * int(piece[take[0]])
-        arrays: dict[str, Any] = {"pieces": records[take], **piece_time(start, night.span_days)}
-        _save(out / f"{where}.p{piece[take[0]]:03d}.s{shard:03d}of{shards:03d}.npz", arrays)
-    _write_meta(out, night, shard, shards)
-    return len(region)
-
-
-def _records(columns: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.void]:
-    """The columns as one structured array (a column of shape ``(n, ...)`` is a subarray)."""
-    dtype = np.dtype([(k, v.dtype, v.shape[1:]) for k, v in columns.items()])
-    records = np.empty(len(columns["id"]), dtype=dtype)
-    for name, values in columns.items():
-        records[name] = values
-    return records
-
-
-def _write_orbits(
-    out: Path,
-    catalog: mpcorbits.Catalog,
-    rows: npt.NDArray[np.int64],
-    region: npt.NDArray[np.int64],
-    night: Night,
-    tag: str,
-) -> None:
-    """Per region, the ``mpc_orbits`` rows (by id) of every object with a piece there.
-
-    One structured array, ``orbits`` (the catalogue's columns as fields), as the pieces.
-
-    Once a night, not once per piece: a detector's lookup takes the rows of the few objects it
-    finds from the orbit files of its regions, for the alerts' ``mpc_orbits`` records.
-    """
-    order = np.lexsort((rows, region))
-    starts = np.flatnonzero(np.r_[True, region[order][1:] != region[order][:-1]])
-    for begin, end in zip(starts, np.r_[starts[1:], len(order)], strict=True):
-        take = np.unique(rows[order[begin:end]])
-        take = take[np.argsort(catalog["id"][take], kind="stable")]
-        records = _records({name: catalog[name][take] for name, _ in mpcorbits.COLUMNS})
-        arrays: dict[str, Any] = {"orbits": records, **orbit_time(night)}
-        where = "ofast" if region[order[begin]] < 0 else f"o{region[order[begin]]:04d}"
-        _save(out / f"{where}.{tag}.npz", arrays)
-
-
-def orbit_time(night: Night) -> dict[str, npt.NDArray[np.float64]]:
-    """The 0-d arrays each orbit file carries: its night's start (MJD, TAI) and length."""
-    return {
-        "night_start_mjd": np.array(night.mjd_start, np.float64),
-        "night_span_days": np.array(night.n_pieces * night.span_days, np.float64),
-    }
-
-
-def _save(path: Path, arrays: dict[str, Any]) -> None:
-    """Write ``arrays`` as an uncompressed ``.npz``, atomically (a temporary file, renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)
+def _regions(pieces: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.int64]:
+    """Coarse region of every piece; -1 for the fast ones."""
+    hp = HEALPix(nside=REGION_NSIDE, order="nested")
+    ra = np.asarray(pieces["ra"], np.float64)
+    dec = np.asarray(pieces["dec"], np.float64)
+    region = np.asarray(hp.lonlat_to_healpix(ra * u.deg, dec * u.deg))
+    return np.where(np.asarray(pieces["radius"]) > FAST_RADIUS_DEG, -1, region.astype(np.int64))
 
 
 def _write_meta(out: Path, night: Night, shard: int, shards: int) -> None:
