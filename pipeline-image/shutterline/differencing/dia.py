@@ -102,6 +102,7 @@ __all__ = [
     "SHAPE_EXEMPT_SNR",
     "accept",
     "detect_and_measure",
+    "rejections",
 ]
 
 AP_RADIUS_FWHM = 1.5
@@ -345,6 +346,8 @@ def detect_and_measure(
     *,
     threshold: float = 5.0,
     select: bool = True,
+    min_classifier: float = MIN_CLASSIFIER,
+    min_classifier_bright: float = MIN_CLASSIFIER_BRIGHT,
 ) -> Table:
     """Detect and measure DIA sources (see the module docstring for the columns).
 
@@ -359,6 +362,9 @@ def detect_and_measure(
         Detection threshold in matched-filter sigma (positive and negative).
     select : bool
         Keep only the detections `accept` accepts (see the module docstring).
+    min_classifier, min_classifier_bright : float
+        `accept`'s bars on the classifier score (the pipeline's from its settings,
+        ``SHUTTERLINE_DIA_MIN_CLASSIFIER`` and ``..._BRIGHT``).
     """
     if difference.psf is None:
         raise ValueError("the difference exposure needs a PSF image")
@@ -380,7 +386,7 @@ def detect_and_measure(
     )  # fmt: skip
     table.meta["n_detected"] = len(table)
     if select:
-        table = table[accept(table)]
+        table = table[accept(table, min_classifier, min_classifier_bright)]
     trailed.fill_columns(table, ctx.diff, ctx.sigma_w, difference.wcs, det.noise_scale)
     table["glint_trail"] = table["pixel_flags_streak"]
     table.meta["n_rejected"] = table.meta["n_detected"] - len(table)
@@ -388,34 +394,50 @@ def detect_and_measure(
     return table[order]
 
 
-def accept(table: Table) -> np.ndarray:
+def accept(
+    table: Table,
+    min_classifier: float = MIN_CLASSIFIER,
+    min_classifier_bright: float = MIN_CLASSIFIER_BRIGHT,
+) -> np.ndarray:
     """Which DIA sources are reported: ``(n,)`` bool over the rows of ``table``.
 
-    Drops balanced dipoles (lobes that cancel), rows with ``shape_flag``, a penalty score
-    (``reliability_penalty``) below `MIN_RELIABILITY` and changes smaller than
-    `RESIDUAL_FRACTION` of the template flux (static-source residuals), negatives with
-    extendedness of at least `NEGATIVE_MAX_EXTENDEDNESS` (the shape tests only below
-    ``|snr|`` `SHAPE_EXEMPT_SNR`), a classifier score ``reliability`` below `MIN_CLASSIFIER`
-    (`MIN_CLASSIFIER_BRIGHT` from that SNR on) and rows centred on a satellite streak.
+    A row is reported when no rule of `rejections` drops it (the classifier's bars are
+    ``min_classifier`` and, from ``|snr|`` `SHAPE_EXEMPT_SNR` on, ``min_classifier_bright``).
+    """
+    drops = rejections(table, min_classifier, min_classifier_bright)
+    return ~np.any(np.vstack([np.zeros(len(table), bool), *drops.values()]), axis=0)
+
+
+def rejections(
+    table: Table,
+    min_classifier: float = MIN_CLASSIFIER,
+    min_classifier_bright: float = MIN_CLASSIFIER_BRIGHT,
+) -> dict[str, np.ndarray]:
+    """Each rule of `accept` and the rows it drops: rule name -> ``(n,)`` bool.
+
+    ``dipole`` balanced dipoles (lobes that cancel); ``shape`` ``shape_flag``; ``penalty`` a
+    penalty score (``reliability_penalty``) below `MIN_RELIABILITY`; ``extended_negative``
+    negatives with extendedness of at least `NEGATIVE_MAX_EXTENDEDNESS` (these three only
+    below ``|snr|`` `SHAPE_EXEMPT_SNR`); ``residual`` changes smaller than `RESIDUAL_FRACTION`
+    of the template flux (static-source residuals); ``classifier`` a classifier score
+    ``reliability`` below its bar; ``streak`` rows centred on a satellite streak.
     """
     tpl = np.clip(np.nan_to_num(np.asarray(table["template_flux"], float)), 0.0, None)
     flux = np.abs(np.nan_to_num(np.asarray(table["psf_flux"], float)))
     ext = np.nan_to_num(np.asarray(table["extendedness"], float))
-    bright = np.abs(np.nan_to_num(np.asarray(table["snr"], float))) >= SHAPE_EXEMPT_SNR
-    shape_ok = (
-        ~np.asarray(table["shape_flag"], bool)
-        & (np.asarray(table["reliability_penalty"], float) >= MIN_RELIABILITY)
-        & ~(np.asarray(table["is_negative"], bool) & (ext >= NEGATIVE_MAX_EXTENDEDNESS))
-    )
+    faint = np.abs(np.nan_to_num(np.asarray(table["snr"], float))) < SHAPE_EXEMPT_SNR
     score = np.nan_to_num(np.asarray(table["reliability"], float))
-    classifier_ok = score >= np.where(bright, MIN_CLASSIFIER_BRIGHT, MIN_CLASSIFIER)
-    return (
-        (~np.asarray(table["is_dipole"], bool) | _unbalanced(table))
-        & (shape_ok | bright)
-        & classifier_ok
-        & (flux >= RESIDUAL_FRACTION * tpl)
-        & ~np.asarray(table["pixel_flags_streak_center"], bool)
-    )
+    return {
+        "dipole": np.asarray(table["is_dipole"], bool) & ~_unbalanced(table),
+        "shape": faint & np.asarray(table["shape_flag"], bool),
+        "penalty": faint & (np.asarray(table["reliability_penalty"], float) < MIN_RELIABILITY),
+        "extended_negative": faint
+        & np.asarray(table["is_negative"], bool)
+        & (ext >= NEGATIVE_MAX_EXTENDEDNESS),
+        "residual": flux < RESIDUAL_FRACTION * tpl,
+        "classifier": score < np.where(faint, min_classifier, min_classifier_bright),
+        "streak": np.asarray(table["pixel_flags_streak_center"], bool),
+    }
 
 
 def _unbalanced(table: Table) -> np.ndarray:
