@@ -22,7 +22,7 @@ from shutterline.images import mask as mask_mod
 
 __all__ = ["diagnose", "format_diagnosis", "format_grid", "grid"]
 
-_BARS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+_BARS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 _BIT = mask_mod.MaskBit
 _UNDER = {"sat": _BIT.SAT, "bad": _BIT.BAD, "streak": _BIT.STREAK,
           "edge": _BIT.EDGE | _BIT.NO_DATA, "cr": _BIT.CR}  # fmt: skip

@@ -96,9 +96,11 @@ def _star_scene(seed: int) -> tuple[Table, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_a_change_on_a_star_is_called_real() -> None:
-    # lrfak2 never saw a fake on a star and scored such changes low (log_template_ratio);
-    # the fitting nights' variables were lost to it. A clear change (SNR >= 10 and above the
-    # residual floor, so only the classifier could drop it) of either sign must pass.
+    # A clear change on a star (SNR >= 10 and above the residual floor, so only the
+    # classifier could drop it) of either sign must pass the selection's bar. (On this
+    # synthetic field lrfak2, which never saw a fake on a star, passed too: what it lost on
+    # the full-size nights were variables whose centroid a bright star's residual had pulled
+    # off, `test_variable_star`.)
     table, real, grew, frac = _star_scene(41)
     assert np.all(np.asarray(table["is_negative"])[real] == ~grew[real])
     clear = real & (np.abs(np.asarray(table["snr"])) >= 10) & (frac >= 0.05)
