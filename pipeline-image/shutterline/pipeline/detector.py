@@ -98,8 +98,16 @@ def warped_template(inputs: DetectorInputs, calexp: Exposure) -> tuple[Exposure,
     return template, coverage
 
 
-def run_image_stages(inputs: DetectorInputs, rec: stages.StageRecorder) -> DetectorOutputs:
-    """Stages 1-5: raw to measured DIA sources."""
+def run_image_stages(
+    inputs: DetectorInputs,
+    rec: stages.StageRecorder,
+    bars: tuple[float, float] = (dia.MIN_CLASSIFIER, dia.MIN_CLASSIFIER_BRIGHT),
+) -> DetectorOutputs:
+    """Stages 1-5: raw to measured DIA sources.
+
+    ``bars``: the DIA selection's classifier bars (`dia.accept`; the settings'
+    ``dia_min_classifier`` and ``dia_min_classifier_bright``).
+    """
     with rec.stage("isr"):
         exposure = isr.run_isr(inputs.raw, inputs.bias, inputs.flat)
         for key in ("N_CR", "N_SAT", "N_BAD"):
@@ -122,7 +130,9 @@ def run_image_stages(inputs: DetectorInputs, rec: stages.StageRecorder) -> Detec
         for key, value in diff.metrics.items():
             rec.emit(f"difference_{key}", float(value))
     with rec.stage("dia_detect"):
-        sources = dia.detect_and_measure(diff.difference, calexp, template)
+        sources = dia.detect_and_measure(
+            diff.difference, calexp, template, min_classifier=bars[0], min_classifier_bright=bars[1]
+        )
         assign_ids(sources, inputs.visit, inputs.detector)
         sigma = point_source_sigma(diff.difference)
         rec.emit("dia_sources", len(sources))
@@ -146,7 +156,9 @@ def process_detector(
     from shutterline.pipeline import outputs as outputs_mod
 
     predictions = outputs_mod.start_predictions(inputs)
-    out = run_image_stages(inputs, rec)
+    out = run_image_stages(
+        inputs, rec, (settings.dia_min_classifier, settings.dia_min_classifier_bright)
+    )
     paths = outputs_mod.write_outputs(settings, out, predictions, rec)
     return out, paths
 

@@ -40,6 +40,8 @@ ENV: dict[str, str] = {
     "pod_name": "POD_NAME",
     "native_sidecar": "SHUTTERLINE_NATIVE_SIDECAR",
     "relay_full_check": "SHUTTERLINE_RELAY_FULL_CHECK",
+    "dia_min_classifier": "SHUTTERLINE_DIA_MIN_CLASSIFIER",
+    "dia_min_classifier_bright": "SHUTTERLINE_DIA_MIN_CLASSIFIER_BRIGHT",
 }
 
 _TRUE = ("1", "true", "yes")
@@ -94,6 +96,10 @@ class Settings:
     relay_full_check
         The relay decodes every packet's Avro body, also those whose writer's checksum
         vouches for their bytes (`shutterline.relay.framing`).
+    dia_min_classifier, dia_min_classifier_bright
+        The DIA selection's bars on the reliability classifier's score, below and from
+        ``|snr|`` 30 (`shutterline.differencing.dia.accept`): a site's own trade between
+        completeness and false rate. The defaults are `dia`'s, chosen on the fitting nights.
     """
 
     repo: str
@@ -117,6 +123,10 @@ class Settings:
     pod_name: str | None = None
     native_sidecar: bool = False
     relay_full_check: bool = False
+    # The same values as differencing.dia.MIN_CLASSIFIER(_BRIGHT), which say how they were
+    # chosen (settings imports no stage; a unit test keeps the two equal).
+    dia_min_classifier: float = 0.2
+    dia_min_classifier_bright: float = 0.2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,7 +160,14 @@ def _parse(name: str, text: str) -> object:
             return text.lower() in _TRUE
         if name == "export":
             return tuple(x for x in text.split(",") if x)
-        if name in ("padding_arcsec", "raw_wait_s", "relay_give_up_s", "telemetry_hz"):
+        if name in (
+            "padding_arcsec",
+            "raw_wait_s",
+            "relay_give_up_s",
+            "telemetry_hz",
+            "dia_min_classifier",
+            "dia_min_classifier_bright",
+        ):
             return float(text)
         if name == "relay_metrics_port":
             return int(text)

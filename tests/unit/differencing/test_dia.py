@@ -43,7 +43,7 @@ def test_injected_sources_recovered_with_honest_errors(
         # Forced science flux in nJy too (the science image is in electrons).
         sci_ratio = np.asarray(good["sci_flux"]) / pair.flux[idx[ok]]
         assert np.median(sci_ratio) == pytest.approx(1.0, abs=0.1)
-        # lrfak2 scores these SNR ~10 point sources 0.74 to 0.99 (the selection needs 0.5).
+        # The classifier scores these SNR ~10 point sources far above the selection's bar.
         assert np.all(good["reliability"] > 0.7)
         assert not np.any(good["is_negative"])
     pull, pos = np.concatenate(pulls), np.concatenate(pos_pulls)
@@ -246,14 +246,20 @@ def test_accept_drops_sources_centred_on_a_streak() -> None:
     assert dia.accept(table).tolist() == [False, True]
 
 
-def test_accept_drops_what_the_classifier_scores_low_with_a_lower_bar_when_bright() -> None:
-    # A bright source the PSF-trained classifier doubts (a trailed asteroid) is kept; a
-    # bright one it is sure of (a bright star's residual) is not.
-    low, bright = 0.5 * dia.MIN_CLASSIFIER, 2 * dia.SHAPE_EXEMPT_SNR
-    sure = 0.5 * dia.MIN_CLASSIFIER_BRIGHT
-    table = _rows(reliability=[low, dia.MIN_CLASSIFIER, low, float("nan"), sure],
+def test_accept_drops_what_the_classifier_scores_low_with_its_own_bar_when_bright() -> None:
+    # Each bar applies on its side of SHAPE_EXEMPT_SNR: with a lower bright bar (0.1) a bright
+    # source the PSF-trained classifier doubts (a trailed asteroid, 0.25) is kept, a faint one
+    # is not; one it is sure of (a bright star's residual, 0.05) goes either way.
+    bright = 2 * dia.SHAPE_EXEMPT_SNR
+    table = _rows(reliability=[0.25, 0.5, 0.25, float("nan"), 0.05],
                   snr=[8.0, 8.0, bright, 8.0, -bright])  # fmt: skip
-    assert dia.accept(table).tolist() == [False, True, True, False, False]
+    assert dia.accept(table, 0.5, 0.1).tolist() == [False, True, True, False, False]
+    assert dia.accept(table, 0.5, 0.5).tolist() == [False, True, False, False, False]
+    # The default bars are the module's.
+    at = [dia.MIN_CLASSIFIER, dia.MIN_CLASSIFIER_BRIGHT]
+    below = [0.5 * dia.MIN_CLASSIFIER, 0.5 * dia.MIN_CLASSIFIER_BRIGHT]
+    table = _rows(reliability=[*at, *below], snr=[8.0, bright, 8.0, bright])
+    assert dia.accept(table).tolist() == [True, True, False, False]
 
 
 def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:
