@@ -282,6 +282,22 @@ class Phase:
     code: int
 
 
+def _server_lines(before: apicounts.Counts, after: apicounts.Counts) -> None:
+    """Print the API server's own time per critical write and the watchers it closed."""
+    print("  API server's own time per request in this phase (the operator's critical writes):")
+    spent = apicounts.delta(before, after, "seconds")
+    timed = apicounts.delta(before, after, "timed")
+    for key in (("PATCH", "visits"), ("PATCH", "visits/status"), ("POST", "jobs")):
+        if key in timed:
+            mean = spent.get(key, 0.0) / timed[key]
+            print(f"    {' '.join(key):20s} mean {mean:.3f} s (n={timed[key]:.0f})")
+    closed = apicounts.delta(before, after, "terminated")
+    print(
+        "  watchers the API server closed as too slow (each held back its resource's events "
+        f"from every watcher first): {({k[0]: int(v) for k, v in closed.items()}) or 'none'}"
+    )
+
+
 def run_phase(
     bed: cluster.Cluster,
     operator: operatorbed.OperatorProcess,
@@ -327,18 +343,7 @@ def run_phase(
     _request_table(before, after, "all", per)
     print("  API requests of the operator (its ClusterRole's resource-verb):")
     ours = _request_table(before, after, "client", per)
-    print("  API server's own time per request in this phase (the operator's critical writes):")
-    spent = apicounts.delta(before, after, "seconds")
-    timed = apicounts.delta(before, after, "timed")
-    for key in (("PATCH", "visits"), ("PATCH", "visits/status"), ("POST", "jobs")):
-        if key in timed:
-            mean = spent.get(key, 0.0) / timed[key]
-            print(f"    {' '.join(key):20s} mean {mean:.3f} s (n={timed[key]:.0f})")
-    closed = apicounts.delta(before, after, "terminated")
-    print(
-        "  watchers the API server closed as too slow (each held back its resource's events "
-        f"from every watcher first): {({k[0]: int(v) for k, v in closed.items()}) or 'none'}"
-    )
+    _server_lines(before, after)
     writes = sum(v for k, v in ours.items() if not k[0].endswith(("watch", "list", "get")))
     return Phase(
         latencies(timeline, names, 1)["Visit -> Job created"],
