@@ -60,13 +60,32 @@ def _run_night(spec: Any, size: dict[str, Any], workdir: Path, jobs: int) -> tup
     changes = truth.load_truth(workdir / "night", {int(v) for v in info["exposures"]["template"]})
     acc = curves.Curves()
     scores = {"penalties": curves.ScoreCurves(), "classifier": curves.ScoreCurves()}
+    inner = {k: [0, 0] for k in truth.CHANGING}
     for r in reports:
         if r.status == "succeeded":
             rows = changes.rows(r.visit, r.detector)
+            _add_inner(inner, r, rows, (size["ny"], size["nx"]))
             acc.add(curves.detector_points(r.dia_sources, rows))
             scores["penalties"].add(r.dia_sources, _penalty_scores(r.dia_sources), rows)
             scores["classifier"].add(r.dia_sources, reliability.classify(r.dia_sources), rows)
-    return reports, (acc, scores)
+    return reports, (acc, scores, inner)
+
+
+def _add_inner(inner: dict[str, list[int]], r: Any, rows: Any, shape: tuple[int, int]) -> None:
+    """Add one detector-visit's found/expected by kind over the truth away from the edge band.
+
+    A definition added after the validation nights were seen (their missed variables sat at
+    the left border); the headline keeps every expected source.
+    """
+    from shutterline.evaluation import truth
+
+    sigma = float(r.quantities["point_source_sigma_njy"])
+    far = rows[truth.away_from_border(rows, shape)]
+    for kind, (found, expected) in truth.score_detector(
+        r.dia_sources, far, sigma
+    ).completeness_by_kind.items():
+        inner[kind][0] += found
+        inner[kind][1] += expected
 
 
 def _drop_outputs(root: Path) -> None:
@@ -104,8 +123,11 @@ def _score_set(specs: Any, size: dict[str, Any], root: Path, jobs: int) -> dict[
     per_night = {}
     all_reports: list[Any] = []
     for spec in specs:
-        reports, (acc, scores) = _run_night(spec, size, root / spec.name, jobs)
+        reports, (acc, scores, inner) = _run_night(spec, size, root / spec.name, jobs)
         per_night[spec.name] = report.score_night(root / spec.name / "night", reports)
+        per_night[spec.name]["completeness_by_kind_off_edge_band"] = {
+            k: {"found": f, "expected": e} for k, (f, e) in inner.items()
+        }
         for points in zip(acc.snr, acc.found, acc.reliability, acc.false, strict=True):
             merged.add(points)
         for name, sc in scores.items():
@@ -132,6 +154,9 @@ def _sum_nights(per_night: dict[str, Any]) -> dict[str, Any]:
     expected = sum(
         sum(k["expected"] for k in s["completeness_by_kind"].values()) for s in per_night.values()
     )
+    far = [s["completeness_by_kind_off_edge_band"] for s in per_night.values()]
+    far_found = sum(k["found"] for s in far for k in s.values())
+    far_expected = sum(k["expected"] for s in far for k in s.values())
     falses = [d["false"] for s in per_night.values() for d in s["per_detector"].values()]
     ast = [s["asteroid_association"] for s in per_night.values()]
     astro = [
@@ -141,6 +166,9 @@ def _sum_nights(per_night: dict[str, Any]) -> dict[str, Any]:
         "completeness_snr10": found / expected if expected else None,
         "found": found,
         "expected": expected,
+        # Added after the validation nights were seen: centres >= truth.EDGE_BAND_PX from the
+        # border only. Reported beside the headline, never instead of it.
+        "off_edge_band": (far_found, far_expected),
         "false_mean": float(np.mean(falses)) if falses else None,
         "false_max": max(falses) if falses else None,
         "asteroids": (sum(a["correct"] for a in ast), sum(a["detected"] for a in ast)),
@@ -158,6 +186,7 @@ def _checks(t: dict[str, Any], failed: int) -> list[tuple[str, Any, str, bool]]:
          f"{t['completeness_snr10']:.3f} ({t['found']}/{t['expected']}; 95% interval "
          f"{lo:.3f}-{hi:.3f})",
          ">= 0.95", (t["completeness_snr10"] or 0) >= 0.95),
+        _off_edge_band_row(t),
         ("false DIA sources per detector-visit (mean)", t["false_mean"], "<= 5",
          (t["false_mean"] or 0) <= 5),
         ("asteroid association", f"{correct}/{detected}", ">= 95%",
@@ -166,6 +195,20 @@ def _checks(t: dict[str, Any], failed: int) -> list[tuple[str, Any, str, bool]]:
          (t["astrometry_median_arcsec"] or 1) < 0.1),
         ("detectors failed", failed, "0", not failed),
     ]  # fmt: skip
+
+
+def _off_edge_band_row(t: dict[str, Any]) -> tuple[str, Any, str, bool]:
+    """The second completeness figure, labelled; informative (the headline is the target)."""
+    from shutterline.evaluation import curves, truth
+
+    found, expected = t["off_edge_band"]
+    lo, hi = curves.binomial_interval(found, expected)
+    value = f"{found / expected:.3f} ({found}/{expected}; 95% interval {lo:.3f}-{hi:.3f})"
+    return (
+        f"  beside it, NOT the headline: centres >= {truth.EDGE_BAND_PX} px from the border "
+        "(definition added after the validation nights were seen)",
+        value if expected else None, "-", True,
+    )  # fmt: skip
 
 
 def main() -> int:
@@ -200,7 +243,8 @@ def main() -> int:
     for name, res in results.items():
         print(f"\n== {name} nights: {', '.join(s.name for s in sets[name])}")
         for check, value, target, passed in _checks(res["totals"], res["failed"]):
-            print(f"{'PASS' if passed else 'MISS'}  {check}: {value} (target {target})")
+            verdict = "INFO" if target == "-" else ("PASS" if passed else "MISS")
+            print(f"{verdict}  {check}: {value} (target {target})")
             ok &= passed or name == "fitting"
         for score, tab in res["by_score"].items():
             cells = [

@@ -12,9 +12,11 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 
 __all__ = [
+    "EDGE_BAND_PX",
     "ChangeTruth",
     "DetectorScore",
     "astrometric_residuals",
+    "away_from_border",
     "expected_sigma",
     "expected_snr",
     "load_truth",
@@ -23,6 +25,13 @@ __all__ = [
 ]
 
 CHANGING = ("variable", "transient", "asteroid")
+
+#: The pipeline's edge band: a difference's ``EDGE`` plane is never wider than the matching
+#: kernel's half-width, which `psfmatch.basis_shape` caps at 20 px (a constant of the
+#: subtraction since before any truth night was run). Only for the second completeness figure
+#: of `bench_truth` (a definition added after the validation nights were seen); the headline
+#: counts every expected source.
+EDGE_BAND_PX = 20
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,18 @@ class DetectorScore:
     n_asteroids_detected: int
     n_asteroids_correct: int
     completeness_by_kind: dict[str, tuple[int, int]]  # kind -> (found, expected)
+
+
+def away_from_border(
+    rows: Table, shape: tuple[int, int], band_px: float = EDGE_BAND_PX
+) -> np.ndarray:
+    """Rows whose centre is at least ``band_px`` from every border of a ``(ny, nx)`` detector.
+
+    Pixel centres are integers, so the border pixels' centres are ``0`` and ``nx - 1``.
+    """
+    ny, nx = shape
+    x, y = np.asarray(rows["x"], float), np.asarray(rows["y"], float)
+    return (x >= band_px) & (x <= nx - 1 - band_px) & (y >= band_px) & (y <= ny - 1 - band_px)
 
 
 def _separation_match(
