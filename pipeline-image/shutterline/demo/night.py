@@ -115,7 +115,7 @@ def prepare_repository(
     ingest.ingest_refcat(butler, [night / "refcat" / "refcat.fits"], progress=True)
     ingest.ingest_orbits(butler, night / "solarsystem" / "orbits.csv")
     t0 = _step("build master bias and flats")
-    calibs_build.build_calibs(butler, progress=True)
+    calibs_build.build_calibs(butler, progress=True, jobs=cfg.jobs, repo_uri=str(root))
     t0 = _step("build template coadds")
     result = templates_build.build_templates(
         butler, jobs=cfg.jobs, repo_uri=str(root), progress=True

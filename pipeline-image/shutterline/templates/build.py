@@ -26,7 +26,7 @@ from lsst.sphgeom import LonLat
 from tqdm import tqdm
 
 from shutterline import exceptions
-from shutterline.butler import certify, names, refcat, repo, selection, skymaps, storage
+from shutterline.butler import certify, names, refcat, repo, selection, skymaps, storage, workers
 from shutterline.camera import filters, rawformat
 from shutterline.differencing import warp as warp_mod
 from shutterline.images import exposure as exposure_mod
@@ -271,19 +271,11 @@ def _coadds(
     the coadds are made (the patches are independent; a night's 45 took 4 minutes on one core).
     """
     keys = sorted(collected)
+    items = ((key, collected.pop(key), skymap, config, targets[key]) for key in keys)
     if jobs <= 1 or len(keys) <= 1:
-        for key in keys:
-            yield _coadd(key, collected.pop(key), skymap, config, targets[key])
-        return
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
-        for key in keys:
-            args = (key, collected.pop(key), skymap, config, targets[key])
-            pending.append(pool.submit(_coadd, *args))
-            if len(pending) > jobs:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from (_coadd(*item) for item in items)
+    else:
+        yield from workers.ordered_results(_coadd, items, jobs)
 
 
 def _store_all(
