@@ -86,14 +86,24 @@ def template_exposures(
     return sorted(records, key=lambda r: int(r.id))
 
 
+#: The last calibrations this process read, by dataset id (a bias and a flat): the work is
+#: ordered by detector, so consecutive inputs of one detector read them once. Stages only
+#: read calibrations, never change them.
+_CALIBS: collections.OrderedDict[Any, exposure_mod.Exposure] = collections.OrderedDict()
+
+
 def _calib(butler: Butler, name: str, data_id: dict[str, Any], mjd: float) -> exposure_mod.Exposure:
     when = Timespan.fromInstant(Time(mjd, format="mjd", scale="tai"))
     full = {"instrument": names.INSTRUMENT, **data_id}
     ref = butler.find_dataset(name, full, collections=names.CALIB_COLLECTION, timespan=when)
     if ref is None:
         raise exceptions.MissingInputError(name, full, f"none certified at MJD {mjd:.5f}")
-    calib: exposure_mod.Exposure = butler.get(ref)
-    return calib
+    if ref.id not in _CALIBS:
+        _CALIBS[ref.id] = butler.get(ref)
+        while len(_CALIBS) > 2:
+            _CALIBS.popitem(last=False)
+    _CALIBS.move_to_end(ref.id)
+    return _CALIBS[ref.id]
 
 
 def _refcat(butler: Butler, corners: np.ndarray, padding_arcsec: float) -> Table:
@@ -201,9 +211,12 @@ def _worker(
 def _work_items(
     butler: Butler, records: Sequence[DimensionRecord], detectors: Sequence[int] | None
 ) -> list[tuple[int, int]]:
+    # ``(exposure, detector)`` by detector, then exposure: consecutive items share their
+    # calibrations (`_calib` keeps the last ones read).
     refs = selection.raws_of_exposures(butler, [r.id for r in records])
     items = {(int(r.dataId["exposure"]), int(r.dataId["detector"])) for r in refs}
-    return sorted(i for i in items if detectors is None or i[1] in detectors)
+    wanted = (i for i in items if detectors is None or i[1] in detectors)
+    return sorted(wanted, key=lambda i: (i[1], i[0]))
 
 
 def _results(
@@ -378,15 +391,21 @@ Collected = dict[PatchKey, list[tuple[int, float, coadd.Warp]]]  # exposure, MJD
 def _collect(
     results: Any, total: int, mjds: dict[int, float], result: TemplateBuildResult, progress: bool
 ) -> Collected:
-    collected: Collected = collections.defaultdict(list)
+    # Each patch's inputs in (exposure, detector) order, whatever order they were made in:
+    # the coadd's sums, and so its bytes, follow the order of its inputs.
+    done: dict[tuple[int, int], dict[PatchKey, coadd.Warp]] = {}
     for exposure, detector, warps, reason in tqdm(
         results, total=total, desc="template inputs", unit="detector", disable=not progress
     ):
         if warps is None:
             _LOG.warning("template input %d/%d skipped: %s", exposure, detector, reason)
             result.skipped.append((exposure, detector, reason))
-            continue
-        for key, warp in warps.items():
+        else:
+            done[(exposure, detector)] = warps
+    result.skipped.sort()
+    collected: Collected = collections.defaultdict(list)
+    for exposure, detector in sorted(done):
+        for key, warp in done.pop((exposure, detector)).items():
             collected[key].append((exposure, mjds[exposure], warp))
     return collected
 

@@ -330,3 +330,29 @@ def test_a_warp_outside_the_patch_is_an_error() -> None:
     warp = _inputs(rng, [1.0] * 5)[0]
     with pytest.raises(ValueError, match="outside the 100 x 100 patch"):
         coadd.coadd([warp], (100, 100))
+
+
+def test_patch_inputs_in_exposure_order_whatever_order_they_were_made_in() -> None:
+    """The template build processes its inputs by detector (to reuse calibrations); each
+    patch still gets them in (exposure, detector) order, as the coadd's sums depend on it, and
+    the skipped ones are listed in that order too."""
+    from shutterline.templates import build
+
+    warps = {(e, d): coadd.Warp(Exposure.blank((4, 4))) for e in (1, 2, 3) for d in (28, 35)}
+    made = [(e, d, {(0, 0, "r"): warps[(e, d)], (0, d, "r"): warps[(e, d)]}, "") for d in (35, 28)
+            for e in (3, 1, 2)]  # fmt: skip
+    made[0] = (3, 35, None, "too few stars")
+    made.append((0, 28, None, "no flat"))
+    result = build.TemplateBuildResult()
+    got = build._collect(iter(made), len(made), {0: 0.0, 1: 1.0, 2: 2.0, 3: 3.0}, result, False)
+    order = [(1, 28), (1, 35), (2, 28), (2, 35), (3, 28)]
+    assert [id(w) for _, _, w in got[(0, 0, "r")]] == [id(warps[k]) for k in order]
+    assert [(e, m) for e, m, _ in got[(0, 0, "r")]] == [
+        (1, 1.0),
+        (1, 1.0),
+        (2, 2.0),
+        (2, 2.0),
+        (3, 3.0),
+    ]
+    assert [id(w) for _, _, w in got[(0, 35, "r")]] == [id(warps[(1, 35)]), id(warps[(2, 35)])]
+    assert result.skipped == [(0, 28, "no flat"), (3, 35, "too few stars")]
