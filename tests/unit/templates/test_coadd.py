@@ -339,6 +339,7 @@ def test_patch_inputs_in_exposure_order_whatever_order_they_were_made_in() -> No
     from shutterline.templates import build
 
     warps = {(e, d): coadd.Warp(Exposure.blank((4, 4))) for e in (1, 2, 3) for d in (28, 35)}
+    made: list[tuple[int, int, dict | None, str]]
     made = [(e, d, {(0, 0, "r"): warps[(e, d)], (0, d, "r"): warps[(e, d)]}, "") for d in (35, 28)
             for e in (3, 1, 2)]  # fmt: skip
     made[0] = (3, 35, None, "too few stars")
