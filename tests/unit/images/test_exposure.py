@@ -35,6 +35,7 @@ def test_round_trip_keeps_planes_wcs_psf_and_long_metadata_keys(tmp_path: Path) 
     np.testing.assert_array_equal(back.image, exp.image)
     np.testing.assert_array_equal(back.mask, exp.mask)
     np.testing.assert_array_equal(back.variance, exp.variance)
+    assert back.psf is not None and exp.psf is not None
     np.testing.assert_allclose(back.psf, exp.psf)
     assert back.metadata["NJY_PER_UNIT"] == 0.8125
     assert back.metadata["VISIT"] == 100001 and back.metadata["BAND"] == "r"
