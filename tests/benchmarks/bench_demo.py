@@ -45,9 +45,9 @@ def _cpu_children() -> float:
 
 
 def _run(
-    workdir: Path, extra: list[str], env: dict[str, str] | None = None
+    workdir: Path, extra: list[str], env: dict[str, str] | None = None, log_name: str = "bench_demo"
 ) -> tuple[float, list[tuple[str, float]]]:
-    """Wall seconds of the demo and of each of its steps."""
+    """Wall seconds of the demo and of each of its steps; its output in ``<log_name>.log``."""
     cmd = [sys.executable, "-u", "-m", "shutterline.cli.main", "demo", "--workdir", str(workdir)]
     cmd += extra
     steps: list[tuple[str, float]] = []
@@ -65,7 +65,7 @@ def _run(
                 name, last = line[3:].strip(), now
     end = time.perf_counter()
     steps.append((name, end - last))
-    (_results.out_dir() / "bench_demo.log").write_text("".join(log))  # its own breakdown too
+    (_results.out_dir() / f"{log_name}.log").write_text("".join(log))  # its own breakdown too
     if p.returncode:
         tail = "".join(log[-40:])
         raise SystemExit(f"{tail}\nshutterline demo exited {p.returncode} after {end - t0:.0f} s")
@@ -92,12 +92,17 @@ def _baseline_env(rev: str, where: Path) -> dict[str, str]:
 def _side_by_side(rev: str, repeat: int, extra: list[str]) -> list[tuple[str, str, str, str]]:
     """Baseline (``rev``) and this tree alternately; rows of the medians and ratios."""
     times: dict[str, list[tuple[float, float]]] = {"baseline": [], "candidate": []}
+    steps: dict[str, dict[str, float]] = {"baseline": {}, "candidate": {}}
     with tempfile.TemporaryDirectory(prefix="bench-demo-ab-") as tmp:
         envs = {"baseline": _baseline_env(rev, Path(tmp) / "base"), "candidate": None}
         for i in range(repeat):
             for side, env in envs.items():
                 cpu0 = _cpu_children()
-                wall, _ = _run(Path(tmp) / f"{side}{i}", extra, env)
+                wall, side_steps = _run(
+                    Path(tmp) / f"{side}{i}", extra, env, f"bench_demo-{side}{i}"
+                )
+                for step, seconds in side_steps:  # the mean over the runs
+                    steps[side][step] = steps[side].get(step, 0.0) + seconds / repeat
                 times[side].append((wall, _cpu_children() - cpu0))
                 shutil.rmtree(Path(tmp) / f"{side}{i}", ignore_errors=True)
                 print(f"  {side} run {i + 1}: {wall:.0f} s wall, {times[side][-1][1]:.0f} s CPU")
@@ -107,6 +112,10 @@ def _side_by_side(rev: str, repeat: int, extra: list[str]) -> list[tuple[str, st
     )
     print(f"demo against {rev}, median of {repeat}: wall {bw:.0f} -> {cw:.0f} s (x{cw / bw:.2f}), "
           f"CPU {bc:.0f} -> {cc:.0f} s (x{cc / bc:.2f})")  # fmt: skip
+    print(f"  {'step (mean wall s)':<58} {'baseline':>8} {'now':>8}")
+    for step in dict.fromkeys([*steps["baseline"], *steps["candidate"]]):
+        b, c = (steps[side].get(step, float("nan")) for side in ("baseline", "candidate"))
+        print(f"  {step:<58} {b:8.1f} {c:8.1f}")
     cmd = f"python tests/benchmarks/bench_demo.py --against {rev} --repeat {repeat}"
     return [
         (f"make demo, wall, against {rev}", f"{cw:.0f} s", f"{bw:.0f} s (x{cw / bw:.2f})", cmd),
