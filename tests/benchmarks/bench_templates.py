@@ -13,6 +13,10 @@ and whether the outputs are the same bytes.
 2. ``build`` (not with ``--quick``): `templates.build.build_templates` on a simulated one-field
    night of 1024 x 2048 detectors (2 detectors, 3 template visits), one process, CPU seconds;
    the stored templates' planes must hash the same in every run, reference and candidate.
+3. ``store`` (not with ``--quick``): the same build with 2 worker processes, wall and CPU
+   (parent and workers); reference: the store as before this pass (each patch's coadd
+   pickled back to the parent, which wrote it and committed it alone); candidate: each
+   worker writes its patches, one ingest stores them all. Same hash check.
 
     .venv/bin/python tests/benchmarks/bench_templates.py [--repeat 5] [--quick]
 """
@@ -180,6 +184,94 @@ def bench_build(repeat: int, workdir: Path) -> tuple[float, float, int]:
     return statistics.median(ref_t), statistics.median(new_t), patches
 
 
+def _coadd_only(key: Any, inputs: list[Any], skymap: Any) -> tuple[Any, list[Any], Exposure]:
+    out = coadd.coadd([w for _, _, w in inputs], skymap.patch(*key[:2]).shape, None)
+    return key, [(e, m) for e, m, _ in inputs], out
+
+
+def _store_one_by_one(
+    butler: Any, collected: Any, skymap: Any, config: Any, jobs: int, result: Any, progress: bool
+) -> None:
+    """`build._store_all` as it was before: coadds sent back, each written and committed by
+    the parent (`certify.put_template`), at most ``jobs`` in flight."""
+    import collections
+    import concurrent.futures
+
+    from shutterline.butler import certify
+
+    def coadds() -> Iterator[tuple[Any, list[Any], Exposure]]:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+            pending: collections.deque[Any] = collections.deque()
+            for key in sorted(collected):
+                pending.append(pool.submit(_coadd_only, key, collected.pop(key), skymap))
+                if len(pending) >= jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    for (tract, patch, band), inputs, out in coadds():
+        out.wcs = skymap.patch(tract, patch).wcs
+        visits = sorted({e for e, _ in inputs})
+        mjd = float(np.mean([m for _, m in inputs]))
+        inputs_card = ",".join(map(str, visits))[:68]
+        out.metadata.update({"BAND": band, "TRACT": tract, "PATCH": patch, "MJD": mjd,
+                             "INPUTS": inputs_card, "NVISIT": len(visits)})  # fmt: skip
+        result.inputs[(tract, patch, band)] = visits
+        ref = certify.put_template(butler, out, tract, patch, band, skymap)
+        result.templates[(tract, patch, band)] = ref
+
+
+def _digest(butler: Any, templates: dict[Any, Any]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(templates):  # the stored coadds' planes and headers
+        exp = butler.get(templates[key])
+        for plane in (exp.image, exp.variance, exp.mask):
+            digest.update(np.ascontiguousarray(plane).tobytes())
+        digest.update(repr(sorted(exp.metadata.items())).encode())
+    return digest.hexdigest()
+
+
+def bench_store(repeat: int, workdir: Path) -> dict[str, tuple[float, float]]:
+    """Medians of (wall, CPU of parent + workers) of the 2-process build, reference and new,
+    on the night `bench_build` made in ``workdir``."""
+    import resource
+
+    from shutterline.butler import repo
+    from shutterline.templates import build
+
+    root = str(workdir / "repo")
+    butler = repo.open_repo(root, writeable=True)
+    times: dict[str, list[tuple[float, float]]] = {"ref": [], "new": []}
+    digests: set[str] = set()
+    saved = build._store_all
+
+    def cpu() -> float:
+        self_, kids = (
+            resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
+
+    for _ in range(repeat):
+        for which in ("ref", "new"):
+            build._store_all = _store_one_by_one if which == "ref" else saved
+            try:
+                wall, c0 = time.perf_counter(), cpu()
+                result = build.build_templates(
+                    butler, jobs=2, repo_uri=root, progress=False, replace=True
+                )
+                times[which].append((time.perf_counter() - wall, cpu() - c0))
+            finally:
+                build._store_all = saved
+            digests.add(_digest(butler, result.templates))
+    if len(digests) != 1:
+        raise SystemExit(f"the stored templates differ between the two stores: {digests}")
+    print("2-process template builds, (wall, CPU) s: reference",
+          [(round(w, 1), round(c, 1)) for w, c in times["ref"]],
+          "now", [(round(w, 1), round(c, 1)) for w, c in times["new"]])  # fmt: skip
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+            for k, v in times.items()}  # fmt: skip
+
+
 def main() -> None:
     """Print the medians and ratios, and record them for ``make bench``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -196,10 +288,17 @@ def main() -> None:
     if not args.quick:
         with tempfile.TemporaryDirectory() as tmp:
             bref, bnew, patches = bench_build(min(repeat, 3), Path(tmp))
+            store = bench_store(min(repeat, 3), Path(tmp))
         print(f"template build, 1-field 1024x2048 night (6 detectors, {patches} patches), "
               f"CPU: reference {bref:.2f} s, now {bnew:.2f} s, x{bnew / bref:.2f}")  # fmt: skip
         rows.append(("template build, small night, CPU s", f"{bnew:.2f}",
                      f"reference {bref:.2f} s (x{bnew / bref:.2f})", COMMAND))  # fmt: skip
+        (rw, rc), (nw, nc) = store["ref"], store["new"]
+        print(f"template build, same night, 2 processes: wall {rw:.1f} -> {nw:.1f} s "
+              f"(x{nw / rw:.2f}), CPU {rc:.1f} -> {nc:.1f} s (x{nc / rc:.2f})")  # fmt: skip
+        rows.append(("template build, small night, 2 processes, wall s", f"{nw:.1f}",
+                     f"store one by one {rw:.1f} s (x{nw / rw:.2f}); CPU x{nc / rc:.2f}",
+                     COMMAND))  # fmt: skip
     if not same:
         raise SystemExit("the coadd's bytes changed against the reference arithmetic")
     _results.record("bench_templates", rows)

@@ -48,6 +48,7 @@ QUICK_ARGS: dict[str, str] = {
     "bench_start": "--repeat 1",
     "bench_telemetry": "--repeat 1",
     "bench_templates": "--quick",
+    "bench_write": "--repeat 2",
     "bench_truth": "--small",
 }
 #: Longest a script may run (s) before it is stopped and reported failed, so the run ends.

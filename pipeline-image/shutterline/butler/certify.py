@@ -12,7 +12,7 @@ from shutterline.butler import names, skymaps, storage
 from shutterline.images import exposure as exposure_io
 from shutterline.skymap import rings
 
-__all__ = ["certify_calibration", "put_template", "validity_timespan"]
+__all__ = ["certify_calibration", "put_template", "template_ref", "validity_timespan"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -91,7 +91,17 @@ def put_template(
             exposure.shape,
             expected,
         )
+    return storage.put_checksummed(
+        butler, exposure, template_ref(butler, tract, patch, band, skymap)
+    )
+
+
+def template_ref(
+    butler: Butler, tract: int, patch: int, band: str, skymap: rings.RingsSkyMap = rings.SKYMAP
+) -> DatasetRef:
+    """The ref a template of one patch and band gets in ``templates/coadd`` (to write with
+    `storage.write_local` and store with `storage.ingest_local`); registers the tract and its
+    patches on first use."""
     skymaps.register_tract(butler, tract, skymap)
     data_id = {"skymap": skymap.name, "tract": tract, "patch": patch, "band": band}
-    ref = storage.make_ref(butler, names.TEMPLATE, data_id, names.TEMPLATE_COLLECTION)
-    return storage.put_checksummed(butler, exposure, ref)
+    return storage.make_ref(butler, names.TEMPLATE, data_id, names.TEMPLATE_COLLECTION)

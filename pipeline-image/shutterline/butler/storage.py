@@ -23,9 +23,11 @@ from shutterline.butler import formatters
 from shutterline.images import exposure as exposure_io
 
 __all__ = [
+    "ingest_local",
     "make_ref",
     "put_checksummed",
     "put_many_checksummed",
+    "write_local",
 ]
 
 _PARQUET_FORMATTER = "lsst.daf.butler.formatters.parquet.ParquetFormatter"
@@ -75,11 +77,28 @@ def put_checksummed(butler: Butler, obj: Any, ref: DatasetRef) -> DatasetRef:
 def put_many_checksummed(butler: Butler, items: Sequence[tuple[Any, DatasetRef]]) -> None:
     """`put_checksummed` for many datasets in one ingest (one registry transaction)."""
     with tempfile.TemporaryDirectory(prefix="shutterline-put-") as tmp:
-        datasets = []
-        for i, (obj, ref) in enumerate(items):
-            writer, formatter, extension = _WRITERS[ref.datasetType.storageClass_name]
-            path = os.path.join(tmp, f"{i}{extension}")
-            writer(obj, path)
-            datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
-        if datasets:
-            butler.ingest(*datasets, transfer="move")
+        written = [
+            (write_local(obj, ref.datasetType.storageClass_name, os.path.join(tmp, str(i))), ref)
+            for i, (obj, ref) in enumerate(items)
+        ]
+        ingest_local(butler, written)
+
+
+def write_local(obj: Any, storage_class: str, stem: str) -> str:
+    """Write ``obj`` as the datastore's formatter for ``storage_class`` would, to ``stem``
+    plus its extension; the path, for `ingest_local` (which may run in another process)."""
+    writer, _, extension = _WRITERS[storage_class]
+    path = stem + extension
+    writer(obj, path)
+    return path
+
+
+def ingest_local(butler: Butler, written: Sequence[tuple[str, DatasetRef]]) -> None:
+    """Move files written by `write_local` into the repository as their refs, checksummed,
+    in one ingest (one registry transaction: all of them or none)."""
+    datasets = []
+    for path, ref in written:
+        formatter = _WRITERS[ref.datasetType.storageClass_name][1]
+        datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
+    if datasets:
+        butler.ingest(*datasets, transfer="move")

@@ -12,7 +12,7 @@ import collections
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from astropy.time import Time
@@ -20,7 +20,7 @@ from lsst.daf.butler import Butler, DatasetRef, DimensionRecord, Timespan
 from tqdm import tqdm
 
 from shutterline import exceptions
-from shutterline.butler import certify, names, selection
+from shutterline.butler import certify, names, selection, workers
 from shutterline.calibs import masters
 from shutterline.camera import rawformat
 from shutterline.images import exposure as exposure_mod
@@ -150,29 +150,6 @@ def _check_free(
             )
 
 
-def _build_biases(
-    butler: Butler,
-    by_detector: dict[int, list[DatasetRef]],
-    result: CalibBuildResult,
-    progress: bool,
-) -> dict[int, exposure_mod.Exposure]:
-    built: dict[int, exposure_mod.Exposure] = {}
-    for detector, refs in tqdm(
-        by_detector.items(), desc="master bias", unit="detector", disable=not progress
-    ):
-        master = masters.master_bias(_assemble(butler, refs))
-        result.biases[detector] = certify.certify_calibration(
-            butler,
-            names.BIAS,
-            master,
-            {"detector": detector},
-            result.valid_from_mjd,
-            result.valid_to_mjd,
-        )
-        built[detector] = master
-    return built
-
-
 FlatJob = tuple[str, int, list[DatasetRef]]  # physical filter, detector, raws
 
 
@@ -189,29 +166,81 @@ def _flat_jobs(
     ]
 
 
-def _build_flats(
+DetectorMasters = tuple[int, exposure_mod.Exposure | None, list[tuple[str, exposure_mod.Exposure]]]
+
+
+def _masters(
     butler: Butler,
-    jobs: list[FlatJob],
-    biases: dict[int, exposure_mod.Exposure],
+    detector: int,
+    bias_refs: list[DatasetRef],
+    flats: list[tuple[str, list[DatasetRef]]],
+) -> DetectorMasters:
+    """One detector's master bias (when it has bias raws) and master flats, not stored yet:
+    ``(detector, bias or None, [(physical filter, flat)])``. A flat is corrected with the bias
+    built here, else with the one certified at its time."""
+    bias = masters.master_bias(_assemble(butler, bias_refs)) if bias_refs else None
+    built = []
+    for physical_filter, refs in flats:
+        raws = _assemble(butler, refs)
+        use = (
+            bias
+            if bias is not None
+            else _stored_bias(butler, detector, float(raws[0].metadata["MJD"]))
+        )
+        built.append((physical_filter, masters.master_flat(raws, use)))
+    return detector, bias, built
+
+
+def _worker(
+    repo_uri: str,
+    detector: int,
+    bias_refs: list[DatasetRef],
+    flats: list[tuple[str, list[DatasetRef]]],
+) -> DetectorMasters:
+    return _masters(workers.worker_butler(repo_uri), detector, bias_refs, flats)
+
+
+def _built(
+    butler: Butler,
+    bias_raws: dict[int, list[DatasetRef]],
+    flat_jobs: list[FlatJob],
+    jobs: int,
+    repo_uri: str | None,
+) -> Iterator[DetectorMasters]:
+    """Every detector's masters, in ``jobs`` processes (reading ``repo_uri``) when asked, at
+    most ``jobs + 1`` detectors' masters waiting for the parent to store them."""
+    flats: dict[int, list[tuple[str, list[DatasetRef]]]] = collections.defaultdict(list)
+    for physical_filter, detector, refs in flat_jobs:
+        flats[detector].append((physical_filter, refs))
+    detectors = sorted(set(bias_raws) | set(flats))
+    work = [(d, bias_raws.get(d, []), flats.get(d, [])) for d in detectors]
+    if jobs <= 1 or repo_uri is None or len(work) <= 1:
+        yield from (_masters(butler, *item) for item in work)
+        return
+    yield from workers.ordered_results(_worker, [(repo_uri, *item) for item in work], jobs)
+
+
+def _certify_all(
+    butler: Butler,
+    built: Iterator[DetectorMasters],
+    total: int,
     result: CalibBuildResult,
     progress: bool,
 ) -> None:
-    for physical_filter, detector, refs in tqdm(
-        jobs, desc="master flat", unit="detector", disable=not progress
+    """Certify each detector's masters as they come (bias, then its flats)."""
+    span = (result.valid_from_mjd, result.valid_to_mjd)
+    for detector, bias, flats in tqdm(
+        built, total=total, desc="master bias and flats", unit="detector", disable=not progress
     ):
-        flats = _assemble(butler, refs)
-        bias = biases.get(detector) or _stored_bias(
-            butler, detector, float(flats[0].metadata["MJD"])
-        )
-        master = masters.master_flat(flats, bias)
-        result.flats[(detector, physical_filter)] = certify.certify_calibration(
-            butler,
-            names.FLAT,
-            master,
-            {"detector": detector, "physical_filter": physical_filter},
-            result.valid_from_mjd,
-            result.valid_to_mjd,
-        )
+        if bias is not None:
+            result.biases[detector] = certify.certify_calibration(
+                butler, names.BIAS, bias, {"detector": detector}, *span
+            )
+        for physical_filter, flat in flats:
+            data_id = {"detector": detector, "physical_filter": physical_filter}
+            result.flats[(detector, physical_filter)] = certify.certify_calibration(
+                butler, names.FLAT, flat, data_id, *span
+            )
 
 
 def _calibration_records(
@@ -245,6 +274,8 @@ def build_calibs(
     valid_to_mjd: float | None = None,
     detectors: Sequence[int] | None = None,
     progress: bool = True,
+    jobs: int = 1,
+    repo_uri: str | None = None,
 ) -> CalibBuildResult:
     """Build and certify master biases (per detector) and flats (per detector and filter).
 
@@ -259,6 +290,9 @@ def build_calibs(
         earliest exposure in the repository, open-ended.
     detectors : sequence of int, optional
         Restrict to these detectors.
+    jobs : int
+        Worker processes for the masters, a detector each (needs ``repo_uri``, the same
+        repository, which the workers open read-only); the parent certifies them.
 
     Raises
     ------
@@ -277,8 +311,9 @@ def build_calibs(
     _check_free(butler, names.BIAS, [{"detector": d} for d in bias_raws], result)
     flat_ids = [{"detector": d, "physical_filter": f} for f, d, _ in flat_jobs]
     _check_free(butler, names.FLAT, flat_ids, result)
-    biases = _build_biases(butler, bias_raws, result, progress)
-    _build_flats(butler, flat_jobs, biases, result, progress)
+    built = _built(butler, bias_raws, flat_jobs, jobs, repo_uri)
+    total = len(set(bias_raws) | {d for _, d, _ in flat_jobs})
+    _certify_all(butler, built, total, result, progress)
     _LOG.info("certified %d biases and %d flats for [%s, %s)",
               len(result.biases), len(result.flats), start, valid_to_mjd)  # fmt: skip
     return result

@@ -115,7 +115,7 @@ def prepare_repository(
     ingest.ingest_refcat(butler, [night / "refcat" / "refcat.fits"], progress=True)
     ingest.ingest_orbits(butler, night / "solarsystem" / "orbits.csv")
     t0 = _step("build master bias and flats")
-    calibs_build.build_calibs(butler, progress=True)
+    calibs_build.build_calibs(butler, progress=True, jobs=cfg.jobs, repo_uri=str(root))
     t0 = _step("build template coadds")
     result = templates_build.build_templates(
         butler, jobs=cfg.jobs, repo_uri=str(root), progress=True
@@ -125,11 +125,17 @@ def prepare_repository(
 
 
 def process_night(
-    cfg: DemoConfig, night: Path, root: Path, pool: concurrent.futures.Executor | None = None
+    cfg: DemoConfig,
+    night: Path,
+    root: Path,
+    pool: concurrent.futures.Executor | None = None,
+    on_visit: Callable[[int, list[Any]], object] | None = None,
 ) -> list[Any]:
     """Every scheduled visit in schedule order, so the APDB carries history forward.
 
     ``pool``: the detector workers (`visit_mod.detector_pool`); by default a new one.
+    ``on_visit(visit, reports)`` is called as each visit's detectors are done (the demo
+    starts its analysis there).
     """
     from shutterline.pipeline import analyze
 
@@ -154,7 +160,10 @@ def process_night(
         if pool is None and cfg.jobs > 1:
             pool = stack.enter_context(visit_mod.detector_pool(cfg.jobs))
         for entry in schedule:
-            reports.extend(_process_visit(cfg, settings, entry, pool, out))
+            done = _process_visit(cfg, settings, entry, pool, out)
+            reports.extend(done)
+            if on_visit is not None:
+                on_visit(int(entry["visit"]), done)
     return reports
 
 
@@ -211,9 +220,11 @@ def run_demo(cfg: DemoConfig) -> int:
                     pool.submit(_warm_worker)
 
         night, root = prepare_repository(cfg, after_simulate=warm)
-        reports = process_night(cfg, night, root, pool)
+        # Each visit is analysed in a thread of this process while the next one is processed.
+        qa = analysis.NightAnalysis(root, night, cfg.workdir / "out")
+        reports = process_night(cfg, night, root, pool, on_visit=qa.submit)
     _step("analysis: QA values of every visit and the night report")
-    analysis.analyse_night(root, night, reports, cfg.workdir / "out")
+    qa.finish()
     _step("report, pictures and scores")
     summary = report.write_report(cfg.workdir, night, reports)
     print(summary)

@@ -13,6 +13,8 @@ import collections
 import concurrent.futures
 import dataclasses
 import logging
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,7 +26,7 @@ from lsst.sphgeom import LonLat
 from tqdm import tqdm
 
 from shutterline import exceptions
-from shutterline.butler import certify, names, refcat, repo, selection, skymaps
+from shutterline.butler import certify, names, refcat, repo, selection, skymaps, storage, workers
 from shutterline.camera import filters, rawformat
 from shutterline.differencing import warp as warp_mod
 from shutterline.images import exposure as exposure_mod
@@ -84,14 +86,24 @@ def template_exposures(
     return sorted(records, key=lambda r: int(r.id))
 
 
+#: The last calibrations this process read, by dataset id (a bias and a flat): the work is
+#: ordered by detector, so consecutive inputs of one detector read them once. Stages only
+#: read calibrations, never change them.
+_CALIBS: collections.OrderedDict[Any, exposure_mod.Exposure] = collections.OrderedDict()
+
+
 def _calib(butler: Butler, name: str, data_id: dict[str, Any], mjd: float) -> exposure_mod.Exposure:
     when = Timespan.fromInstant(Time(mjd, format="mjd", scale="tai"))
     full = {"instrument": names.INSTRUMENT, **data_id}
     ref = butler.find_dataset(name, full, collections=names.CALIB_COLLECTION, timespan=when)
     if ref is None:
         raise exceptions.MissingInputError(name, full, f"none certified at MJD {mjd:.5f}")
-    calib: exposure_mod.Exposure = butler.get(ref)
-    return calib
+    if ref.id not in _CALIBS:
+        _CALIBS[ref.id] = butler.get(ref)
+        while len(_CALIBS) > 2:
+            _CALIBS.popitem(last=False)
+    _CALIBS.move_to_end(ref.id)
+    return _CALIBS[ref.id]
 
 
 def _refcat(butler: Butler, corners: np.ndarray, padding_arcsec: float) -> Table:
@@ -199,9 +211,12 @@ def _worker(
 def _work_items(
     butler: Butler, records: Sequence[DimensionRecord], detectors: Sequence[int] | None
 ) -> list[tuple[int, int]]:
+    # ``(exposure, detector)`` by detector, then exposure: consecutive items share their
+    # calibrations (`_calib` keeps the last ones read).
     refs = selection.raws_of_exposures(butler, [r.id for r in records])
     items = {(int(r.dataId["exposure"]), int(r.dataId["detector"])) for r in refs}
-    return sorted(i for i in items if detectors is None or i[1] in detectors)
+    wanted = (i for i in items if detectors is None or i[1] in detectors)
+    return sorted(wanted, key=lambda i: (i[1], i[0]))
 
 
 def _results(
@@ -229,10 +244,30 @@ def _coadd(
     inputs: list[tuple[int, float, coadd.Warp]],
     skymap: rings.RingsSkyMap,
     config: coadd.CoaddConfig | None,
-) -> tuple[PatchKey, list[tuple[int, float]], exposure_mod.Exposure]:
-    """One patch's coadd (in a worker process when ``jobs > 1``), and its inputs' ids."""
-    out = coadd.coadd([w for _, _, w in inputs], skymap.patch(*key[:2]).shape, config)
-    return key, [(e, m) for e, m, _ in inputs], out
+    target: tuple[str, str],
+) -> tuple[PatchKey, list[int], str]:
+    """One patch's coadd (in a worker process when ``jobs > 1``) written for ingest as
+    ``target = (storage class, path stem)``; ``(key, input exposures, path written)``.
+
+    Writing here, not in the parent, spreads the FITS writes over the workers and sends back
+    a path instead of a pickled patch.
+    """
+    tract, patch, band = key
+    info = skymap.patch(tract, patch)
+    out = coadd.coadd([w for _, _, w in inputs], info.shape, config)
+    out.wcs = info.wcs
+    visits = sorted({e for e, _, _ in inputs})
+    out.metadata.update(
+        {
+            "BAND": band,
+            "TRACT": tract,
+            "PATCH": patch,
+            "MJD": float(np.mean([m for _, m, _ in inputs])),
+            "INPUTS": ",".join(map(str, visits))[:68],
+            "NVISIT": len(visits),
+        }
+    )
+    return key, visits, storage.write_local(out, *target)
 
 
 def _coadds(
@@ -240,49 +275,50 @@ def _coadds(
     skymap: rings.RingsSkyMap,
     config: coadd.CoaddConfig | None,
     jobs: int,
-) -> Iterator[tuple[PatchKey, list[tuple[int, float]], exposure_mod.Exposure]]:
-    """Every patch's coadd, in ``jobs`` processes, at most ``jobs`` patches' warps in flight.
+    targets: dict[PatchKey, tuple[str, str]],
+) -> Iterator[tuple[PatchKey, list[int], str]]:
+    """Every patch's coadd written for ingest, in ``jobs`` processes, at most ``jobs + 1``
+    patches' warps in flight (one queued, so no worker waits on the parent).
 
     Each patch's warps are dropped from ``collected`` as it is handed out, so memory falls as
     the coadds are made (the patches are independent; a night's 45 took 4 minutes on one core).
     """
     keys = sorted(collected)
+    items = ((key, collected.pop(key), skymap, config, targets[key]) for key in keys)
     if jobs <= 1 or len(keys) <= 1:
-        for key in keys:
-            yield _coadd(key, collected.pop(key), skymap, config)
-        return
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-        pending: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
-        for key in keys:
-            pending.append(pool.submit(_coadd, key, collected.pop(key), skymap, config))
-            if len(pending) >= jobs:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        yield from (_coadd(*item) for item in items)
+    else:
+        yield from workers.ordered_results(_coadd, items, jobs)
 
 
-def _store(
+def _store_all(
     butler: Butler,
-    key: PatchKey,
-    inputs: list[tuple[int, float]],
-    out: exposure_mod.Exposure,
+    collected: Collected,
     skymap: rings.RingsSkyMap,
-) -> DatasetRef:
-    tract, patch, band = key
-    info = skymap.patch(tract, patch)
-    out.wcs = info.wcs
-    visits = sorted({e for e, _ in inputs})
-    out.metadata.update(
-        {
-            "BAND": band,
-            "TRACT": tract,
-            "PATCH": patch,
-            "MJD": float(np.mean([m for _, m in inputs])),
-            "INPUTS": ",".join(map(str, visits))[:68],
-            "NVISIT": len(visits),
+    config: coadd.CoaddConfig | None,
+    jobs: int,
+    result: TemplateBuildResult,
+    progress: bool,
+) -> None:
+    """Coadd every patch and store them all in one ingest (one registry transaction, not a
+    commit per patch; a failed build stores none)."""
+    refs = {
+        (t, p, b): certify.template_ref(butler, t, p, b, skymap) for t, p, b in sorted(collected)
+    }
+    with tempfile.TemporaryDirectory(prefix="shutterline-templates-") as staging:
+        targets = {
+            k: (ref.datasetType.storageClass_name, os.path.join(staging, "-".join(map(str, k))))
+            for k, ref in refs.items()
         }
-    )
-    return certify.put_template(butler, out, tract, patch, band, skymap)
+        written = []
+        coadds = _coadds(collected, skymap, config, jobs, targets)
+        for key, visits, path in tqdm(
+            coadds, total=len(refs), desc="coadding patches", unit="patch", disable=not progress
+        ):
+            result.inputs[key] = visits
+            written.append((path, refs[key]))
+        storage.ingest_local(butler, written)
+    result.templates.update(refs)
 
 
 def _planned_keys(
@@ -355,15 +391,21 @@ Collected = dict[PatchKey, list[tuple[int, float, coadd.Warp]]]  # exposure, MJD
 def _collect(
     results: Any, total: int, mjds: dict[int, float], result: TemplateBuildResult, progress: bool
 ) -> Collected:
-    collected: Collected = collections.defaultdict(list)
+    # Each patch's inputs in (exposure, detector) order, whatever order they were made in:
+    # the coadd's sums, and so its bytes, follow the order of its inputs.
+    done: dict[tuple[int, int], dict[PatchKey, coadd.Warp]] = {}
     for exposure, detector, warps, reason in tqdm(
         results, total=total, desc="template inputs", unit="detector", disable=not progress
     ):
         if warps is None:
             _LOG.warning("template input %d/%d skipped: %s", exposure, detector, reason)
             result.skipped.append((exposure, detector, reason))
-            continue
-        for key, warp in warps.items():
+        else:
+            done[(exposure, detector)] = warps
+    result.skipped.sort()
+    collected: Collected = collections.defaultdict(list)
+    for exposure, detector in sorted(done):
+        for key, warp in done.pop((exposure, detector)).items():
             collected[key].append((exposure, mjds[exposure], warp))
     return collected
 
@@ -441,10 +483,5 @@ def build_templates(
     result = TemplateBuildResult()
     collected = _warps(butler, records, detectors, skymap, (jobs, repo_uri), result, progress)
     _clear_existing(butler, sorted(collected), skymap, replace)
-    coadds = _coadds(collected, skymap, config, jobs)
-    for key, inputs, out in tqdm(
-        coadds, total=len(collected), desc="coadding patches", unit="patch", disable=not progress
-    ):
-        result.inputs[key] = sorted({e for e, _ in inputs})
-        result.templates[key] = _store(butler, key, inputs, out, skymap)
+    _store_all(butler, collected, skymap, config, jobs, result, progress)
     return result

@@ -28,28 +28,36 @@ def _mean_square(per_amp: dict[str, float]) -> float:
     return sum(v * v for v in per_amp.values()) / len(per_amp)
 
 
-def _analyse(tmp_path_factory: pytest.TempPathFactory, seed: int) -> dict[str, Any]:
+def _analyse(tmp_path_factory: pytest.TempPathFactory, seed: int, beside: bool) -> dict[str, Any]:
+    """``beside``: as ``make demo`` does, each visit analysed in a background thread while the
+    next is processed (`analysis.NightAnalysis`); else `analyse_night` after the night."""
     work = tmp_path_factory.mktemp(f"night{seed}")
     cfg = demo_night.DemoConfig(
         workdir=work, seed=seed, fields=1, detectors=1, visits=2, shape=(1024, 2048), jobs=1
     )
     night, root = demo_night.prepare_repository(cfg)
-    reports = demo_night.process_night(cfg, night, root)
+    if beside:
+        qa = analysis.NightAnalysis(root, night, work / "out")
+        reports = demo_night.process_night(cfg, night, root, on_visit=qa.submit)
+        page = qa.finish()
+    else:
+        reports = demo_night.process_night(cfg, night, root)
+        page = analysis.analyse_night(root, night, reports, work / "out")
     assert all(r.status == "succeeded" for r in reports), [r.reason for r in reports]
-    page = analysis.analyse_night(root, night, reports, work / "out")
     return {"night": night, "root": root, "page": page, "visit": reports[-1].visit}
 
 
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The night the tolerances were chosen on."""
-    return _analyse(tmp_path_factory, 11)
+    """The night the tolerances were chosen on, analysed beside the processing."""
+    return _analyse(tmp_path_factory, 11, beside=True)
 
 
 @pytest.fixture(scope="module")
 def validation(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A night not used for choosing anything: other seeing, sky, stars and defects."""
-    return _analyse(tmp_path_factory, 31)
+    """A night not used for choosing anything: other seeing, sky, stars and defects; analysed
+    after the processing."""
+    return _analyse(tmp_path_factory, 31, beside=False)
 
 
 @pytest.mark.parametrize("night_of", ["analysed", "validation"])

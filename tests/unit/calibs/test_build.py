@@ -112,3 +112,31 @@ def test_overlapping_certification_refused_before_work(night: tuple) -> None:
     # A disjoint range is fine.
     later = build.build_calibs(butler, valid_from_mjd=50000.0, valid_to_mjd=50010.0, progress=False)
     assert len(later.biases) == 1 and len(later.flats) == 1
+
+
+def test_masters_built_in_processes_equal_one_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``build_calibs(jobs=2)`` builds each detector's masters in a worker process: the same
+    masters, bias and flat, as in one process, for every detector, certified alike."""
+    root = tmp_path_factory.mktemp("calibs-jobs")
+    simulate_night(root / "sim", seed=6, visits=1, detectors=2, fields=1, nx=128, ny=256,
+                   template_visits=1, n_bias=3, n_flat=3)  # fmt: skip
+    results = {}
+    for jobs in (1, 2):
+        butler = repo.create_repo(str(root / f"repo{jobs}"))
+        ingest.ingest_raws(butler, [root / "sim" / "raw"], progress=False)
+        result = build.build_calibs(
+            butler, progress=False, jobs=jobs, repo_uri=str(root / f"repo{jobs}")
+        )
+        results[jobs] = (butler, result)
+    (one, serial), (two, parallel) = results[1], results[2]
+    assert len(serial.biases) == 2 and set(serial.biases) == set(parallel.biases)
+    assert set(serial.flats) == set(parallel.flats) and len(serial.flats) == 2
+    pairs = [(serial.biases[d], parallel.biases[d]) for d in serial.biases]
+    pairs += [(serial.flats[k], parallel.flats[k]) for k in serial.flats]
+    for a_ref, b_ref in pairs:
+        a, b = one.get(a_ref), two.get(b_ref)
+        for plane in ("image", "mask", "variance"):
+            np.testing.assert_array_equal(getattr(a, plane), getattr(b, plane))
+        assert a.metadata == b.metadata

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from shutterline.images import Exposure, MaskBit
+from shutterline.images import exposure as exposure_io
 from shutterline.templates import coadd
 from tests.unit.isr import synth
 
@@ -241,17 +243,20 @@ def test_trail_rejected_where_it_passes_a_star() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _OnePatchShape:
-    """Stands in for the sky map in `build._coadds`: every patch has ``SHAPE``."""
+    """Stands in for the sky map in `build._coadds`: every patch has ``SHAPE``, no WCS."""
 
     shape: tuple[int, int] = SHAPE
+    wcs: None = None
 
     def patch(self, tract: int, patch: int) -> _OnePatchShape:
         return self
 
 
-def test_patches_coadded_in_processes_equal_one_process() -> None:
-    """``build_templates(jobs=2)`` coadds patches in worker processes: the same bytes as in
-    one, every patch once, and each patch's warps handed out (freed) as it goes."""
+def test_patches_coadded_in_processes_equal_one_process(tmp_path: Path) -> None:
+    """``build_templates(jobs=2)`` coadds and writes patches in worker processes: the same
+    file bytes as in one, every patch once, and each patch's warps handed out (freed) as it
+    goes."""
+    from shutterline.butler import formatters
     from shutterline.templates import build
 
     def collected() -> dict:
@@ -261,16 +266,21 @@ def test_patches_coadded_in_processes_equal_one_process() -> None:
             for p in range(3)
         }
 
+    def targets(where: Path) -> dict:
+        where.mkdir()
+        return {k: (formatters.EXPOSURE_STORAGE_CLASS, str(where / str(k[1]))) for k in collected()}
+
     serial_in, parallel_in = collected(), collected()
-    serial = list(build._coadds(serial_in, _OnePatchShape(), None, jobs=1))  # type: ignore[arg-type]
-    parallel = list(build._coadds(parallel_in, _OnePatchShape(), None, jobs=2))  # type: ignore[arg-type]
+    sky = _OnePatchShape()
+    serial = list(build._coadds(serial_in, sky, None, 1, targets(tmp_path / "a")))  # type: ignore[arg-type]
+    parallel = list(build._coadds(parallel_in, sky, None, 2, targets(tmp_path / "b")))  # type: ignore[arg-type]
     assert not serial_in and not parallel_in
     assert [k for k, _, _ in parallel] == [k for k, _, _ in serial] == sorted(collected())
     for (_, ids_a, a), (_, ids_b, b) in zip(serial, parallel, strict=True):
-        assert ids_a == ids_b == [(100 + i, 60000.0 + i) for i in range(5)]
-        np.testing.assert_array_equal(a.image, b.image)
-        np.testing.assert_array_equal(a.variance, b.variance)
-        np.testing.assert_array_equal(a.mask, b.mask)
+        assert ids_a == ids_b == [100 + i for i in range(5)]
+        assert Path(a).read_bytes() == Path(b).read_bytes()
+        out = exposure_io.read_exposure(a)
+        assert out.metadata["NVISIT"] == 5 and out.image.shape == SHAPE
 
 
 def _crop(warp: coadd.Warp, rows: slice, cols: slice, at: tuple[int, int]) -> coadd.Warp:
@@ -320,3 +330,30 @@ def test_a_warp_outside_the_patch_is_an_error() -> None:
     warp = _inputs(rng, [1.0] * 5)[0]
     with pytest.raises(ValueError, match="outside the 100 x 100 patch"):
         coadd.coadd([warp], (100, 100))
+
+
+def test_patch_inputs_in_exposure_order_whatever_order_they_were_made_in() -> None:
+    """The template build processes its inputs by detector (to reuse calibrations); each
+    patch still gets them in (exposure, detector) order, as the coadd's sums depend on it, and
+    the skipped ones are listed in that order too."""
+    from shutterline.templates import build
+
+    warps = {(e, d): coadd.Warp(Exposure.blank((4, 4))) for e in (1, 2, 3) for d in (28, 35)}
+    made: list[tuple[int, int, dict | None, str]]
+    made = [(e, d, {(0, 0, "r"): warps[(e, d)], (0, d, "r"): warps[(e, d)]}, "") for d in (35, 28)
+            for e in (3, 1, 2)]  # fmt: skip
+    made[0] = (3, 35, None, "too few stars")
+    made.append((0, 28, None, "no flat"))
+    result = build.TemplateBuildResult()
+    got = build._collect(iter(made), len(made), {0: 0.0, 1: 1.0, 2: 2.0, 3: 3.0}, result, False)
+    order = [(1, 28), (1, 35), (2, 28), (2, 35), (3, 28)]
+    assert [id(w) for _, _, w in got[(0, 0, "r")]] == [id(warps[k]) for k in order]
+    assert [(e, m) for e, m, _ in got[(0, 0, "r")]] == [
+        (1, 1.0),
+        (1, 1.0),
+        (2, 2.0),
+        (2, 2.0),
+        (3, 3.0),
+    ]
+    assert [id(w) for _, _, w in got[(0, 35, "r")]] == [id(warps[(1, 35)]), id(warps[(2, 35)])]
+    assert result.skipped == [(0, 28, "no flat"), (3, 35, "too few stars")]
