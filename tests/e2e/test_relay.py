@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -70,17 +71,10 @@ def _pipeline_alerts(tmp_path):
     return first.alerts + second.alerts
 
 
-@pytest.mark.kafka
-@pytest.mark.slow
-def test_an_alert_broker_decodes_every_message_with_the_registry(
-    kafka_broker, schema_registry, tmp_path
-):
+def _spool_finished_detector(spool: Path, alerts: list[dict]) -> None:
+    """What the pipeline leaves for the relay: the alerts, metrics, telemetry and done marker."""
     from shutterline.alerts import serialize
 
-    topic = harness.unique_topic("alerts")
-    harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
-    spool = tmp_path / "spool"
-    alerts = _pipeline_alerts(tmp_path)
     schema = serialize.load_schema()
     writer = alert_spool.AlertSpool(spool)
     writer.write_many(
@@ -91,24 +85,19 @@ def test_an_alert_broker_decodes_every_message_with_the_registry(
     markers.write_metrics(spool, VISIT, DETECTOR, {"dia_sources": len(alerts), "stages": {}})
     markers.write_json(spool / markers.TELEMETRY, {"cpu_seconds": 1.5, "peak_rss_bytes": 2e8})
     markers.write_done(spool, VISIT, DETECTOR, "succeeded", len(alerts))
-    spans = tmp_path / "spans.jsonl"
-    tracing.configure("shutterline-relay-test", json_path=spans)
-    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-    settings = _settings(
-        spool, kafka_broker.bootstrap, topic, schema_registry_url=schema_registry.url
-    )
-    parent = tracing.pod_context(traceparent, "visit-100007-1-abcde")
-    outcome = loop.Relay(settings, expect={(VISIT, DETECTOR)}, parent=parent).run()
-    assert outcome.state == "drained" and outcome.exit_code == 0
 
-    # The reading side: confluent-kafka's registry client and deserializer, lsst-alert-packet.
-    with SchemaRegistryClient({"url": schema_registry.url}) as registry:
+
+def _assert_brokers_decode(
+    bootstrap: str, registry_url: str, topic: str, alerts: list[dict]
+) -> None:
+    """The reading side: confluent-kafka's registry client and deserializer, lsst-alert-packet."""
+    with SchemaRegistryClient({"url": registry_url}) as registry:
         deserialize = AvroDeserializer(registry)
         major, minor = alert_packet.get_latest_schema_version()
         reference = alert_packet.Schema.from_uri(
             alert_packet.get_schema_uri(major, minor).join(f"lsst.v{major}_{minor}.alert.avsc")
         )
-        messages = _read_all(kafka_broker.bootstrap, topic, len(alerts))
+        messages = _read_all(bootstrap, topic, len(alerts))
         assert len(messages) == len(alerts)
         by_id = {a["diaSourceId"]: a for a in alerts}
         for message in messages:
@@ -124,6 +113,29 @@ def test_an_alert_broker_decodes_every_message_with_the_registry(
             assert decoded["cutoutDifference"] == original["cutoutDifference"]
     assert not by_id
     assert any(len(a["prvDiaSources"] or []) for a in alerts), "history reached the stream"
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_an_alert_broker_decodes_every_message_with_the_registry(
+    kafka_broker, schema_registry, tmp_path
+):
+    topic = harness.unique_topic("alerts")
+    harness.create_topics(kafka_broker.bootstrap, topic, f"{topic}-metrics")
+    spool = tmp_path / "spool"
+    alerts = _pipeline_alerts(tmp_path)
+    _spool_finished_detector(spool, alerts)
+    spans = tmp_path / "spans.jsonl"
+    tracing.configure("shutterline-relay-test", json_path=spans)
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    settings = _settings(
+        spool, kafka_broker.bootstrap, topic, schema_registry_url=schema_registry.url
+    )
+    parent = tracing.pod_context(traceparent, "visit-100007-1-abcde")
+    outcome = loop.Relay(settings, expect={(VISIT, DETECTOR)}, parent=parent).run()
+    assert outcome.state == "drained" and outcome.exit_code == 0
+
+    _assert_brokers_decode(kafka_broker.bootstrap, schema_registry.url, topic, alerts)
 
     # The broadcast record, after the alerts; and the publication span under the pod span.
     (record,) = _read_all(kafka_broker.bootstrap, f"{topic}-metrics", 1)

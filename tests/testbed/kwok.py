@@ -423,6 +423,50 @@ def _node_ready(api: kubeapi.NodeApi, name: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def _configuration() -> dict[str, Any]:
+    """KWOK's own options, every one spelled out: a configuration file's are not defaulted."""
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "cidr": "10.0.0.0/24",
+            "podPlayStageParallelism": 16,
+            "nodePlayStageParallelism": 4,
+            "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 2,
+            "enablePodsOnNodeSyncListPager": True,
+            "enablePodsOnNodeSyncStreamWatch": False,
+            "enableDebuggingHandlers": False,
+            "enableProfilingHandler": False,
+            "enableContentionProfiling": False,
+        },
+    }
+
+
+def _register_nodes(
+    bed: cluster.Cluster,
+    process: procs.ManagedProcess,
+    names: list[str],
+    amounts: dict[str, str],
+    taint: bool,
+    timeout: float,
+) -> None:
+    """Create the fake nodes KWOK manages (those missing) and wait until all are Ready."""
+    api = kubeapi.NodeApi(bed.kubeconfig)
+    try:
+        for name in names:
+            if api.get_node(name) is None:
+                api.create_node(fake_node(name, amounts, taint))
+        procs.wait_process_ready(
+            process,
+            lambda: all(_node_ready(api, name) for name in names),
+            timeout,
+            f"kwok ({len(names)} fake node(s) Ready)",
+        )
+    finally:
+        api.close()
+
+
 def start(
     bed: cluster.Cluster,
     state_dir: Path,
@@ -441,25 +485,8 @@ def start(
     binary = ensure_built()
     started = time.monotonic()
     state_dir.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "kind": "KwokConfiguration",
-        # Every option spelled out: a configuration file's options are not defaulted.
-        "options": {
-            "cidr": "10.0.0.0/24",
-            "podPlayStageParallelism": 16,
-            "nodePlayStageParallelism": 4,
-            "nodeLeaseParallelism": 4,
-            "podsOnNodeSyncParallelism": 2,
-            "enablePodsOnNodeSyncListPager": True,
-            "enablePodsOnNodeSyncStreamWatch": False,
-            "enableDebuggingHandlers": False,
-            "enableProfilingHandler": False,
-            "enableContentionProfiling": False,
-        },
-    }
     config = state_dir / "kwok.yaml"
-    documents = [settings, *node_stages(), *pod_stages(init_ms, run_ms)]
+    documents = [_configuration(), *node_stages(), *pod_stages(init_ms, run_ms)]
     config.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     port = procs.free_port()
     argv = [
@@ -475,18 +502,6 @@ def start(
     process = procs.ManagedProcess("kwok", argv, log, cwd=state_dir).start()
     names = [f"kwok-node-{index}" for index in range(nodes)]
     amounts = capacity or {"cpu": "32", "memory": "256Gi", "pods": "1000"}
-    api = kubeapi.NodeApi(bed.kubeconfig)
-    try:
-        for name in names:
-            if api.get_node(name) is None:
-                api.create_node(fake_node(name, amounts, taint))
-        procs.wait_process_ready(
-            process,
-            lambda: all(_node_ready(api, name) for name in names),
-            timeout,
-            f"kwok ({nodes} fake node(s) Ready)",
-        )
-    finally:
-        api.close()
+    _register_nodes(bed, process, names, amounts, taint, timeout)
     builds.say(f"KWOK {KWOK_VERSION} up in {time.monotonic() - started:.1f} s ({nodes} nodes)")
     return Kwok(process, bed.kubeconfig, names, taint, config)
