@@ -117,8 +117,8 @@ def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
     plan = selection.plan_detector(central, visit, det)
     jobs = fetch.file_jobs(central, plan.refs)
     target = repo.create_repo(str(local))
-    linking = fetch._same_file_system
-    fetch._same_file_system = lambda *_: False  # every file's bytes written again, as before
+    linking = fetch.same_file_system
+    fetch.same_file_system = lambda *_: False  # every file's bytes written again, as before
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             pending = fetch.start_copies(jobs, local, pool)
@@ -130,7 +130,7 @@ def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
             target.close()
             fetch.wait_copies(pending)
     finally:
-        fetch._same_file_system = linking
+        fetch.same_file_system = linking
     return inputs.load_detector_inputs(repo.open_repo(str(local), writeable=True), visit, det)
 
 
