@@ -5,7 +5,9 @@ The repository is bench_pipeline's one-detector night (a directory datastore and
 registry: the shape of the pod's pre-cached local repository). Timed, median of ``--repeat``
 after one warm-up, page cache warm for both sides:
 
-- ``load_detector_inputs(..., threads=1)`` and with its default threads (what stages get);
+- ``load_detector_inputs(..., threads=1)`` and with its default threads (what stages get),
+  and with one thread through astropy's own exposure reader (`read_exposure_astropy`, as
+  before issue 11's fifth pass: the baseline of that pass);
 - the plan alone (``selection.plan_detector``: the registry queries);
 - the demo's pre-cache and load of the same detector (central repository -> a new local
   one -> memory), as before issue 11's fourth pass and as now (`_demo_load_before`);
@@ -117,8 +119,8 @@ def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
     plan = selection.plan_detector(central, visit, det)
     jobs = fetch.file_jobs(central, plan.refs)
     target = repo.create_repo(str(local))
-    linking = fetch._same_file_system
-    fetch._same_file_system = lambda *_: False  # every file's bytes written again, as before
+    linking = fetch.same_file_system
+    fetch.same_file_system = lambda *_: False  # every file's bytes written again, as before
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             pending = fetch.start_copies(jobs, local, pool)
@@ -130,7 +132,7 @@ def _demo_load_before(root: Path, local: Path, visit: int, det: int) -> Any:
             target.close()
             fetch.wait_copies(pending)
     finally:
-        fetch._same_file_system = linking
+        fetch.same_file_system = linking
     return inputs.load_detector_inputs(repo.open_repo(str(local), writeable=True), visit, det)
 
 
@@ -173,6 +175,64 @@ def _demo_rows(t: dict[str, tuple[float, float]], cmd: str) -> list[tuple[str, s
     ]
 
 
+def _with_astropy_reader(fn: Callable[[], Any]) -> Any:
+    """``fn()`` with exposures read as before issue 11's fifth pass (astropy's own route)."""
+    from shutterline.images import exposure as exposure_io
+
+    fast = exposure_io.read_exposure
+    exposure_io.read_exposure = exposure_io.read_exposure_astropy
+    try:
+        return fn()
+    finally:
+        exposure_io.read_exposure = fast
+
+
+def _loader_sides(butler: Any, visit: int, det: int, paths: list[str]) -> dict[str, Any]:
+    from shutterline.butler import inputs, selection
+
+    one = functools.partial(inputs.load_detector_inputs, butler, visit, det, threads=1)
+    return {
+        "plain astropy reads": lambda: _read_all(paths),
+        "  the same, each array dropped at once": lambda: _read_all(paths, keep=False),
+        "load_detector_inputs (1 thread)": one,
+        "load_detector_inputs (default threads)": functools.partial(
+            inputs.load_detector_inputs, butler, visit, det
+        ),
+        "  of which the plan (registry queries)": functools.partial(
+            selection.plan_detector, butler, visit, det
+        ),
+        "  1 thread, astropy's reader (before)": functools.partial(_with_astropy_reader, one),
+    }
+
+
+def _loader_rows(t: dict[str, tuple[float, float]], labels: list[str], cmd: str) -> list[Any]:
+    plain_w, plain_c = t["plain astropy reads"]
+    print(f"  {'':<40} {'wall s':>7} {'x plain':>7}  {'CPU s':>6} {'x plain':>7}")
+    rows = [("plain astropy reads of a detector's inputs", f"{plain_w:.3f} s wall, "
+             f"{plain_c:.3f} s CPU", "baseline", cmd)]  # fmt: skip
+    for label in labels:
+        w, c = t[label]
+        print(f"  {label:<40} {w:7.3f} {w / plain_w:7.2f}  {c:6.3f} {c / plain_c:7.2f}")
+        if label != "plain astropy reads":
+            target = " (<= 1.3)" if label.startswith("load_") else ""
+            ratio = f"{w / plain_w:.2f} x plain wall, {c / plain_c:.2f} x CPU{target}"
+            rows.append((label, f"{w:.3f} s", ratio, cmd))
+    return rows
+
+
+def _type_rows(t: dict[str, tuple[float, float]], files: dict[str, Any], cmd: str) -> list[Any]:
+    print("  by dataset type: Butler get vs plain read (one thread; wall, CPU)")
+    rows = []
+    for name in files:
+        (gw, gc), (rw, rc) = next(
+            (t[k], t[k.replace("get ", "read ", 1)]) for k in t if k.startswith(f"get {name} x")
+        )
+        ratio = f"{gw / rw:.2f} x read wall, {gc / rc:.2f} x CPU"
+        print(f"    {name:<16} get {gw:7.3f} s  read {rw:7.3f} s  {ratio}")
+        rows.append((f"  get {name}", f"{gw:.3f} s", ratio, cmd))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure, print, record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -181,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if MMAP_ENV not in os.environ:  # as in a fresh pod process: see MMAP_ENV
         env = dict(os.environ, **{MMAP_ENV: "131072"})
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
-    from shutterline.butler import inputs, repo, selection
+    from shutterline.butler import repo, selection
 
     root, entry = bench_pipeline.prepared_night()
     visit, det = entry["visit"], entry["detectors"][0]
@@ -190,21 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, list[str]] = {}
     for ref in plan.refs:
         files.setdefault(ref.datasetType.name, []).append(butler.getURI(ref).ospath)
-    size = sum(os.path.getsize(p) for paths in files.values() for p in paths)
     all_paths = [p for paths in files.values() for p in paths]
-    sides: dict[str, Callable[[], Any]] = {
-        "plain astropy reads": lambda: _read_all(all_paths),
-        "  the same, each array dropped at once": lambda: _read_all(all_paths, keep=False),
-        "load_detector_inputs (1 thread)": lambda: inputs.load_detector_inputs(
-            butler, visit, det, threads=1
-        ),
-        "load_detector_inputs (default threads)": lambda: inputs.load_detector_inputs(
-            butler, visit, det
-        ),
-        "  of which the plan (registry queries)": lambda: selection.plan_detector(
-            butler, visit, det
-        ),
-    }
+    sides: dict[str, Callable[[], Any]] = _loader_sides(butler, visit, det, all_paths)
+    labels = list(sides)
     for name, paths in files.items():
         refs = [r for r in plan.refs if r.datasetType.name == name]
         sides[f"get {name} x{len(refs)}"] = functools.partial(_get_all, butler, refs)
@@ -215,28 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         t = _interleaved(sides, args.repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    plain_w, plain_c = t["plain astropy reads"]
+    size = sum(os.path.getsize(p) for p in all_paths)
     print(f"{len(all_paths)} files, {size / 2**20:.0f} MB; medians of {args.repeat}, interleaved")
-    print(f"  {'':<40} {'wall s':>7} {'x plain':>7}  {'CPU s':>6} {'x plain':>7}")
     cmd = "python tests/benchmarks/bench_load.py"
-    rows = [("plain astropy reads of a detector's inputs", f"{plain_w:.3f} s wall, "
-             f"{plain_c:.3f} s CPU", "baseline", cmd)]  # fmt: skip
-    for label in list(sides)[:5]:
-        w, c = t[label]
-        print(f"  {label:<40} {w:7.3f} {w / plain_w:7.2f}  {c:6.3f} {c / plain_c:7.2f}")
-        if label != "plain astropy reads":
-            target = " (<= 1.3)" if label.startswith("load_") else ""
-            ratio = f"{w / plain_w:.2f} x plain wall, {c / plain_c:.2f} x CPU{target}"
-            rows.append((label, f"{w:.3f} s", ratio, cmd))
-    print("  by dataset type: Butler get vs plain read (one thread; wall, CPU)")
-    for name in files:
-        (gw, gc), (rw, rc) = next(
-            (t[k], t[k.replace("get ", "read ", 1)]) for k in t if k.startswith(f"get {name} x")
-        )
-        ratio = f"{gw / rw:.2f} x read wall, {gc / rc:.2f} x CPU"
-        print(f"    {name:<16} get {gw:7.3f} s  read {rw:7.3f} s  {ratio}")
-        rows.append((f"  get {name}", f"{gw:.3f} s", ratio, cmd))
-    rows += _demo_rows(t, cmd)
+    rows = _loader_rows(t, labels, cmd) + _type_rows(t, files, cmd) + _demo_rows(t, cmd)
     _results.record("bench_load", rows)
     return 0
 

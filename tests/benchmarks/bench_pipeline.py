@@ -176,6 +176,45 @@ def _memory() -> tuple[float, float, list[str]]:
     return float(head[1]), float(head[3]), arrays
 
 
+def _measure(inputs: Any, root: Path, repeat: int) -> tuple[list[float], list[Any], Any, Any, int]:
+    """``repeat`` timed runs of the stages (after one untimed), each followed by three FFT
+    convolutions: walls, per-stage seconds, median FFT wall and CPU, and the alert count."""
+    walls, per_stage, ffts, fft_cpus, alerts = [], [], [], [], 0
+    for i in range(repeat + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, stages_s, alerts = run_once(inputs, _settings(root, tmp))
+        if i > 0:  # the first pass pays imports and numba compilation
+            walls.append(wall)
+            per_stage.append(stages_s)
+            # Three per round: the FFT's CPU time alone varies by a third under load.
+            fft_wall, fft_cpu = fft_convolution_times(3)
+            ffts.append(fft_wall)
+            fft_cpus.append(fft_cpu)
+    return walls, per_stage, statistics.median(ffts), statistics.median(fft_cpus), alerts
+
+
+def _stage_rows(per_stage: list[Any], fft: float, fft_cpu: float, cmd: str) -> list[Any]:
+    """Print and return each stage's median wall and CPU against the FFT, and their sum."""
+    names = [n for n in per_stage[0] if not n.startswith("cpu:")]
+    stage_sum = statistics.median(sum(p[n] for n in names) for p in per_stage)
+    cpu_sum = statistics.median(sum(p[f"cpu:{n}"] for n in names) for p in per_stage)
+    rows = [("one FFT convolution 2048x4096", f"{fft:.3f} s", "baseline", cmd)]
+    # CPU seconds beside wall: on a shared machine the wall time also counts other
+    # processes' turns, which swell memory-bound stages more than the FFT baseline.
+    print(f"  {'stage':<14} {'wall s':>7}  {'x FFT':>5}  {'CPU s':>6}  {'x FFT CPU':>9}")
+    for name in names:
+        s = statistics.median(p[name] for p in per_stage)
+        c = statistics.median(p[f"cpu:{name}"] for p in per_stage)
+        print(f"  {name:<14} {s:7.3f}  {s / fft:5.2f}  {c:6.3f}  {c / fft_cpu:9.2f}")
+        ratio = f"{s / fft:.2f} x FFT wall, {c / fft_cpu:.2f} x CPU"
+        rows.append((f"stage {name}", f"{s:.3f} s", ratio, cmd))
+    print(f"  {'sum':<14} {stage_sum:7.3f}  {stage_sum / fft:5.2f}  {cpu_sum:6.3f}  "
+          f"{cpu_sum / fft_cpu:9.2f}")  # fmt: skip
+    ratio = f"{stage_sum / fft:.1f} x FFT wall, {cpu_sum / fft_cpu:.1f} x CPU (<= 10)"
+    rows.append(("stages, sum", f"{stage_sum:.3f} s", ratio, cmd))
+    return rows
+
+
 def main() -> None:
     """Measure and print medians and ratios."""
     parser = argparse.ArgumentParser()
@@ -191,45 +230,18 @@ def main() -> None:
     root, entry = prepared_night()
     butler = repo.open_repo(str(root))
     inputs = butler_inputs.load_detector_inputs(butler, entry["visit"], entry["detectors"][0])
-    walls, per_stage, ffts, fft_cpus, alerts = [], [], [], [], 0
-    for i in range(args.repeat + 1):
-        with tempfile.TemporaryDirectory() as tmp:
-            wall, stages_s, alerts = run_once(inputs, _settings(root, tmp))
-        if i > 0:  # the first pass pays imports and numba compilation
-            walls.append(wall)
-            per_stage.append(stages_s)
-            # Three per round: the FFT's CPU time alone varies by a third under load.
-            fft_wall, fft_cpu = fft_convolution_times(3)
-            ffts.append(fft_wall)
-            fft_cpus.append(fft_cpu)
-    fft, fft_cpu = statistics.median(ffts), statistics.median(fft_cpus)
+    walls, per_stage, fft, fft_cpu, alerts = _measure(inputs, root, args.repeat)
     median = statistics.median(walls)
-    names = [n for n in per_stage[0] if not n.startswith("cpu:")]
-    stage_sum = statistics.median(sum(p[n] for n in names) for p in per_stage)
-    cpu_sum = statistics.median(sum(p[f"cpu:{n}"] for n in names) for p in per_stage)
     print(
         f"one 2048x4096 FFT convolution: {fft:.3f} s wall, {fft_cpu:.3f} s CPU "
-        f"(median of {len(ffts)} rounds of 3, interleaved)"
+        f"(median of {len(walls)} rounds of 3, interleaved)"
     )
     print(
         f"whole pipeline, ISR to spooled alerts: {median:.3f} s median over {len(walls)} "
         f"runs ({alerts} alerts) = {median / fft:.1f} x FFT convolution (target <= 10 x)"
     )
     cmd = "python tests/benchmarks/bench_pipeline.py"
-    rows = [("one FFT convolution 2048x4096", f"{fft:.3f} s", "baseline", cmd)]
-    # CPU seconds beside wall: on a shared machine the wall time also counts other
-    # processes' turns, which swell memory-bound stages more than the FFT baseline.
-    print(f"  {'stage':<14} {'wall s':>7}  {'x FFT':>5}  {'CPU s':>6}  {'x FFT CPU':>9}")
-    for name in names:
-        s = statistics.median(p[name] for p in per_stage)
-        c = statistics.median(p[f"cpu:{name}"] for p in per_stage)
-        print(f"  {name:<14} {s:7.3f}  {s / fft:5.2f}  {c:6.3f}  {c / fft_cpu:9.2f}")
-        ratio = f"{s / fft:.2f} x FFT wall, {c / fft_cpu:.2f} x CPU"
-        rows.append((f"stage {name}", f"{s:.3f} s", ratio, cmd))
-    print(f"  {'sum':<14} {stage_sum:7.3f}  {stage_sum / fft:5.2f}  {cpu_sum:6.3f}  "
-          f"{cpu_sum / fft_cpu:9.2f}")  # fmt: skip
-    ratio = f"{stage_sum / fft:.1f} x FFT wall, {cpu_sum / fft_cpu:.1f} x CPU (<= 10)"
-    rows.append(("stages, sum", f"{stage_sum:.3f} s", ratio, cmd))
+    rows = _stage_rows(per_stage, fft, fft_cpu, cmd)
     peak, loaded, arrays = _memory()
     print(f"peak resident memory, one detector in a fresh process: {peak:.0f} MB "
           f"({loaded:.0f} MB after loading its inputs; target < 1536 MB)")  # fmt: skip

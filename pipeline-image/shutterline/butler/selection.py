@@ -279,6 +279,14 @@ def plan_detector(
         No raw, no bias or flat valid at the observation time (or more than one), no
         template patch overlapping the padded footprint, or no reference-catalog shard.
     """
+    # Collection records and summaries fetched once for all the queries, not once each.
+    with butler.registry.caching_context():
+        return _plan(butler, visit, detector, padding_arcsec, skymap)
+
+
+def _plan(
+    butler: Butler, visit: int, detector: int, padding_arcsec: float, skymap: rings.RingsSkyMap
+) -> DetectorPlan:
     data_id = _visit_data_id(butler, visit, detector)
     visit_record: DimensionRecord = data_id.records["visit"]  # type: ignore[assignment]
     region = data_id.records["visit_detector_region"].region  # type: ignore[union-attr]
