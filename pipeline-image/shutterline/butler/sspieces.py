@@ -1,11 +1,15 @@
 """The nightly solar-system pieces in the repository: stored by the precompute, found per detector.
 
-`shutterline.solarsystem.precompute` writes one file per sky region, piece of the night and
-shard. Each becomes an ``ss_pieces`` dataset (data id: the region's ``healpix4`` pixel) in the
-RUN of its piece and shard, `run_name`; the fast movers' file becomes that RUN's
-``ss_fast_pieces``. A RUN per piece lets a detector's plan pick the piece of its exposure
-time with one collection query and then only its footprint's regions, so the pre-cache copies
-exactly the few files the lookup reads. Shards write disjoint RUNs, so the pods of an Indexed
+`shutterline.solarsystem.precompute` writes one region-ordered file per piece of the night
+and shard, with an index of row ranges per region; `shutterline.solarsystem.piecefiles.split`
+cuts it here into one dataset per sky region, piece and shard: an ``ss_pieces`` dataset (data
+id: the region's ``healpix4`` pixel) in the RUN of its piece and shard, `run_name`; the fast
+movers' rows become that RUN's ``ss_fast_pieces``. Datasets per region, not the whole file
+with byte ranges: the plan, the checksummed pre-cache copy and the retry that skips what is
+stored all work per dataset, and a detector needs a few hundred kB out of hundreds of MB.
+A RUN per piece lets a detector's plan pick the piece of its exposure time with one
+collection query and then only its footprint's regions, so the pre-cache copies exactly the
+few datasets the lookup reads. Shards write disjoint RUNs, so the pods of an Indexed
 Job never collide, and a retried shard skips what it stored already (same bytes).
 
 The objects' ``mpc_orbits`` records are not in the pieces but once a night per region:
@@ -30,6 +34,7 @@ from lsst.resources import ResourcePath
 
 from shutterline import exceptions
 from shutterline.butler import datasettypes, formatters, names, storage
+from shutterline.solarsystem import piecefiles
 
 __all__ = [
     "SWEEP_PAD_DEG",
@@ -151,8 +156,8 @@ def store_pieces(butler: Butler, directory: Path, shard: int, shards: int) -> in
     tag = f".s{shard:03d}of{shards:03d}.npz"
     items: list[tuple[dict[str, np.ndarray], DatasetRef]] = []
     existing: dict[str, set[object]] = {}
-    for path in sorted(directory.glob(f"*{tag}")):
-        item = _item(path, shard, shards)
+    for name, arrays in piecefiles.split(directory, tag[1:-4]):  # one region at a time
+        item = _item(name, arrays, shard, shards)
         if item is None:
             continue
         arrays, dataset, data_id, run = item
@@ -172,27 +177,26 @@ def store_pieces(butler: Butler, directory: Path, shard: int, shards: int) -> in
 
 
 def _item(
-    path: Path, shard: int, shards: int
+    name: str, arrays: dict[str, np.ndarray], shard: int, shards: int
 ) -> tuple[dict[str, np.ndarray], str, dict[str, int], str] | None:
-    """A file's arrays, dataset type, data id and RUN; None if it is neither kind of file.
+    """A dataset's arrays, type, data id and RUN; None if its name is of neither kind.
 
     Raises
     ------
     ValueError
-        If the file lacks its piece's (or night's) time.
+        If the arrays lack their piece's (or night's) time.
     """
     for pattern, (regional, fast) in _TYPES.items():
-        match = pattern.match(path.name)
+        match = pattern.match(name)
         if match is None:
             continue
-        arrays = formatters.read_pieces(str(path))
         start, span = (
             ("piece_start_mjd", "piece_span_days")
             if pattern is _FILE
             else ("night_start_mjd", "night_span_days")
         )
         if start not in arrays or span not in arrays:
-            raise ValueError(f"{path}: not a piece or orbit file (no {start}/{span})")
+            raise ValueError(f"{name}: not a piece or orbit dataset (no {start}/{span})")
         namer = run_name if pattern is _FILE else orbits_run_name
         run = namer(float(arrays[start]), float(arrays[span]), shard, shards)
         if match.group(1) is None:
