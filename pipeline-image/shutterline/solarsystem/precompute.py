@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -211,7 +212,10 @@ def run(
     ``timings``, if given, receives the seconds of each step: ``read`` (catalogue size, the
     site's positions, the files made), ``workers_ready`` (from the pool's start until the
     last worker has read the catalogue), ``compute``, ``write`` and ``meta`` (the index and
-    ``pieces.json``), and with worker processes ``workers_cpu``, their CPU seconds.
+    ``pieces.json``), and with worker processes ``workers_cpu``, their CPU seconds,
+    ``workers_start_cpu``, the part before their first chunk (reading the catalogue unless
+    forked with it), and ``workers_forked`` (1: forked from this process, so its children;
+    0: from a pool server).
 
     Raises
     ------
@@ -239,6 +243,8 @@ def run(
             clock("write")
             if jobs > 1:
                 clock.timings_of("workers_cpu", team.cpu)
+                clock.timings_of("workers_start_cpu", team.read_cpu)
+                clock.timings_of("workers_forked", float(team.forked))
         with np.load(catalog_path, allow_pickle=False) as data:
             ids = data["id"][first : first + n_rows]
         times = (night.mjd_start, night.span_days, night.n_pieces)
@@ -260,10 +266,12 @@ def _piece_dtype(night: Night) -> np.dtype[Any]:
 class _Local:
     """One process's share of a shard: its chunks, computed, kept until written."""
 
-    def __init__(self, state: tuple[str, Night, FloatArray, str, str]) -> None:
+    def __init__(
+        self, state: tuple[str, Night, FloatArray, str, str], catalog: mpcorbits.Catalog | None
+    ) -> None:
         catalog_path, self.night, self.observer, out, self.tag = state
         self.out = Path(out)
-        self.catalog = mpcorbits.read_catalog(Path(catalog_path))
+        self.catalog = mpcorbits.read_catalog(Path(catalog_path)) if catalog is None else catalog
         self.kept: dict[int, tuple[slice, piecefiles.Chunk]] = {}
 
     def compute(self, index: int, rows: slice) -> npt.NDArray[np.int64]:
@@ -287,9 +295,11 @@ def _serve(
     state: tuple[str, Night, FloatArray, str, str],
     work: list[tuple[int, slice]],
     first: int,
+    catalog: mpcorbits.Catalog | None,
 ) -> None:
-    """A worker process: read the catalogue, compute its chunks (sending their counts), then
-    write them where the parent says. A failure goes back as its traceback.
+    """A worker process: read the catalogue (unless forked with it), compute its chunks
+    (sending their counts), then write them where the parent says. A failure goes back as
+    its traceback.
 
     Each worker is made a session of its own: with the kernel's autogroup scheduling (on
     for desktop and test machines, not used inside a pod's cgroup) the processes of one
@@ -299,8 +309,8 @@ def _serve(
     try:
         with contextlib.suppress(PermissionError):  # already a group leader: keep its session
             os.setsid()
-        local = _Local(state)
-        conn.send(("ready", time.time()))
+        local = _Local(state, catalog)
+        conn.send(("ready", time.time(), time.process_time()))
         for index, rows in work:
             conn.send(("chunk", index, local.compute(index, rows)))
         local.write(conn.recv(), first)
@@ -336,8 +346,8 @@ class _InProcess:
 
     def __init__(self, state: tuple[str, Night, FloatArray, str, str], chunks: list[slice]):
         start = time.time()
-        self.local, self.chunks = _Local(state), chunks
-        self.ready, self.cpu = time.time() - start, 0.0
+        self.local, self.chunks = _Local(state, None), chunks
+        self.ready, self.cpu, self.read_cpu, self.forked = time.time() - start, 0.0, 0.0, False
 
     def compute(self) -> npt.NDArray[np.int64]:
         counts = []
@@ -351,27 +361,38 @@ class _InProcess:
 
 
 class _Pool:
-    """Worker processes forked from a server that imported this module once; chunk ``i``
-    goes to worker ``i % jobs`` (chunks are of equal size)."""
+    """Worker processes; chunk ``i`` goes to worker ``i % jobs`` (chunks are of equal size).
+
+    Forked from this process, with the catalogue read once here and shared, when it runs no
+    other thread (a fork copies no thread, and a lock one held would stay held); else forked
+    from a server that imports this module once (``forkserver``), each worker reading the
+    catalogue itself.
+    """
 
     def __init__(
         self, state: tuple[str, Night, FloatArray, str, str], chunks: list[slice], jobs: int
     ) -> None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        self.tag, self.n_chunks, self.start = state[4], len(chunks), time.time()
+        self.forked = threading.active_count() == 1
+        self.start = time.time()
+        if self.forked:
+            context: Any = multiprocessing.get_context("fork")
+            catalog = mpcorbits.read_catalog(Path(state[0]))
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            catalog = None
+        self.tag, self.n_chunks = state[4], len(chunks)
         work = list(enumerate(chunks))
         self.conns, self.procs = [], []
         for w in range(min(jobs, len(chunks))):
             mine, theirs = context.Pipe()
-            proc = context.Process(
-                target=_serve, args=(theirs, state, work[w::jobs], chunks[0].start)
-            )
+            args = (theirs, state, work[w::jobs], chunks[0].start, catalog)
+            proc = context.Process(target=_serve, args=args)
             proc.start()
             theirs.close()
             self.conns.append(mine)
             self.procs.append(proc)
-        self.ready, self.cpu = 0.0, 0.0
+        self.ready, self.cpu, self.read_cpu = 0.0, 0.0, 0.0
 
     def _messages(self, conns: list[Connection]) -> Iterator[tuple[Connection, tuple[Any, ...]]]:
         """Messages from ``conns`` as they come; a worker's failure raises here."""
@@ -395,6 +416,7 @@ class _Pool:
             for _, message in self._messages(self.conns):
                 if message[0] == "ready":
                     self.ready = max(self.ready, message[1] - self.start)
+                    self.read_cpu += message[2]
                 else:
                     counts[message[1]] = message[2]
                     _LOG.info(

@@ -155,24 +155,39 @@ def test_outside_the_night_is_an_error(pieces: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_shards_and_jobs_give_the_single_process_result(tmp_path: Path) -> None:
+def test_shards_and_jobs_give_the_single_process_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cat = orbitcatalog.synthesize(21_000, 4, 61200.0)  # three chunks, the last a short one
     path = tmp_path / "catalog.npz"
     mpcorbits.write_catalog(path, cat)
     night = precompute.Night(START, 2)
     precompute.run(path, tmp_path / "one", night)
     precompute.run(path, tmp_path / "again", night)
-    precompute.run(path, tmp_path / "jobs", night, jobs=2)
+    steps: dict[str, float] = {}
+    server: dict[str, float] = {}
+    with monkeypatch.context() as mp:  # one thread (earlier tests may have left some): fork
+        mp.setattr(precompute.threading, "active_count", lambda: 1)
+        precompute.run(path, tmp_path / "jobs", night, jobs=2, timings=steps)
+    with monkeypatch.context() as mp:  # another thread: workers from the pool server
+        mp.setattr(precompute.threading, "active_count", lambda: 2)
+        precompute.run(path, tmp_path / "server", night, jobs=2, timings=server)
+    assert (steps["workers_forked"], server["workers_forked"]) == (1.0, 0.0)
+    assert steps["workers_cpu"] > 0 and server["workers_cpu"] > 0
     for shard in range(2):
         precompute.run(path, tmp_path / "shards", night, shard=shard, shards=2)
     one = _contents(tmp_path / "one")
     assert len(one["id"]) == 2 * 21_000
-    for other in ("again", "jobs", "shards"):
+    for other in ("again", "jobs", "server", "shards"):
         got = _contents(tmp_path / other)
         for name, column in one.items():
             np.testing.assert_array_equal(got[name], column, err_msg=f"{other}: {name}")
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
-    for other in ("again", "jobs"):  # same inputs, same bytes, whichever process wrote them
+    for other in (
+        "again",
+        "jobs",
+        "server",
+    ):  # same inputs, same bytes, whichever process wrote them
         assert names == sorted(p.name for p in (tmp_path / other).iterdir()), other
         for name in names:
             assert (tmp_path / "one" / name).read_bytes() == (tmp_path / other / name).read_bytes()
