@@ -131,8 +131,7 @@ def write_chunk(out: Path, tag: str, chunk: Chunk, starts: npt.NDArray[np.int64]
         if mm.dtype != chunk.pieces.dtype:  # assigning records of another layout would convert
             raise ValueError(f"{path}: rows {chunk.pieces.dtype} differ from {mm.dtype}")
         mm[target[a:b]] = chunk.pieces[a:b]
-        mm.flush()
-        del mm
+        del mm  # unmapped, not flushed: msync would wait for the disk; the rename does not
 
 
 def write_orbits(out: Path, tag: str, catalog: mpcorbits.Catalog, rows: slice, first: int) -> None:
@@ -141,7 +140,6 @@ def write_orbits(out: Path, tag: str, catalog: mpcorbits.Catalog, rows: slice, f
     mm[rows.start - first : rows.stop - first] = records(
         {name: catalog[name][rows] for name, _ in mpcorbits.COLUMNS}
     )
-    mm.flush()
     del mm
 
 
