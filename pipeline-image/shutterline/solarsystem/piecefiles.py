@@ -33,6 +33,7 @@ __all__ = [
     "Chunk",
     "create",
     "destinations",
+    "discard",
     "encode",
     "finish",
     "index_path",
@@ -163,6 +164,7 @@ def finish(
     """Rename the shard's files into place, then write its index (last: its presence says
     the shard is whole). ``ids`` are the shard's ids in catalogue order."""
     start, span, n_pieces = night
+    index_path(out, tag).unlink(missing_ok=True)  # a rerun: no old index over new files
     for piece in range(n_pieces):
         _partial(pieces_path(out, piece, tag)).replace(pieces_path(out, piece, tag))
     _partial(orbits_path(out, tag)).replace(orbits_path(out, tag))
@@ -177,6 +179,12 @@ def finish(
             **orbit_time(start, n_pieces * span),
         },
     )
+
+
+def discard(out: Path, tag: str) -> None:
+    """Remove the shard's unfinished (``.partial``) files: a failed run leaves none."""
+    for path in out.glob(f"*.{tag}.*.partial"):
+        path.unlink(missing_ok=True)
 
 
 def _partial(path: Path) -> Path:

@@ -198,3 +198,16 @@ def test_shards_and_jobs_give_the_single_process_result(
     assert len(a) >= 1
     for name in a.colnames:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_failing_worker_fails_the_run_naming_why_and_leaves_nothing_half_written(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise ArithmeticError("injected failure in a chunk")
+
+    monkeypatch.setattr(precompute.threading, "active_count", lambda: 1)  # forked: patched
+    monkeypatch.setattr(precompute, "piece_arrays", broken)
+    with pytest.raises(RuntimeError, match="injected failure in a chunk"):
+        precompute.run(catalog, tmp_path / "p", precompute.Night(START, 1), jobs=2)
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == []  # no index, no .partial
