@@ -170,7 +170,7 @@ def _file_name(ref: Any, starts: list[float]) -> str:
     if ref.datasetType.name == names.SS_FAST_PIECE_ORBITS:
         return f"ofast.{shard}.npz"
     if ref.datasetType.name == names.SS_PIECE_ORBITS:
-        return f"o{int(ref.dataId[names.SS_PIECES_PIXELIZATION]):04d}.{shard}.npz"
+        return f"o{int(ref.dataId[names.SS_PIECE_ORBITS_PIXELIZATION]):05d}.{shard}.npz"
     piece = [f"{t:.6f}" for t in starts].index(piece_run.split("+")[0])
     if ref.datasetType.name == names.SS_FAST_PIECES:
         return f"fast.p{piece:03d}.{shard}.npz"

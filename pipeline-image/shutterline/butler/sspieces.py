@@ -12,9 +12,10 @@ collection query and then only its footprint's regions, so the pre-cache copies 
 few datasets the lookup reads. Shards write disjoint RUNs, so the pods of an Indexed
 Job never collide, and a retried shard skips what it stored already (same bytes).
 
-The objects' ``mpc_orbits`` records are not in the pieces but once a night per region:
-``ss_piece_orbits`` (``healpix4``) and ``ss_fast_piece_orbits`` in the night's RUN per shard,
-`orbits_run_name`; the plan takes those of the same regions. `add_storage_classes` brings a
+The objects' ``mpc_orbits`` records are not in the pieces but once a night per healpix6
+pixel (a sixteenth of a region: a detector fetches a few of them): ``ss_piece_orbits6``
+and ``ss_fast_piece_orbits`` in the night's RUN per shard, `orbits_run_name`; the plan takes
+those within the same reach. `add_storage_classes` brings a
 repository made before the pieces' storage class up to date (the precompute runs it).
 """
 
@@ -51,12 +52,18 @@ _LOG = logging.getLogger(__name__)
 #: this far outside a footprint can still hold an object crossing it.
 SWEEP_PAD_DEG = 0.1
 _NSIDE = 16  # healpix4
+
 _FILE = re.compile(r"^(?:r(\d{4})|fast)\.p\d{3}\.s(\d{3})of(\d{3})\.npz$")
-_ORBIT_FILE = re.compile(r"^o(?:(\d{4})|fast)\.s(\d{3})of(\d{3})\.npz$")
+_ORBIT_FILE = re.compile(r"^o(?:(\d{5})|fast)\.s(\d{3})of(\d{3})\.npz$")
 _TIMES = r"/(\d+\.\d{6})\+(\d+\.\d{6})d/s\d{3}of\d{3}$"
 _RUN = re.compile(re.escape(names.SS_PIECES_COLLECTION) + _TIMES)
 _ORBITS_RUN = re.compile(re.escape(names.SS_PIECE_ORBITS_COLLECTION) + _TIMES)
 #: Dataset types of (region file, fast file), for piece files and orbit files.
+#: The data id key of each kind's regional datasets.
+_PIXELIZATION = {
+    _FILE: names.SS_PIECES_PIXELIZATION,
+    _ORBIT_FILE: names.SS_PIECE_ORBITS_PIXELIZATION,
+}
 _TYPES = {
     _FILE: (names.SS_PIECES, names.SS_FAST_PIECES),
     _ORBIT_FILE: (names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS),
@@ -201,7 +208,7 @@ def _item(
         run = namer(float(arrays[start]), float(arrays[span]), shard, shards)
         if match.group(1) is None:
             return arrays, fast, {}, run
-        return arrays, regional, {names.SS_PIECES_PIXELIZATION: int(match.group(1))}, run
+        return arrays, regional, {_PIXELIZATION[pattern]: int(match.group(1))}, run
     return None
 
 
@@ -224,19 +231,13 @@ def find_pieces(
     """The piece datasets a footprint circle needs at ``mjd``: regions within reach, fast files.
 
     ``radius_deg`` should include the largest motion in a visit; `SWEEP_PAD_DEG` is added.
-    The night's orbit files of the same regions (the objects' ``mpc_orbits`` records) come
-    with them. Empty if the repository has no pieces for that time.
+    The night's orbit records (the objects' ``mpc_orbits``) of the healpix6 pixels within
+    the same reach come with them. Empty if the repository has no pieces for that time.
     """
     runs = _runs_at(butler, mjd, _RUN, names.SS_PIECES_COLLECTION)
     if not runs:
         return []
     orbit_runs = _runs_at(butler, mjd, _ORBITS_RUN, names.SS_PIECE_ORBITS_COLLECTION)
-    hp = HEALPix(nside=_NSIDE, order="nested")
-    reach = (radius_deg + SWEEP_PAD_DEG) * u.deg
-    pixels = np.unique(
-        hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
-    )
-    where = f"{names.SS_PIECES_PIXELIZATION} IN (pixels)"
     query = functools.partial(
         butler.query_datasets,
         with_dimension_records=True,
@@ -244,12 +245,21 @@ def find_pieces(
         explain=False,
         limit=None,
     )
-    found = [
-        *query(names.SS_PIECES, runs, where=where, bind={"pixels": [int(p) for p in pixels]}),
-        *query(names.SS_FAST_PIECES, runs),
-    ]
+    where = f"{names.SS_PIECES_PIXELIZATION} IN (pixels)"
+    bind = {"pixels": _pixels(_NSIDE, center_radec, radius_deg)}
+    found = [*query(names.SS_PIECES, runs, where=where, bind=bind)]
+    found += query(names.SS_FAST_PIECES, runs)
     if orbit_runs:  # none stored: the lookup names the objects that lack their records
-        bind = {"pixels": [int(p) for p in pixels]}
+        where = f"{names.SS_PIECE_ORBITS_PIXELIZATION} IN (pixels)"
+        bind = {"pixels": _pixels(piecefiles.ORBIT_NSIDE, center_radec, radius_deg)}
         found += query(names.SS_PIECE_ORBITS, orbit_runs, where=where, bind=bind)
         found += query(names.SS_FAST_PIECE_ORBITS, orbit_runs)
     return sorted(found, key=lambda r: (r.run, r.datasetType.name, str(r.dataId)))
+
+
+def _pixels(nside: int, center_radec: tuple[float, float], radius_deg: float) -> list[int]:
+    """The nested pixels within ``radius_deg + SWEEP_PAD_DEG`` of the centre."""
+    hp = HEALPix(nside=nside, order="nested")
+    reach = (radius_deg + SWEEP_PAD_DEG) * u.deg
+    found = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
+    return [int(p) for p in np.unique(found)]

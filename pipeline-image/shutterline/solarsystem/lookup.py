@@ -61,13 +61,17 @@ def datasets_for(
     """The per-region datasets (`piecefiles.split` names) of night piece ``piece`` that a
     footprint circle (padded for motion) needs: what a detector's pre-cache fetches.
 
-    The regions' piece and orbit datasets and the fast ones, of every shard.
+    The regions' piece datasets, the orbit datasets of the healpix6 pixels within the same
+    reach, and the fast ones, of every shard.
     """
     meta = _meta(root)
+    orbit_pixels = _pixels(
+        {**meta, "region_nside": piecefiles.ORBIT_NSIDE}, center_radec, radius_deg
+    )
     stems = [
         *(f"r{r:04d}.p{piece:03d}" for r in _pixels(meta, center_radec, radius_deg)),
         f"fast.p{piece:03d}",
-        *(f"o{r:04d}" for r in _pixels(meta, center_radec, radius_deg)),
+        *(f"o{p:05d}" for p in orbit_pixels),
         "ofast",
     ]
     return [f"{s}.{tag}.npz" for s in stems for tag in piecefiles.shard_tags(int(meta["shards"]))]

@@ -13,7 +13,7 @@ A shard writes few files, whatever the number of regions:
 Chunks are fixed (`precompute.shard_rows`) and each chunk's rows go to a place computed from
 the counts of every chunk (`destinations`), so the bytes do not depend on which process wrote
 a chunk, nor on how many processes there were. `split` cuts a shard into the per-region
-datasets the backbone stores, each chunk's rows sorted by id as one file per region would be.
+datasets the backbone stores, rows sorted by id, and the orbit records per healpix6 pixel.
 """
 
 from __future__ import annotations
@@ -25,11 +25,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from astropy import units as u
+from astropy_healpix import HEALPix
 
 from shutterline.solarsystem import mpcorbits
 
 __all__ = [
     "ORBIT_DTYPE",
+    "ORBIT_NSIDE",
     "Chunk",
     "create",
     "destinations",
@@ -51,6 +54,8 @@ __all__ = [
     "write_orbits",
 ]
 
+#: HEALPix resolution (nested) of the orbit datasets: 0.9 degree pixels, healpix6.
+ORBIT_NSIDE = 64
 #: One ``mpc_orbits`` record of the orbits file (and of an orbit dataset).
 ORBIT_DTYPE = np.dtype([(name, dt) for name, dt in mpcorbits.COLUMNS])
 
@@ -211,8 +216,8 @@ def split(out: Path, tag: str) -> Iterator[tuple[str, dict[str, npt.NDArray[Any]
     """The shard's per-region datasets, as (file name, arrays), one region at a time.
 
     ``r{region:04d}.p{piece:03d}.{tag}.npz`` (``fast...`` for region -1) holds a piece's rows
-    of one region by id; ``o{region:04d}.{tag}.npz`` (``ofast...``) the ``mpc_orbits`` records,
-    by id, of every object with a piece in the region.
+    of one region by id; ``o{pixel:05d}.{tag}.npz`` (``ofast...``) the ``mpc_orbits`` records,
+    by id, of every object with a piece centred in that healpix6 pixel (of its region).
 
     Raises
     ------
@@ -223,23 +228,47 @@ def split(out: Path, tag: str) -> Iterator[tuple[str, dict[str, npt.NDArray[Any]
         index = {k: data[k] for k in data.files}
     start, span = float(index["piece_start_mjd"]), float(index["piece_span_days"])
     bounds = index["offsets"]
-    ids_in: dict[int, list[npt.NDArray[np.int32]]] = {}
+    pixel: list[npt.NDArray[np.int64]] = []  # of each row's centre, healpix6; -1: fast
+    ids: list[npt.NDArray[np.int32]] = []
     for piece in range(len(bounds)):
         mm = np.load(pieces_path(out, piece, tag), mmap_mode="r")
         for slot in np.flatnonzero(np.diff(bounds[piece])).tolist():
             rows = np.asarray(mm[bounds[piece, slot] : bounds[piece, slot + 1]])
             rows = rows[np.argsort(rows["id"], kind="stable")]
-            ids_in.setdefault(int(slot), []).append(rows["id"])
+            pixel.append(_orbit_pixels(rows) if slot else np.full(len(rows), -1, np.int64))
+            ids.append(rows["id"])
             where = "fast" if slot == 0 else f"r{slot - 1:04d}"
             times = piece_time(start + span * piece, span)
             yield f"{where}.p{piece:03d}.{tag}.npz", {"pieces": rows, **times}
         del mm
+    yield from _split_orbits(out, tag, index, np.concatenate(pixel), np.concatenate(ids))
+
+
+def _orbit_pixels(rows: npt.NDArray[np.void]) -> npt.NDArray[np.int64]:
+    """The healpix6 (nested) pixel of each row's centre."""
+    hp = HEALPix(nside=ORBIT_NSIDE, order="nested")
+    ra, dec = (np.asarray(rows[k], np.float64) * u.deg for k in ("ra", "dec"))
+    return np.asarray(hp.lonlat_to_healpix(ra, dec), np.int64)
+
+
+def _split_orbits(
+    out: Path,
+    tag: str,
+    index: dict[str, npt.NDArray[Any]],
+    pixel: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int32],
+) -> Iterator[tuple[str, dict[str, npt.NDArray[Any]]]]:
+    """Per healpix6 pixel, the records (by id) of the objects with a piece centred in it."""
+    order = np.lexsort((ids, pixel))
+    pixel, ids = pixel[order], ids[order]
+    new = np.r_[True, (pixel[1:] != pixel[:-1]) | (ids[1:] != ids[:-1])]
+    pixel, ids = pixel[new], ids[new]
+    starts = np.flatnonzero(np.r_[True, pixel[1:] != pixel[:-1]])
     orbits = np.load(orbits_path(out, tag), mmap_mode="r")
     night = orbit_time(float(index["night_start_mjd"]), float(index["night_span_days"]))
-    for slot in sorted(ids_in):
-        ids = np.unique(np.concatenate(ids_in[slot]))
-        rows = index["orbit_rows"][np.searchsorted(index["orbit_ids"], ids)]
-        where = "ofast" if slot == 0 else f"o{slot - 1:04d}"
+    for a, b in zip(starts.tolist(), np.r_[starts[1:], len(pixel)].tolist(), strict=True):
+        rows = index["orbit_rows"][np.searchsorted(index["orbit_ids"], ids[a:b])]
+        where = "ofast" if pixel[a] < 0 else f"o{pixel[a]:05d}"
         yield f"{where}.{tag}.npz", {"orbits": np.asarray(orbits[rows]), **night}
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
+from astropy_healpix import HEALPix
 
 from shutterline.simulate import orbitcatalog
 from shutterline.solarsystem import mpcorbits, piecefiles
@@ -23,16 +25,27 @@ def _chunks(n_chunks: int, rows: int) -> list[tuple[slice, piecefiles.Chunk]]:
     chunks = []
     for c in range(n_chunks):
         row = np.repeat(np.arange(c * rows, (c + 1) * rows), 2)
+        region = rng.integers(-1, 10, len(row))
+        ra, dec = _inside(region, rng)
         pieces: dict[str, np.ndarray] = {
             "id": ids[row].astype(np.int32),
             "piece": np.tile(np.arange(2, dtype=np.int16), rows),
             "c0": rng.normal(size=(len(row), 3)),
+            "ra": ra,
+            "dec": dec,
         }
-        region = rng.integers(-1, 10, len(row))
         chunks.append(
             (slice(c * rows, (c + 1) * rows), piecefiles.sort_chunk(pieces, region, SHAPE))
         )
     return chunks
+
+
+def _inside(region: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A centre inside each healpix4 region (one of its 16 healpix6 pixels, at random)."""
+    hp = HEALPix(nside=piecefiles.ORBIT_NSIDE, order="nested")
+    sub = np.maximum(region, 0) * 16 + rng.integers(0, 16, len(region))
+    ra, dec = hp.healpix_to_lonlat(sub)
+    return np.asarray(ra.deg), np.asarray(dec.deg)
 
 
 def _write(out: Path, chunks: list[tuple[slice, piecefiles.Chunk]], order: list[int]) -> None:
@@ -73,7 +86,8 @@ def test_split_gives_each_regions_rows_by_id_and_its_objects_orbits(tmp_path: Pa
     _write(tmp_path / "out", chunks, [1, 2, 0])
     catalog = mpcorbits.read_catalog(tmp_path / "catalog.npz")
     datasets = dict(piecefiles.split(tmp_path / "out", TAG))
-    assert len(datasets) == 11 * 2 + 11  # every region (and fast) has both pieces and orbits
+    pieces = {k: v for k, v in datasets.items() if not k.startswith("o")}
+    assert len(pieces) == 11 * 2  # every region (and fast) has rows of both pieces
     every = np.concatenate([c.pieces for _, c in chunks])
     rows = datasets["r0003.p001.s000of001.npz"]
     assert np.all(np.diff(rows["pieces"]["id"]) > 0) and np.all(rows["pieces"]["piece"] == 1)
@@ -85,6 +99,18 @@ def test_split_gives_each_regions_rows_by_id_and_its_objects_orbits(tmp_path: Pa
     fast_ids = np.unique(
         np.concatenate([v["pieces"]["id"] for k, v in datasets.items() if k.startswith("fast")])
     )
+    hp = HEALPix(nside=piecefiles.ORBIT_NSIDE, order="nested")
+    for name, values in pieces.items():  # every object's record in its centre's pixel
+        if name.startswith("fast"):
+            continue
+        pixel = hp.lonlat_to_healpix(
+            values["pieces"]["ra"] * u.deg, values["pieces"]["dec"] * u.deg
+        )
+        for p, i in zip(pixel.tolist(), values["pieces"]["id"].tolist(), strict=True):
+            assert i in datasets[f"o{p:05d}.s000of001.npz"]["orbits"]["id"]
+            assert p // 16 == int(name[1:5])  # a healpix6 pixel of the row's region
+    n_orbit_sets = len(datasets) - len(pieces)
+    assert 11 < n_orbit_sets <= 1 + 10 * 16
     orbits = datasets["ofast.s000of001.npz"]["orbits"]
     assert np.array_equal(orbits["id"], fast_ids)
     rows_of = {int(i): k for k, i in enumerate(catalog["id"][:120])}  # the shard's rows

@@ -121,14 +121,16 @@ def test_plan_takes_exactly_the_footprints_regions_of_the_exposure_piece(
     orbit_types = {names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS}
     pieces = [r for r in plan.ss_pieces if r.datasetType.name not in orbit_types]
     assert {r.run.rsplit("/", 1)[0] for r in pieces} == {piece0}
-    # The night's orbit records of the same regions (every shard), once for the night.
-    orbit_files = {(int(p.name[1:5]), p.name[-12:-4]) for p in _datasets(out, 2, "o[0-9]*.npz")}
+    # The night's orbit records of the healpix6 pixels in reach (every shard), once a night.
+    orbit_files = {(int(p.name[1:6]), p.name[-12:-4]) for p in _datasets(out, 2, "o[0-9]*.npz")}
+    hp6 = HEALPix(nside=piecefiles.ORBIT_NSIDE, order="nested")  # healpix6, the same reach
+    wanted6 = {int(p) for p in hp6.cone_search_lonlat(ra * u.deg, dec * u.deg, reach)}
     got_orbits = {
-        (int(r.dataId[names.SS_PIECES_PIXELIZATION]), r.run[-8:])
+        (int(r.dataId[names.SS_PIECE_ORBITS_PIXELIZATION]), r.run[-8:])
         for r in plan.ss_pieces
         if r.datasetType.name == names.SS_PIECE_ORBITS
     }
-    assert got_orbits == {(r, s) for r, s in orbit_files if r in wanted} and got_orbits
+    assert got_orbits == {(r, s) for r, s in orbit_files if r in wanted6} and got_orbits
     night = sspieces.orbits_run_name(START, NIGHT.n_pieces * NIGHT.span_days, 0, 2)
     assert {r.run.rsplit("/", 1)[0] for r in plan.ss_pieces if r not in pieces} == {
         night.rsplit("/", 1)[0]
