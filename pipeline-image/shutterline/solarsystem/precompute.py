@@ -8,12 +8,13 @@ the site's geocentric vector from skyfield (WGS84, the Earth's rotation from sky
 built-in time scale), once per node time; the object is the two-body orbit of
 `shutterline.solarsystem.orbits`, propagated for a whole chunk of objects per node.
 
-Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre and
-stored per region, piece of the night and shard by `shutterline.solarsystem.piecefiles`
-(which gives the layout); pieces that sweep more than ``FAST_RADIUS_DEG`` (close NEOs) go
-to the fast file, read by every lookup. ``pieces.json`` records the night and the layout.
-The same rows always give the same bytes, whatever the number of worker processes: chunks
-are fixed, and a file is written from every chunk's rows of its region, sorted by id.
+Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre in one
+file per piece of the night and shard, with an index of row ranges per region
+(`shutterline.solarsystem.piecefiles` gives the layout); pieces that sweep more than
+``FAST_RADIUS_DEG`` (close NEOs) are region -1, read by every lookup. ``pieces.json``
+records the night and the layout. The same rows always give the same bytes, whatever the
+number of worker processes: chunks are fixed, and each chunk's rows go to the place the
+counts of every chunk give.
 """
 
 from __future__ import annotations
