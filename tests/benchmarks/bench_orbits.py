@@ -8,8 +8,9 @@ evaluation (the pieces' lookup and `predict.predict_from_lookup`, as the pipelin
 runs them) for
 DECam-sized footprints (radius 0.17 deg, motion pad 0.02 deg) centred where objects are, against
 today's per-detector path (`predict.predict_visit`'s two-body pass over the whole
-catalogue), and reports one detector's share of the dataset: the bytes of the piece files
-and of the night's orbit files it reads. A picture and a JSON record go to the cache
+catalogue), and reports one detector's share of the dataset: the bytes of the per-region
+piece and orbit datasets it fetches once the shard's files are split into the backbone (and
+how long that split takes). A picture and a JSON record go to the cache
 directory.
 
     .venv/bin/python tests/benchmarks/bench_orbits.py             # 1.5 million orbits
@@ -32,7 +33,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 from typing import Any
 
-CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "orbits-v2"  # v2: orbit files
+CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "orbits-v3"  # v3: a file per piece
 MJD_START, HOURS, EPOCH = 61280.0, 12.0, 61200.0
 DETECTOR_RADIUS_DEG, MOTION_PAD_DEG = 0.17, 0.02
 
@@ -51,17 +52,22 @@ def _footprints(pieces: Path, count: int, piece: int) -> list[tuple[float, float
     """Footprint centres drawn from piece centres (where a detector would see objects)."""
     import numpy as np
 
-    files = sorted(pieces.glob(f"r*.p{piece:03d}.*.npz"))
-    sizes = np.array([p.stat().st_size for p in files], float)
+    rows = np.load(pieces / f"pieces.p{piece:03d}.s000of001.npy", mmap_mode="r")
+    with np.load(pieces / "index.s000of001.npz") as index:
+        first = int(index["offsets"][piece, 1])  # not the fast rows
     rng = np.random.default_rng(1)
-    centres = []
-    for pick in rng.choice(len(files), size=count, p=sizes / sizes.sum()):  # as objects lie
-        path = files[int(pick)]
-        with np.load(path) as data:
-            rows = data["pieces"]
-            k = int(rng.integers(len(rows)))
-            centres.append((float(rows["ra"][k]), float(rows["dec"][k])))
-    return centres
+    picks = rng.integers(first, len(rows), size=count)  # as objects lie
+    return [(float(rows["ra"][k]), float(rows["dec"][k])) for k in picks.tolist()]
+
+
+def _dataset_sizes(pieces: Path) -> tuple[dict[str, int], float]:
+    """The bytes of every per-region dataset the shard splits into when stored, and the
+    seconds the split takes (what storing adds before its puts)."""
+    from shutterline.solarsystem import piecefiles
+
+    start = time.perf_counter()
+    sizes = {n: len(piecefiles.encode(a)) for n, a in piecefiles.split(pieces, "s000of001")}
+    return sizes, time.perf_counter() - start
 
 
 def _lookups(pieces: Path, catalog: Path, count: int, hours: float) -> dict[str, Any]:
@@ -73,6 +79,7 @@ def _lookups(pieces: Path, catalog: Path, count: int, hours: float) -> dict[str,
     piece = min(1, int(hours / 2) - 1)  # the second 2-hour piece when there is one
     mjd = MJD_START + (piece + 0.56) / 12.0
     centres = _footprints(pieces, count, piece)
+    dataset_sizes, split_s = _dataset_sizes(pieces)
     times: dict[str, list[float]] = {"total": [], "lookup": [], "describe": []}
     found, piece_bytes, orbit_bytes = [], [], []
     # The process's first lookup pays one-time costs (astropy's leap-second and IERS tables
@@ -93,9 +100,9 @@ def _lookups(pieces: Path, catalog: Path, count: int, hours: float) -> dict[str,
         times["lookup"].append(looked - start)
         times["describe"].append(end - looked)
         found.append(len(table))
-        files = lookup.files_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, piece)
-        sizes = {p: p.stat().st_size for p in files}
-        orbit_bytes.append(sum(v for p, v in sizes.items() if p.name.startswith("o")))
+        names = lookup.datasets_for(pieces, centre, DETECTOR_RADIUS_DEG + MOTION_PAD_DEG, piece)
+        sizes = {n: dataset_sizes[n] for n in names if n in dataset_sizes}
+        orbit_bytes.append(sum(v for n, v in sizes.items() if n.startswith("o")))
         piece_bytes.append(sum(sizes.values()) - orbit_bytes[-1])
     orbits = mpcorbits.to_orbits_table(mpcorbits.read_catalog(catalog))
     base = []
@@ -118,6 +125,9 @@ def _lookups(pieces: Path, catalog: Path, count: int, hours: float) -> dict[str,
         "baseline_predict_visit_median_s": statistics.median(base),
         "speedup_vs_baseline": statistics.median(base) / statistics.median(times["total"]),
         "n_detectors": count,
+        "datasets_when_stored": len(dataset_sizes),
+        "datasets_bytes_when_stored": sum(dataset_sizes.values()),
+        "split_into_datasets_s": split_s,
         "max_objects": int(np.max(found)),
     }
 

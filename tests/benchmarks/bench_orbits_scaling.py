@@ -45,9 +45,9 @@ CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "orbits-scaling-v1"
 MJD_START, HOURS, EPOCH = 61280.0, 4.0, 61200.0
 
 #: The child: one shard in one process (and its ``jobs`` workers), its CPU seconds and wall
-#: seconds around `precompute.run` only, and the run's own step timings. The workers are
-#: forked by a pool server, not children of the child: their CPU is what they report, plus
-#: one import of the precompute (the server's, measured as the child's own).
+#: seconds around `precompute.run` only, and the run's own step timings. Workers forked from
+#: the child are its children (in RUSAGE_CHILDREN once joined); those of a pool server are
+#: not: their CPU is what they report, plus one import (the server's, as the child's own).
 _CHILD = """
 import json, resource, sys, time
 def cpu():
@@ -64,8 +64,8 @@ if __name__ == "__main__":
     pieces = precompute.run(Path(catalog), Path(out), night, shard=int(shard),
                             shards=int(shards), jobs=int(jobs), timings=steps)
     spent = cpu() - before
-    if int(jobs) > 1:  # forked workers report their CPU; their server imported once
-        spent += steps["workers_cpu"] + imported
+    if int(jobs) > 1 and not steps.get("workers_forked"):  # a pool server's workers are
+        spent += steps["workers_cpu"] + imported  # not children: their CPU, one import
     print(json.dumps({"cpu_s": spent, "wall_s": time.perf_counter() - wall,
                       "pieces": pieces, "steps_s": steps, "import_cpu_s": imported}))
 """

@@ -20,7 +20,7 @@ from lsst.resources import ResourcePath
 
 from shutterline.butler import names, repo, sspieces
 from shutterline.simulate import orbitcatalog
-from shutterline.solarsystem import mpcorbits, precompute
+from shutterline.solarsystem import mpcorbits, piecefiles, precompute
 from tests.e2e import helm_release
 from tests.testbed.k8s import cluster
 from tests.unit.chart import render
@@ -139,7 +139,11 @@ def test_indexed_job_pods_store_the_single_process_pieces(
     )
     for shard in range(2):  # the same split, in this process
         precompute.run(local_catalog, tmp_path / "local", night, shard=shard, shards=2)
-    local = {p.name: p for p in (tmp_path / "local").glob("*.npz")}
+    local = {  # the per-region datasets the shards' files split into
+        name: arrays
+        for tag in piecefiles.shard_tags(2)
+        for name, arrays in piecefiles.split(tmp_path / "local", tag)
+    }
     orbit_runs = sorted(butler.registry.queryCollections(f"{names.SS_PIECE_ORBITS_COLLECTION}/*"))
     span = night.n_pieces * night.span_days  # the orbit records: a RUN per night and shard
     assert orbit_runs == sorted(sspieces.orbits_run_name(starts[0], span, s, 2) for s in range(2))
@@ -154,11 +158,10 @@ def test_indexed_job_pods_store_the_single_process_pieces(
     assert sorted(by_name) == sorted(local)  # every region, piece and shard, nothing else
     rng = np.random.default_rng(0)
     for name in rng.choice(sorted(local), size=min(24, len(local)), replace=False):
-        got = butler.get(by_name[name])
-        with np.load(local[name], allow_pickle=False) as want:
-            assert sorted(got) == sorted(want.files), name
-            for key in want.files:
-                np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
+        got, want = butler.get(by_name[name]), local[name]
+        assert sorted(got) == sorted(want), name
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
 
 
 def _file_name(ref: Any, starts: list[float]) -> str:
@@ -167,7 +170,7 @@ def _file_name(ref: Any, starts: list[float]) -> str:
     if ref.datasetType.name == names.SS_FAST_PIECE_ORBITS:
         return f"ofast.{shard}.npz"
     if ref.datasetType.name == names.SS_PIECE_ORBITS:
-        return f"o{int(ref.dataId[names.SS_PIECES_PIXELIZATION]):04d}.{shard}.npz"
+        return f"o{int(ref.dataId[names.SS_PIECE_ORBITS_PIXELIZATION]):05d}.{shard}.npz"
     piece = [f"{t:.6f}" for t in starts].index(piece_run.split("+")[0])
     if ref.datasetType.name == names.SS_FAST_PIECES:
         return f"fast.p{piece:03d}.{shard}.npz"

@@ -31,7 +31,7 @@ def dataset_types(universe: DimensionUniverse) -> list[DatasetType]:
         (names.ORBITS, (), table, False),
         (names.SS_PIECES, (names.SS_PIECES_PIXELIZATION,), pieces, False),
         (names.SS_FAST_PIECES, (), pieces, False),
-        (names.SS_PIECE_ORBITS, (names.SS_PIECES_PIXELIZATION,), pieces, False),
+        (names.SS_PIECE_ORBITS, (names.SS_PIECE_ORBITS_PIXELIZATION,), pieces, False),
         (names.SS_FAST_PIECE_ORBITS, (), pieces, False),
         (names.CALEXP, _DETECTOR_VISIT, exposure, False),
         (names.CALEXP_BACKGROUND, _DETECTOR_VISIT, exposure, False),

@@ -56,8 +56,8 @@ class DetectorInputs:
     ss_pieces : list of dict
         The nightly solar-system pieces around the footprint at the exposure midpoint
         (``ss_pieces`` and ``ss_fast_pieces`` datasets) and the night's orbit records of the
-        same regions (``ss_piece_orbits``, ``ss_fast_piece_orbits``); empty if the
-        repository has none.
+        healpix6 pixels in the same reach (``ss_piece_orbits6``, ``ss_fast_piece_orbits``);
+        empty if the repository has none.
     """
 
     visit: int

@@ -32,6 +32,7 @@ __all__ = [
     "SS_PIECES_PIXELIZATION",
     "SS_PIECE_ORBITS",
     "SS_PIECE_ORBITS_COLLECTION",
+    "SS_PIECE_ORBITS_PIXELIZATION",
     "TEMPLATE",
     "TEMPLATE_COLLECTION",
     "calib_run",
@@ -72,8 +73,12 @@ SS_PIECES = "ss_pieces"
 SS_FAST_PIECES = "ss_fast_pieces"
 #: The pieces' regions: HEALPix nside 16 (order 4, nested), `solarsystem.precompute`'s.
 SS_PIECES_PIXELIZATION = "healpix4"
-#: The ``mpc_orbits`` records of every object with a piece in a region, once a night.
-SS_PIECE_ORBITS = "ss_piece_orbits"
+#: The orbit records' pixels: HEALPix nside 64 (order 6, nested, 0.9 degrees), inside the
+#: pieces' regions; a detector's reach takes a few of them.
+SS_PIECE_ORBITS_PIXELIZATION = "healpix6"
+#: The ``mpc_orbits`` records of every object with a piece centred in a pixel, once a night.
+#: A new name (``ss_piece_orbits`` was per healpix4 region): repositories holding it keep it.
+SS_PIECE_ORBITS = "ss_piece_orbits6"
 #: The same for the objects with a fast piece.
 SS_FAST_PIECE_ORBITS = "ss_fast_piece_orbits"
 #: QA records of the analysis pipeline: one per (visit, detector), one per visit.

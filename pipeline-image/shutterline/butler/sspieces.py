@@ -1,16 +1,21 @@
 """The nightly solar-system pieces in the repository: stored by the precompute, found per detector.
 
-`shutterline.solarsystem.precompute` writes one file per sky region, piece of the night and
-shard. Each becomes an ``ss_pieces`` dataset (data id: the region's ``healpix4`` pixel) in the
-RUN of its piece and shard, `run_name`; the fast movers' file becomes that RUN's
-``ss_fast_pieces``. A RUN per piece lets a detector's plan pick the piece of its exposure
-time with one collection query and then only its footprint's regions, so the pre-cache copies
-exactly the few files the lookup reads. Shards write disjoint RUNs, so the pods of an Indexed
+`shutterline.solarsystem.precompute` writes one region-ordered file per piece of the night
+and shard, with an index of row ranges per region; `shutterline.solarsystem.piecefiles.split`
+cuts it here into one dataset per sky region, piece and shard: an ``ss_pieces`` dataset (data
+id: the region's ``healpix4`` pixel) in the RUN of its piece and shard, `run_name`; the fast
+movers' rows become that RUN's ``ss_fast_pieces``. Datasets per region, not the whole file
+with byte ranges: the plan, the checksummed pre-cache copy and the retry that skips what is
+stored all work per dataset, and a detector needs a few hundred kB out of hundreds of MB.
+A RUN per piece lets a detector's plan pick the piece of its exposure time with one
+collection query and then only its footprint's regions, so the pre-cache copies exactly the
+few datasets the lookup reads. Shards write disjoint RUNs, so the pods of an Indexed
 Job never collide, and a retried shard skips what it stored already (same bytes).
 
-The objects' ``mpc_orbits`` records are not in the pieces but once a night per region:
-``ss_piece_orbits`` (``healpix4``) and ``ss_fast_piece_orbits`` in the night's RUN per shard,
-`orbits_run_name`; the plan takes those of the same regions. `add_storage_classes` brings a
+The objects' ``mpc_orbits`` records are not in the pieces but once a night per healpix6
+pixel (a sixteenth of a region: a detector fetches a few of them): ``ss_piece_orbits6``
+and ``ss_fast_piece_orbits`` in the night's RUN per shard, `orbits_run_name`; the plan takes
+those within the same reach. `add_storage_classes` brings a
 repository made before the pieces' storage class up to date (the precompute runs it).
 """
 
@@ -30,6 +35,7 @@ from lsst.resources import ResourcePath
 
 from shutterline import exceptions
 from shutterline.butler import datasettypes, formatters, names, storage
+from shutterline.solarsystem import piecefiles
 
 __all__ = [
     "SWEEP_PAD_DEG",
@@ -46,12 +52,18 @@ _LOG = logging.getLogger(__name__)
 #: this far outside a footprint can still hold an object crossing it.
 SWEEP_PAD_DEG = 0.1
 _NSIDE = 16  # healpix4
+
 _FILE = re.compile(r"^(?:r(\d{4})|fast)\.p\d{3}\.s(\d{3})of(\d{3})\.npz$")
-_ORBIT_FILE = re.compile(r"^o(?:(\d{4})|fast)\.s(\d{3})of(\d{3})\.npz$")
+_ORBIT_FILE = re.compile(r"^o(?:(\d{5})|fast)\.s(\d{3})of(\d{3})\.npz$")
 _TIMES = r"/(\d+\.\d{6})\+(\d+\.\d{6})d/s\d{3}of\d{3}$"
 _RUN = re.compile(re.escape(names.SS_PIECES_COLLECTION) + _TIMES)
 _ORBITS_RUN = re.compile(re.escape(names.SS_PIECE_ORBITS_COLLECTION) + _TIMES)
 #: Dataset types of (region file, fast file), for piece files and orbit files.
+#: The data id key of each kind's regional datasets.
+_PIXELIZATION = {
+    _FILE: names.SS_PIECES_PIXELIZATION,
+    _ORBIT_FILE: names.SS_PIECE_ORBITS_PIXELIZATION,
+}
 _TYPES = {
     _FILE: (names.SS_PIECES, names.SS_FAST_PIECES),
     _ORBIT_FILE: (names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS),
@@ -151,8 +163,8 @@ def store_pieces(butler: Butler, directory: Path, shard: int, shards: int) -> in
     tag = f".s{shard:03d}of{shards:03d}.npz"
     items: list[tuple[dict[str, np.ndarray], DatasetRef]] = []
     existing: dict[str, set[object]] = {}
-    for path in sorted(directory.glob(f"*{tag}")):
-        item = _item(path, shard, shards)
+    for name, arrays in piecefiles.split(directory, tag[1:-4]):  # one region at a time
+        item = _item(name, arrays, shard, shards)
         if item is None:
             continue
         arrays, dataset, data_id, run = item
@@ -172,32 +184,31 @@ def store_pieces(butler: Butler, directory: Path, shard: int, shards: int) -> in
 
 
 def _item(
-    path: Path, shard: int, shards: int
+    name: str, arrays: dict[str, np.ndarray], shard: int, shards: int
 ) -> tuple[dict[str, np.ndarray], str, dict[str, int], str] | None:
-    """A file's arrays, dataset type, data id and RUN; None if it is neither kind of file.
+    """A dataset's arrays, type, data id and RUN; None if its name is of neither kind.
 
     Raises
     ------
     ValueError
-        If the file lacks its piece's (or night's) time.
+        If the arrays lack their piece's (or night's) time.
     """
     for pattern, (regional, fast) in _TYPES.items():
-        match = pattern.match(path.name)
+        match = pattern.match(name)
         if match is None:
             continue
-        arrays = formatters.read_pieces(str(path))
         start, span = (
             ("piece_start_mjd", "piece_span_days")
             if pattern is _FILE
             else ("night_start_mjd", "night_span_days")
         )
         if start not in arrays or span not in arrays:
-            raise ValueError(f"{path}: not a piece or orbit file (no {start}/{span})")
+            raise ValueError(f"{name}: not a piece or orbit dataset (no {start}/{span})")
         namer = run_name if pattern is _FILE else orbits_run_name
         run = namer(float(arrays[start]), float(arrays[span]), shard, shards)
         if match.group(1) is None:
             return arrays, fast, {}, run
-        return arrays, regional, {names.SS_PIECES_PIXELIZATION: int(match.group(1))}, run
+        return arrays, regional, {_PIXELIZATION[pattern]: int(match.group(1))}, run
     return None
 
 
@@ -220,19 +231,13 @@ def find_pieces(
     """The piece datasets a footprint circle needs at ``mjd``: regions within reach, fast files.
 
     ``radius_deg`` should include the largest motion in a visit; `SWEEP_PAD_DEG` is added.
-    The night's orbit files of the same regions (the objects' ``mpc_orbits`` records) come
-    with them. Empty if the repository has no pieces for that time.
+    The night's orbit records (the objects' ``mpc_orbits``) of the healpix6 pixels within
+    the same reach come with them. Empty if the repository has no pieces for that time.
     """
     runs = _runs_at(butler, mjd, _RUN, names.SS_PIECES_COLLECTION)
     if not runs:
         return []
     orbit_runs = _runs_at(butler, mjd, _ORBITS_RUN, names.SS_PIECE_ORBITS_COLLECTION)
-    hp = HEALPix(nside=_NSIDE, order="nested")
-    reach = (radius_deg + SWEEP_PAD_DEG) * u.deg
-    pixels = np.unique(
-        hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
-    )
-    where = f"{names.SS_PIECES_PIXELIZATION} IN (pixels)"
     query = functools.partial(
         butler.query_datasets,
         with_dimension_records=True,
@@ -240,12 +245,21 @@ def find_pieces(
         explain=False,
         limit=None,
     )
-    found = [
-        *query(names.SS_PIECES, runs, where=where, bind={"pixels": [int(p) for p in pixels]}),
-        *query(names.SS_FAST_PIECES, runs),
-    ]
+    where = f"{names.SS_PIECES_PIXELIZATION} IN (pixels)"
+    bind = {"pixels": _pixels(_NSIDE, center_radec, radius_deg)}
+    found = [*query(names.SS_PIECES, runs, where=where, bind=bind)]
+    found += query(names.SS_FAST_PIECES, runs)
     if orbit_runs:  # none stored: the lookup names the objects that lack their records
-        bind = {"pixels": [int(p) for p in pixels]}
+        where = f"{names.SS_PIECE_ORBITS_PIXELIZATION} IN (pixels)"
+        bind = {"pixels": _pixels(piecefiles.ORBIT_NSIDE, center_radec, radius_deg)}
         found += query(names.SS_PIECE_ORBITS, orbit_runs, where=where, bind=bind)
         found += query(names.SS_FAST_PIECE_ORBITS, orbit_runs)
     return sorted(found, key=lambda r: (r.run, r.datasetType.name, str(r.dataId)))
+
+
+def _pixels(nside: int, center_radec: tuple[float, float], radius_deg: float) -> list[int]:
+    """The nested pixels within ``radius_deg + SWEEP_PAD_DEG`` of the centre."""
+    hp = HEALPix(nside=nside, order="nested")
+    reach = (radius_deg + SWEEP_PAD_DEG) * u.deg
+    found = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
+    return [int(p) for p in np.unique(found)]

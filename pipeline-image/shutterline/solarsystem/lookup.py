@@ -1,16 +1,18 @@
 """Per-detector lookup in the nightly pieces: who is in this footprint at this time, and where.
 
-Only the region files (and the shards of them) whose HEALPix pixels overlap the footprint's
-circle, padded by the largest motion in a visit and by the widest sweep a regional piece can
-have (``fast_radius_deg`` of ``pieces.json``), are read, plus the small file of fast pieces.
-Of their rows, the pieces of the exposure's time whose sweep circle meets the padded footprint are
-evaluated: position, rate and the catalogue's positional uncertainty. The ``mpc_orbits``
-records of the few objects found come from the night's orbit files of the same regions.
+Only the regions (in every shard) whose HEALPix pixels overlap the footprint's circle, padded
+by the largest motion in a visit and by the widest sweep a regional piece can have
+(``fast_radius_deg`` of ``pieces.json``), are read, plus the fast pieces: from a precompute's
+directory (`lookup`) as row ranges of the shard's memory-mapped piece file given by its index,
+from a detector's pre-cached datasets (`lookup_pieces`) as the per-region datasets themselves.
+Of their rows, the pieces of the exposure's time whose sweep circle meets the padded footprint
+are evaluated: position, rate and the catalogue's positional uncertainty. The ``mpc_orbits``
+records of the few objects found come from the shard's orbit records (by id) or the night's
+orbit datasets of the same regions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -23,9 +25,9 @@ from astropy import units as u
 from astropy.table import Table
 from astropy_healpix import HEALPix
 
-from shutterline.solarsystem import chebyshev, mpcorbits
+from shutterline.solarsystem import chebyshev, mpcorbits, piecefiles
 
-__all__ = ["files_for", "lookup", "lookup_pieces"]
+__all__ = ["datasets_for", "lookup", "lookup_pieces"]
 
 FloatArray = npt.NDArray[np.float64]
 #: Slack at a piece's ends (fraction of its span, 0.07 s of 2 h): RUN names round the start to
@@ -53,28 +55,68 @@ def _meta(root: Path) -> dict[str, float]:
     return meta
 
 
-def files_for(
+def datasets_for(
     root: Path, center_radec: tuple[float, float], radius_deg: float, piece: int
-) -> list[Path]:
-    """The files of night piece ``piece`` a footprint circle (padded for motion) needs.
+) -> list[str]:
+    """The per-region datasets (`piecefiles.split` names) of night piece ``piece`` that a
+    footprint circle (padded for motion) needs: what a detector's pre-cache fetches.
 
-    The regions' piece files and orbit files and the fast ones, of every shard.
+    The regions' piece datasets, the orbit datasets of the healpix6 pixels within the same
+    reach, and the fast ones, of every shard.
     """
     meta = _meta(root)
-    hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
-    reach = radius_deg + float(meta["fast_radius_deg"])
-    regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach * u.deg)
-    pixels = [int(r) for r in np.unique(regions)]
+    orbit_pixels = _pixels(
+        {**meta, "region_nside": piecefiles.ORBIT_NSIDE}, center_radec, radius_deg
+    )
     stems = [
-        *(f"r{r:04d}.p{piece:03d}" for r in pixels),
+        *(f"r{r:04d}.p{piece:03d}" for r in _pixels(meta, center_radec, radius_deg)),
         f"fast.p{piece:03d}",
-        *(f"o{r:04d}" for r in pixels),
+        *(f"o{p:05d}" for p in orbit_pixels),
         "ofast",
     ]
-    shards = int(meta["shards"])
-    tags = [f"s{i:03d}of{shards:03d}" for i in range(shards)]
-    paths = (root / f"{stem}.{tag}.npz" for stem in stems for tag in tags)
-    return sorted(p for p in paths if p.exists())  # a few stats, not a listing of thousands
+    return [f"{s}.{tag}.npz" for s in stems for tag in piecefiles.shard_tags(int(meta["shards"]))]
+
+
+def _pixels(meta: dict[str, float], center_radec: tuple[float, float], radius: float) -> list[int]:
+    """The regions within ``radius`` plus the widest regional sweep of the centre."""
+    hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
+    reach = (radius + float(meta["fast_radius_deg"])) * u.deg
+    regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
+    return [int(r) for r in np.unique(regions)]
+
+
+@functools.cache
+def _index(path: Path, mtime_ns: int) -> dict[str, npt.NDArray[Any]]:
+    """A shard's index (small), read once per process and version of the file."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _shard_parts(
+    root: Path, tag: str, piece: int, pixels: list[int]
+) -> tuple[list[dict[str, Any]], dict[str, npt.NDArray[Any]], npt.NDArray[np.void]]:
+    """One shard's rows of ``piece`` in ``pixels`` and the fast ones (memory-mapped slices),
+    its index, and its orbit records (memory-mapped).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the shard has no index: not precomputed, or not finished.
+    """
+    path = piecefiles.index_path(root, tag)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: shard {tag} missing or unfinished")
+    index = _index(path, path.stat().st_mtime_ns)
+    bounds = index["offsets"][piece]
+    rows = np.load(piecefiles.pieces_path(root, piece, tag), mmap_mode="r")
+    span = float(index["piece_span_days"])
+    times = piecefiles.piece_time(float(index["piece_start_mjd"]) + piece * span, span)
+    parts = [
+        {"pieces": rows[bounds[slot] : bounds[slot + 1]], **times}
+        for slot in (0, *(p + 1 for p in pixels))
+        if bounds[slot + 1] > bounds[slot]
+    ]
+    return parts, index, np.load(piecefiles.orbits_path(root, tag), mmap_mode="r")
 
 
 def _unit(ra: FloatArray, dec: FloatArray) -> FloatArray:
@@ -133,12 +175,25 @@ def lookup(
     piece = int(np.floor((mjd - float(meta["mjd_start"])) / float(meta["span_days"])))
     if not 0 <= piece < int(meta["n_pieces"]):
         raise ValueError(f"MJD {mjd} is outside the precomputed night {meta['mjd_start']}+")
-    files = files_for(root, center_radec, radius_deg + max_motion_deg, piece)
-    with contextlib.ExitStack() as stack:
-        # Opened, not read: the lookup reads a piece file's few columns, an orbit file's only
-        # when it found objects.
-        parts = [stack.enter_context(np.load(path, allow_pickle=False)) for path in files]
-        return lookup_pieces(parts, center_radec, radius_deg, mjd, max_motion_deg)
+    pixels = _pixels(meta, center_radec, radius_deg + max_motion_deg)
+    shards = [
+        _shard_parts(root, tag, piece, pixels) for tag in piecefiles.shard_tags(int(meta["shards"]))
+    ]
+    found = _found(
+        [p for parts, _, _ in shards for p in parts], center_radec, radius_deg, mjd, max_motion_deg
+    )
+    if found is None:
+        return _EMPTY.copy()
+    orbits: list[Mapping[str, npt.NDArray[np.generic]]] = []
+    for _, index, records in shards:  # the found objects' records, by the sorted ids
+        ids = index["orbit_ids"]
+        at = np.searchsorted(ids, found["id"]).clip(0, max(len(ids) - 1, 0))
+        hit = at[ids[at] == found["id"]] if len(ids) else at[:0]
+        orbits.append(
+            {"orbits": np.asarray(records[index["orbit_rows"][hit]]), _ORBIT_TIME: np.array(0.0)}
+        )
+    found.update(_orbit_rows(found["id"], orbits))
+    return Table(found, copy=False)
 
 
 def lookup_pieces(
@@ -164,20 +219,38 @@ def lookup_pieces(
         If ``mjd`` is outside the parts' piece, they hold different pieces, or an object found
         has no orbit row among them.
     """
+    pieces = [p for p in parts if _ORBIT_TIME not in p]
+    found = _found(pieces, center_radec, radius_deg, mjd, max_motion_deg)
+    if found is None:
+        return _EMPTY.copy()
+    found.update(_orbit_rows(found["id"], [p for p in parts if _ORBIT_TIME in p]))
+    return Table(found, copy=False)  # at once: adding 30 columns one by one costs more
+
+
+def _found(
+    pieces: Sequence[Mapping[str, npt.NDArray[np.generic]]],
+    center_radec: tuple[float, float],
+    radius_deg: float,
+    mjd: float,
+    max_motion_deg: float,
+) -> dict[str, npt.NDArray[Any]] | None:
+    """The objects of ``pieces`` within reach at ``mjd``, evaluated; None if there are none.
+
+    Raises
+    ------
+    ValueError
+        If ``mjd`` is outside the pieces' piece, or they hold different pieces.
+    """
+    if not pieces:
+        return None
     reach = radius_deg + max_motion_deg
     centre = _unit(np.array([center_radec[0]]), np.array([center_radec[1]]))[0]
-    pieces = [p for p in parts if _ORBIT_TIME not in p]
-    if not pieces:
-        return _EMPTY.copy()
     rows, start, span = _rows([_near(p, centre, reach) for p in pieces])
     offset = (mjd - start) / span
     if not -_EDGE <= offset <= 1.0 + _EDGE:
         raise ValueError(f"MJD {mjd} is outside the piece [{start}, {start + span}] given")
     found = _evaluate(rows, 2.0 * offset - 1.0, span, centre, reach)
-    if len(found["id"]) == 0:
-        return _EMPTY.copy()
-    found.update(_orbit_rows(found["id"], [p for p in parts if _ORBIT_TIME in p]))
-    return Table(found, copy=False)  # at once: adding 30 columns one by one costs more
+    return found if len(found["id"]) else None
 
 
 def _near(

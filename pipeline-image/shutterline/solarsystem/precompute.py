@@ -8,27 +8,29 @@ the site's geocentric vector from skyfield (WGS84, the Earth's rotation from sky
 built-in time scale), once per node time; the object is the two-body orbit of
 `shutterline.solarsystem.orbits`, propagated for a whole chunk of objects per node.
 
-Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre and
-stored per region, piece of the night and shard by `shutterline.solarsystem.piecefiles`
-(which gives the layout); pieces that sweep more than ``FAST_RADIUS_DEG`` (close NEOs) go
-to the fast file, read by every lookup. ``pieces.json`` records the night and the layout.
-The same rows always give the same bytes, whatever the number of worker processes: chunks
-are fixed, and a file is written from every chunk's rows of its region, sorted by id.
+Pieces are indexed by the HEALPix region (nested, ``REGION_NSIDE``) of their centre in one
+file per piece of the night and shard, with an index of row ranges per region
+(`shutterline.solarsystem.piecefiles` gives the layout); pieces that sweep more than
+``FAST_RADIUS_DEG`` (close NEOs) are region -1, read by every lookup. ``pieces.json``
+records the night and the layout. The same rows always give the same bytes, whatever the
+number of worker processes: chunks are fixed, and each chunk's rows go to the place the
+counts of every chunk give.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import json
 import logging
 import multiprocessing
 import os
-import shutil
+import threading
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -193,72 +195,6 @@ def shard_rows(n_rows: int, shard: int, shards: int) -> list[slice]:
     return [slice(c * _CHUNK, min((c + 1) * _CHUNK, n_rows)) for c in range(first, last)]
 
 
-_WORKER: dict[str, Any] = {}
-#: Write tasks per worker process: ranges of regions of about equal rows, so that no
-#: process is left writing alone at the end.
-_RANGES_PER_JOB = 4
-_FIELDS = piecefiles.Chunk._fields
-
-
-def _init_worker(catalog_path: str, night: Night, observer: FloatArray) -> None:
-    """A worker's state: the catalogue (read by each worker while the others start).
-
-    Each worker is made a session of its own: with the kernel's autogroup scheduling (on
-    for desktop and test machines, not used inside a pod's cgroup) the processes of one
-    session share one session's CPU share, so a pool in one session would get no more CPU
-    than one process while other sessions are busy. A pod's shard is unaffected.
-    """
-    with contextlib.suppress(PermissionError):  # already a group leader: keep its session
-        os.setsid()
-    catalog = mpcorbits.read_catalog(Path(catalog_path))
-    _WORKER.update(catalog=catalog, night=night, obs=observer, ready=time.time())
-
-
-def _compute_chunk(
-    rows: slice, spool: str | None
-) -> tuple[piecefiles.Chunk | str, npt.NDArray[np.int64], float, tuple[int, float]]:
-    """One chunk's pieces sorted by region, their count per region, when this worker was
-    ready, and its CPU so far (`_cpu`). With a spool directory (worker processes) the chunk
-    goes there as ``.npy`` files, read back memory-mapped by whichever worker writes a
-    region, and its path is returned instead of the arrays: nothing large goes through a
-    pipe."""
-    catalog, night = _WORKER["catalog"], _WORKER["night"]
-    pieces = piece_arrays(catalog, rows, night, _WORKER["obs"])
-    region = _regions(pieces)
-    row = np.repeat(np.arange(rows.start, rows.stop, dtype=np.int64), night.n_pieces)
-    chunk = piecefiles.sort_chunk(pieces, region, row)
-    counts = np.bincount(region + 1, minlength=12 * REGION_NSIDE**2 + 1)
-    if spool is None:
-        return chunk, counts, float(_WORKER["ready"]), _cpu()
-    stem = f"{spool}/c{rows.start:010d}"
-    for name, values in zip(_FIELDS, chunk, strict=True):
-        np.save(f"{stem}.{name}.npy", values)
-    return stem, counts, float(_WORKER["ready"]), _cpu()
-
-
-def _cpu() -> tuple[int, float]:
-    """This process's id and CPU seconds: forked workers are not this process's children,
-    so their CPU is summed from what they report."""
-    return os.getpid(), time.process_time()
-
-
-def _write_range(
-    out: str, chunks: list[piecefiles.Chunk | str], regions: tuple[int, int], tag: str
-) -> tuple[int, tuple[int, float]]:
-    """The files of regions ``[lo, hi)``, from every chunk (spooled ones memory-mapped),
-    and this worker's CPU so far."""
-    loaded = [
-        c
-        if isinstance(c, piecefiles.Chunk)
-        else piecefiles.Chunk(*(np.load(f"{c}.{n}.npy", mmap_mode="r") for n in _FIELDS))
-        for c in chunks
-    ]
-    night = _WORKER["night"]
-    times = (night.mjd_start, night.span_days, night.n_pieces)
-    files = piecefiles.write_regions(Path(out), loaded, regions, _WORKER["catalog"], times, tag)
-    return files, _cpu()
-
-
 def run(
     catalog_path: Path,
     out: Path,
@@ -271,18 +207,23 @@ def run(
 ) -> int:
     """Precompute this shard's rows of the catalogue into ``out``; returns pieces written.
 
-    Two passes over the chunks, both spread over the ``jobs`` processes: compute every
-    chunk's pieces, then write the files of ranges of regions, so that the writing (a third
-    of one process's time, thousands of files) is not left to one process. ``timings``,
-    if given, receives the seconds of each step: ``read`` (catalogue size and the site's
-    positions), ``workers_ready`` (from the pool's start until the last worker has read the
-    catalogue), ``compute``, ``write`` and ``meta`` (``pieces.json``), and with worker
-    processes ``workers_cpu``, their CPU seconds (not the pool server's one import).
+    Two passes over the chunks, spread over the ``jobs`` processes: each computes its chunks
+    and keeps them (only their counts per region come back), then writes them into the
+    shard's few files at the places the counts of every chunk give (`piecefiles`).
+    ``timings``, if given, receives the seconds of each step: ``read`` (catalogue size, the
+    site's positions, the files made), ``workers_ready`` (from the pool's start until the
+    last worker has read the catalogue), ``compute``, ``write`` and ``meta`` (the index and
+    ``pieces.json``), and with worker processes ``workers_cpu``, their CPU seconds,
+    ``workers_start_cpu``, the part before their first chunk (reading the catalogue unless
+    forked with it), and ``workers_forked`` (1: forked from this process, so its children;
+    0: from a pool server).
 
     Raises
     ------
     ValueError
         If the catalogue file is not one, or the shard index is out of range.
+    RuntimeError
+        If a worker process fails (its traceback is in the message) or dies.
     """
     clock = _Clock(timings)
     chunks = shard_rows(mpcorbits.count_rows(catalog_path), shard, shards)
@@ -291,32 +232,99 @@ def run(
     total = 0
     if chunks:  # more shards than chunks: this one has nothing to do
         observer = observer_positions(night.node_times().ravel())
-        clock("read")
-        pool_start = time.time()
-        with _pool(catalog_path, out / f".spool.{tag}", night, observer, jobs) as (map_, spool):
-            results = []
-            for done, result in enumerate(map_(_compute_chunk, chunks, [spool] * len(chunks))):
-                results.append(result)
-                _LOG.info("shard %s: chunk %d/%d computed", tag, done + 1, len(chunks))
-            clock("compute")
-            clock.timings_of("workers_ready", max(r[2] for r in results) - pool_start)
-            counts = np.sum([r[1] for r in results], axis=0)
-            ranges = piecefiles.balanced_ranges(counts, _RANGES_PER_JOB * jobs)
-            parts = [r[0] for r in results]
-            args = ([str(out)] * len(ranges), [parts] * len(ranges), ranges, [tag] * len(ranges))
-            written = list(map_(_write_range, *args))
-            clock("write")
-        files = sum(w[0] for w in written)
-        if jobs > 1:
-            cpu: dict[int, float] = {}
-            for pid, seconds in [r[3] for r in results] + [w[1] for w in written]:
-                cpu[pid] = max(cpu.get(pid, 0.0), seconds)
-            clock.timings_of("workers_cpu", sum(cpu.values()))
+        first, n_rows = chunks[0].start, chunks[-1].stop - chunks[0].start
+        try:
+            piecefiles.create(out, tag, _piece_dtype(night), night.n_pieces, n_rows)
+            clock("read")
+            state = (str(catalog_path), night, observer, str(out), tag)
+            with _team(state, chunks, jobs) as team:
+                counts = team.compute()
+                clock("compute")
+                clock.timings_of("workers_ready", team.ready)
+                team.write(piecefiles.destinations(counts))
+                clock("write")
+                if jobs > 1:
+                    clock.timings_of("workers_cpu", team.cpu)
+                    clock.timings_of("workers_start_cpu", team.read_cpu)
+                    clock.timings_of("workers_forked", float(team.forked))
+            with np.load(catalog_path, allow_pickle=False) as data:
+                ids = data["id"][first : first + n_rows]
+            times = (night.mjd_start, night.span_days, night.n_pieces)
+            piecefiles.finish(out, tag, counts, ids, times)
+        except BaseException:
+            piecefiles.discard(out, tag)  # nothing half-written left behind
+            raise
         total = int(counts.sum())
-        _LOG.info("shard %s: %d pieces in %d files", tag, total, files)
+        _LOG.info("shard %s: %d pieces in %d files", tag, total, night.n_pieces + 2)
     _write_meta(out, night, shard, shards)
     clock("meta")
     return total
+
+
+def _piece_dtype(night: Night) -> np.dtype[Any]:
+    """The record of one piece (`piece_arrays`' columns, in order)."""
+    head = [("id", "i4"), ("piece", "i2"), ("c0", "f8", (3,)), ("coef", "f4", (3, night.degree))]
+    tail = [("ra", "f8"), ("dec", "f8"), ("radius", "f4"), ("delta", "f4"), ("sigma", "f4")]
+    return np.dtype([*head, *tail])
+
+
+class _Local:
+    """One process's share of a shard: its chunks, computed, kept until written."""
+
+    def __init__(
+        self, state: tuple[str, Night, FloatArray, str, str], catalog: mpcorbits.Catalog | None
+    ) -> None:
+        catalog_path, self.night, self.observer, out, self.tag = state
+        self.out = Path(out)
+        self.catalog = mpcorbits.read_catalog(Path(catalog_path)) if catalog is None else catalog
+        self.kept: dict[int, tuple[slice, piecefiles.Chunk]] = {}
+
+    def compute(self, index: int, rows: slice) -> npt.NDArray[np.int64]:
+        """Chunk ``index``'s pieces, kept sorted; their count per (piece, region + 1)."""
+        pieces = piece_arrays(self.catalog, rows, self.night, self.observer)
+        shape = (self.night.n_pieces, 12 * REGION_NSIDE**2)
+        chunk = piecefiles.sort_chunk(pieces, _regions(pieces), shape)
+        self.kept[index] = (rows, chunk)
+        return chunk.counts
+
+    def write(self, starts: dict[int, npt.NDArray[np.int64]], first: int) -> None:
+        """Write every kept chunk at its ``starts`` and its rows' orbit records."""
+        for index, (rows, chunk) in sorted(self.kept.items()):
+            piecefiles.write_chunk(self.out, self.tag, chunk, starts[index])
+            piecefiles.write_orbits(self.out, self.tag, self.catalog, rows, first)
+        self.kept.clear()
+
+
+def _serve(
+    conn: Connection,
+    state: tuple[str, Night, FloatArray, str, str],
+    work: list[tuple[int, slice]],
+    first: int,
+    catalog: mpcorbits.Catalog | None,
+) -> None:
+    """A worker process: read the catalogue (unless forked with it), compute its chunks
+    (sending their counts), then write them where the parent says. A failure goes back as
+    its traceback.
+
+    Each worker is made a session of its own: with the kernel's autogroup scheduling (on
+    for desktop and test machines, not used inside a pod's cgroup) the processes of one
+    session share one session's CPU share, so a pool in one session would get no more CPU
+    than one process while other sessions are busy. A pod's shard is unaffected.
+    """
+    try:
+        with contextlib.suppress(PermissionError):  # already a group leader: keep its session
+            os.setsid()
+        local = _Local(state, catalog)
+        conn.send(("ready", time.time(), time.process_time()))
+        for index, rows in work:
+            conn.send(("chunk", index, local.compute(index, rows)))
+        local.write(conn.recv(), first)
+        conn.send(("done", time.process_time()))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        raise
+    finally:
+        conn.close()
 
 
 class _Clock:
@@ -338,39 +346,122 @@ class _Clock:
             self.timings[step] = max(0.0, seconds)
 
 
-@contextlib.contextmanager
-def _pool(
-    catalog_path: Path, spool: Path, night: Night, observer: FloatArray, jobs: int
-) -> Iterator[tuple[Callable[..., Iterator[Any]], str | None]]:
-    """``map`` over tasks and the spool directory for chunks (None in this process).
+class _InProcess:
+    """The team of one: the shard in this process (a pod's: no second start-up)."""
 
-    One job runs in this process: a pod's shard pays no second start-up of numpy, skyfield
-    and the catalogue (about 2 CPU seconds). More are forked from a server process that
-    imports this module once; each reads the catalogue itself, this process never does.
+    def __init__(self, state: tuple[str, Night, FloatArray, str, str], chunks: list[slice]):
+        start = time.time()
+        self.local, self.chunks = _Local(state, None), chunks
+        self.ready, self.cpu, self.read_cpu, self.forked = time.time() - start, 0.0, 0.0, False
+
+    def compute(self) -> npt.NDArray[np.int64]:
+        counts = []
+        for index, rows in enumerate(self.chunks):
+            counts.append(self.local.compute(index, rows))
+            _LOG.info("shard %s: chunk %d/%d computed", self.local.tag, index + 1, len(self.chunks))
+        return np.stack(counts)
+
+    def write(self, starts: npt.NDArray[np.int64]) -> None:
+        self.local.write(dict(enumerate(starts)), self.chunks[0].start)
+
+
+class _Pool:
+    """Worker processes; chunk ``i`` goes to worker ``i % jobs`` (chunks are of equal size).
+
+    Forked from this process, with the catalogue read once here and shared, when it runs no
+    other thread (a fork copies no thread, and a lock one held would stay held); else forked
+    from a server that imports this module once (``forkserver``), each worker reading the
+    catalogue itself.
     """
+
+    def __init__(
+        self, state: tuple[str, Night, FloatArray, str, str], chunks: list[slice], jobs: int
+    ) -> None:
+        self.forked = threading.active_count() == 1
+        self.start = time.time()
+        if self.forked:
+            context: Any = multiprocessing.get_context("fork")
+            catalog = mpcorbits.read_catalog(Path(state[0]))
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            catalog = None
+        self.tag, self.n_chunks = state[4], len(chunks)
+        work = list(enumerate(chunks))
+        self.conns, self.procs = [], []
+        for w in range(min(jobs, len(chunks))):
+            mine, theirs = context.Pipe()
+            args = (theirs, state, work[w::jobs], chunks[0].start, catalog)
+            proc = context.Process(target=_serve, args=args)
+            proc.start()
+            theirs.close()
+            self.conns.append(mine)
+            self.procs.append(proc)
+        self.ready, self.cpu, self.read_cpu = 0.0, 0.0, 0.0
+
+    def _messages(self, conns: list[Connection]) -> Iterator[tuple[Connection, tuple[Any, ...]]]:
+        """Messages from ``conns`` as they come; a worker's failure raises here."""
+        for conn in multiprocessing.connection.wait(conns):
+            assert isinstance(conn, Connection)
+            proc = self.procs[self.conns.index(conn)]
+            try:
+                message = conn.recv()
+            except EOFError:
+                proc.join(5)
+                raise RuntimeError(
+                    f"precompute worker {proc.pid} died (exit code {proc.exitcode})"
+                ) from None
+            if message[0] == "error":
+                raise RuntimeError(f"precompute worker {proc.pid} failed:\n{message[1]}")
+            yield conn, message
+
+    def compute(self) -> npt.NDArray[np.int64]:
+        counts: dict[int, npt.NDArray[np.int64]] = {}
+        while len(counts) < self.n_chunks:
+            for _, message in self._messages(self.conns):
+                if message[0] == "ready":
+                    self.ready = max(self.ready, message[1] - self.start)
+                    self.read_cpu += message[2]
+                else:
+                    counts[message[1]] = message[2]
+                    _LOG.info(
+                        "shard %s: chunk %d/%d computed", self.tag, len(counts), self.n_chunks
+                    )
+        return np.stack([counts[i] for i in range(self.n_chunks)])
+
+    def write(self, starts: npt.NDArray[np.int64]) -> None:
+        jobs = len(self.conns)
+        for w, conn in enumerate(self.conns):
+            conn.send({i: starts[i] for i in range(w, self.n_chunks, jobs)})
+        waiting = list(self.conns)
+        while waiting:
+            for conn, message in self._messages(waiting):
+                self.cpu += message[1]
+                waiting.remove(conn)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self.conns:
+            conn.close()
+
+
+@contextlib.contextmanager
+def _team(
+    state: tuple[str, Night, FloatArray, str, str], chunks: list[slice], jobs: int
+) -> Iterator[_InProcess | _Pool]:
+    """This shard's processes: itself with one job, else a pool of ``jobs`` workers."""
     if jobs == 1:
-        catalog = mpcorbits.read_catalog(catalog_path)
-        _WORKER.update(catalog=catalog, night=night, obs=observer, ready=time.time())
-        try:
-            yield map, None
-        finally:
-            _WORKER.clear()
+        yield _InProcess(state, chunks)
         return
-    # Workers forked from a fresh server that has imported this module once (no state of
-    # this process, no thread of it), instead of each importing numpy, astropy and skyfield.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    spool.mkdir(parents=True, exist_ok=True)
+    pool = _Pool(state, chunks, jobs)
     try:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(str(catalog_path), night, observer),
-        ) as pool:
-            yield pool.map, str(spool)
+        yield pool
     finally:
-        shutil.rmtree(spool, ignore_errors=True)
+        pool.close()
 
 
 def _regions(pieces: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.int64]:

@@ -8,6 +8,7 @@ synthetic catalogue, precomputed in two shards (two RUNs per piece of the night)
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from shutterline.alerts import packet, serialize
 from shutterline.butler import inputs, names, precache, repo, selection, sspieces
 from shutterline.simulate import orbitcatalog
 from shutterline.solarsystem import associate as ssassoc
-from shutterline.solarsystem import lookup, mpcorbits, orbits, precompute, predict
+from shutterline.solarsystem import lookup, mpcorbits, orbits, piecefiles, precompute, predict
 from tests.unit.association import synthetic
 from tests.unit.butler import conftest as butler_fixtures
 
@@ -80,6 +81,16 @@ def central(tmp_path_factory: pytest.TempPathFactory) -> tuple[butler_fixtures.C
     return central, out
 
 
+def _datasets(out: Path, shards: int, pattern: str) -> list[Path]:
+    """The names of the per-region datasets the shards' files split into, as paths."""
+    found = [
+        Path(name)
+        for tag in piecefiles.shard_tags(shards)
+        for name, _ in piecefiles.split(out, tag)
+    ]
+    return [p for p in found if fnmatch.fnmatch(p.name, pattern)]
+
+
 def _circle(plan: selection.DetectorPlan) -> tuple[tuple[float, float], float]:
     return predict.footprint_circle(plan.corners, pad_arcsec=selection.SS_PAD_DEG * 3600.0)
 
@@ -95,7 +106,7 @@ def test_plan_takes_exactly_the_footprints_regions_of_the_exposure_piece(
     wanted = {int(p) for p in hp.cone_search_lonlat(ra * u.deg, dec * u.deg, reach)}
     on_disk = {  # (region, shard) of piece 0 that exist, within reach
         (int(p.name[1:5]), p.name[-12:-4])
-        for p in out.glob("r*.p000.*.npz")
+        for p in _datasets(out, 2, "r*.p000.*.npz")
         if int(p.name[1:5]) in wanted
     }
     got = {
@@ -105,19 +116,21 @@ def test_plan_takes_exactly_the_footprints_regions_of_the_exposure_piece(
     }
     assert got == on_disk and got
     fast = [r for r in plan.ss_pieces if r.datasetType.name == names.SS_FAST_PIECES]
-    assert len(fast) == len(list(out.glob("fast.p000.*.npz")))
+    assert len(fast) == len(_datasets(out, 2, "fast.p000.*.npz"))
     piece0 = sspieces.run_name(START, NIGHT.span_days, 0, 2).rsplit("/", 1)[0]
     orbit_types = {names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS}
     pieces = [r for r in plan.ss_pieces if r.datasetType.name not in orbit_types]
     assert {r.run.rsplit("/", 1)[0] for r in pieces} == {piece0}
-    # The night's orbit records of the same regions (every shard), once for the night.
-    orbit_files = {(int(p.name[1:5]), p.name[-12:-4]) for p in out.glob("o[0-9]*.npz")}
+    # The night's orbit records of the healpix6 pixels in reach (every shard), once a night.
+    orbit_files = {(int(p.name[1:6]), p.name[-12:-4]) for p in _datasets(out, 2, "o[0-9]*.npz")}
+    hp6 = HEALPix(nside=piecefiles.ORBIT_NSIDE, order="nested")  # healpix6, the same reach
+    wanted6 = {int(p) for p in hp6.cone_search_lonlat(ra * u.deg, dec * u.deg, reach)}
     got_orbits = {
-        (int(r.dataId[names.SS_PIECES_PIXELIZATION]), r.run[-8:])
+        (int(r.dataId[names.SS_PIECE_ORBITS_PIXELIZATION]), r.run[-8:])
         for r in plan.ss_pieces
         if r.datasetType.name == names.SS_PIECE_ORBITS
     }
-    assert got_orbits == {(r, s) for r, s in orbit_files if r in wanted} and got_orbits
+    assert got_orbits == {(r, s) for r, s in orbit_files if r in wanted6} and got_orbits
     night = sspieces.orbits_run_name(START, NIGHT.n_pieces * NIGHT.span_days, 0, 2)
     assert {r.run.rsplit("/", 1)[0] for r in plan.ss_pieces if r not in pieces} == {
         night.rsplit("/", 1)[0]
@@ -200,14 +213,14 @@ def test_the_cli_stores_a_shard_in_a_repository(tmp_path: Path) -> None:
     run = sspieces.run_name(61280.0, 2.0 / 24.0, 0, 1)
     assert list(butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*")) == [run]
     refs = butler.query_datasets(names.SS_PIECES, collections=run, explain=False, limit=None)
-    assert len(refs) == len(list((tmp_path / "p").glob("r*.npz"))) > 0
+    assert len(refs) == len(_datasets(tmp_path / "p", 1, "r*.npz")) > 0
     got = butler.get(refs[0])
     assert set(got) == {"pieces", "piece_start_mjd", "piece_span_days"}
     assert {"c0", "coef", "ra"} <= set(got["pieces"].dtype.names)
     assert "designation" not in got["pieces"].dtype.names
     night = sspieces.orbits_run_name(61280.0, 2.0 / 24.0, 0, 1)
     refs = butler.query_datasets(names.SS_PIECE_ORBITS, collections=night, explain=False)
-    assert len(refs) == len(list((tmp_path / "p").glob("o[0-9]*.npz"))) > 0
+    assert len(refs) == len(_datasets(tmp_path / "p", 1, "o[0-9]*.npz")) > 0
     records = butler.get(refs[0])
     assert set(records) == {"orbits", "night_start_mjd", "night_span_days"}
     assert set(records["orbits"].dtype.names) == {name for name, _ in mpcorbits.COLUMNS}
@@ -268,7 +281,7 @@ def test_the_precompute_brings_an_older_repository_up_to_date(tmp_path: Path) ->
         [sys.executable, "-c", code, str(tmp_path / "repo2")],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    assert int(done.stdout.split()[0]) == len(list((tmp_path / "p").glob("r*.npz")))
+    assert int(done.stdout.split()[0]) == len(_datasets(tmp_path / "p", 1, "r*.npz"))
 
 
 def test_nothing_known_in_the_footprint_associates_nothing() -> None:

@@ -59,11 +59,10 @@ def pieces(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _contents(root: Path) -> dict[str, np.ndarray]:
     """All pieces of a directory (every shard), sorted by (id, piece); read once per root."""
     parts = []
-    for path in sorted(root.glob("*.p???.s*.npz")):  # the pieces, not the orbit files
-        with np.load(path) as data:
-            parts.append(data["pieces"])  # the rows; not the piece's 0-d start, span
+    for path in sorted(root.glob("pieces.p???.s*.npy")):  # the pieces, not the orbit files
+        parts.append(np.load(path))
     rows = np.concatenate(parts)
-    merged = {k: rows[k] for k in rows.dtype.names}
+    merged = {k: rows[k] for k in rows.dtype.names or ()}
     order = np.lexsort((merged["piece"], merged["id"]))
     return {k: v[order] for k, v in merged.items()}
 
@@ -142,7 +141,8 @@ def test_lookup_rates_match_the_track(pieces: Path) -> None:
     assert row["rate_ra"][0] == pytest.approx(dra, abs=1e-4 * speed)
     assert row["rate_dec"][0] == pytest.approx(ddec, abs=1e-4 * speed)
     assert np.hypot(row["rate_ra"][0], row["rate_dec"][0]) > 12.0  # deg/day: the fast tier
-    assert list((pieces).glob("fast.*.npz"))
+    with np.load(pieces / "index.s000of001.npz") as index:
+        assert np.all(np.diff(index["offsets"][:, :2]) > 0)  # every piece has fast rows
 
 
 def test_outside_the_night_is_an_error(pieces: Path, tmp_path: Path) -> None:
@@ -155,24 +155,39 @@ def test_outside_the_night_is_an_error(pieces: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_shards_and_jobs_give_the_single_process_result(tmp_path: Path) -> None:
+def test_shards_and_jobs_give_the_single_process_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cat = orbitcatalog.synthesize(21_000, 4, 61200.0)  # three chunks, the last a short one
     path = tmp_path / "catalog.npz"
     mpcorbits.write_catalog(path, cat)
     night = precompute.Night(START, 2)
     precompute.run(path, tmp_path / "one", night)
     precompute.run(path, tmp_path / "again", night)
-    precompute.run(path, tmp_path / "jobs", night, jobs=2)
+    steps: dict[str, float] = {}
+    server: dict[str, float] = {}
+    with monkeypatch.context() as mp:  # one thread (earlier tests may have left some): fork
+        mp.setattr(precompute.threading, "active_count", lambda: 1)
+        precompute.run(path, tmp_path / "jobs", night, jobs=2, timings=steps)
+    with monkeypatch.context() as mp:  # another thread: workers from the pool server
+        mp.setattr(precompute.threading, "active_count", lambda: 2)
+        precompute.run(path, tmp_path / "server", night, jobs=2, timings=server)
+    assert (steps["workers_forked"], server["workers_forked"]) == (1.0, 0.0)
+    assert steps["workers_cpu"] > 0 and server["workers_cpu"] > 0
     for shard in range(2):
         precompute.run(path, tmp_path / "shards", night, shard=shard, shards=2)
     one = _contents(tmp_path / "one")
     assert len(one["id"]) == 2 * 21_000
-    for other in ("again", "jobs", "shards"):
+    for other in ("again", "jobs", "server", "shards"):
         got = _contents(tmp_path / other)
         for name, column in one.items():
             np.testing.assert_array_equal(got[name], column, err_msg=f"{other}: {name}")
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
-    for other in ("again", "jobs"):  # same inputs, same bytes, whichever process wrote them
+    for other in (
+        "again",
+        "jobs",
+        "server",
+    ):  # same inputs, same bytes, whichever process wrote them
         assert names == sorted(p.name for p in (tmp_path / other).iterdir()), other
         for name in names:
             assert (tmp_path / "one" / name).read_bytes() == (tmp_path / other / name).read_bytes()
@@ -183,3 +198,16 @@ def test_shards_and_jobs_give_the_single_process_result(tmp_path: Path) -> None:
     assert len(a) >= 1
     for name in a.colnames:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_failing_worker_fails_the_run_naming_why_and_leaves_nothing_half_written(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise ArithmeticError("injected failure in a chunk")
+
+    monkeypatch.setattr(precompute.threading, "active_count", lambda: 1)  # forked: patched
+    monkeypatch.setattr(precompute, "piece_arrays", broken)
+    with pytest.raises(RuntimeError, match="injected failure in a chunk"):
+        precompute.run(catalog, tmp_path / "p", precompute.Night(START, 1), jobs=2)
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == []  # no index, no .partial
