@@ -1,16 +1,19 @@
-"""Science figures against the simulator's truth, on fitting and on validation nights.
+"""Science figures against the simulator's truth, on fitting, validation and fresh nights.
 
 The DIA selection and reliability were chosen on the *fitting* nights (the demo night, seed
-7, and seed 13; the classifier's bars in `dia` say which); the *validation* nights
-(`shutterline.evaluation.nights.VALIDATION`) have other seeds, seeing, densities,
-science-only defects and satellite trails. Both sets are run through
-every stage and reported beside the issue's targets, which apply to the validation nights:
+7, and seed 13; the classifier's bars in `dia` say which); the *validation* nights (seeds 101,
+202: looked at several times since, so labelled "seen before") and the *fresh* nights (seeds
+303, 404, run once after the rules were frozen; `shutterline.evaluation.nights`) have other
+seeds, seeing, densities, science-only defects and satellite trails. Each is run through
+every stage and reported beside the issue's targets, which apply to the nights not fitted on:
 completeness of transients, variables and asteroids at expected difference SNR >= 10
-(>= 95%; the denominator from the simulator's noise model), false DIA sources per
-detector-visit (<= 5; a false source is > 1" from every true changing source), known-asteroid
-association (>= 95%, truth from skyfield + DE421, topocentric) and the astrometric residual
-median (< 0.1"). Pictures (completeness vs SNR, false rate vs reliability threshold) and a
-JSON record go to the cache directory. Prepared repositories are cached between runs.
+(>= 95%; the denominator from the simulator's noise model, and only sources a template
+covers, `evaluation.coverage`: those no template covers are counted apart, and the old
+definition is printed beside it), false DIA sources per detector-visit (<= 5; a false source
+is > 1" from every true changing source), known-asteroid association (>= 95%, truth from
+skyfield + DE421, topocentric) and the astrometric residual median (< 0.1"). Pictures
+(completeness vs SNR, false rate vs reliability threshold) and a JSON record (with the
+commit of the code) go to the cache directory. Prepared repositories are cached between runs.
 
     .venv/bin/python tests/benchmarks/bench_truth.py            # full size (the lead's run)
     .venv/bin/python tests/benchmarks/bench_truth.py --small    # 1 field, 1024 x 2048
@@ -38,6 +41,11 @@ from typing import Any
 
 CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "truth-nights-v3"
 FULL = {"fields": 3, "detectors": 2, "visits": 4, "template_visits": 3, "nx": 2048, "ny": 4096}
+SET_LABELS = {
+    "fitting": "the rules and the classifier were chosen on these",
+    "validation": "seen before: looked at several times while the rules were worked on",
+    "fresh": "never run before the rules were frozen; run once",
+}
 SMALL = {"fields": 1, "detectors": 2, "visits": 3, "template_visits": 3, "nx": 1024, "ny": 2048}
 
 
@@ -222,6 +230,18 @@ def _old_definition_rows(t: dict[str, Any]) -> list[tuple[str, Any, str, bool]]:
     ]  # fmt: skip
 
 
+def _commit() -> str:
+    """The commit the run's code is at (``+dirty`` when the work tree differs from it)."""
+    import subprocess
+
+    here = Path(__file__).parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def main() -> int:
     """Run both sets, print, draw; exit 1 if a target is missed on the validation nights."""
     from shutterline.evaluation import nights, pictures
@@ -229,30 +249,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1 field, 1024 x 2048 detectors")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--sets", nargs="+", choices=("fitting", "validation"),
-                        default=["fitting", "validation"],
+    parser.add_argument("--sets", nargs="+", choices=tuple(SET_LABELS),
+                        default=list(SET_LABELS),
                         help="night sets to run (fitting alone: to choose a rule)")  # fmt: skip
     parser.add_argument("--nights", nargs="+", metavar="NAME",
                         help="only these nights of the sets (to spread a run)")  # fmt: skip
     args = parser.parse_args()
     size = SMALL if args.small else FULL
     root = CACHE / ("small" if args.small else "full")
-    every = {"fitting": nights.FITTING, "validation": nights.VALIDATION}
+    every = {"fitting": nights.FITTING, "validation": nights.VALIDATION, "fresh": nights.FRESH}
     sets = {
         name: tuple(s for s in every[name] if not args.nights or s.name in args.nights)
         for name in args.sets
     }
     sets = {name: specs for name, specs in sets.items() if specs}
     results = {name: _score_set(specs, size, root, args.jobs) for name, specs in sets.items()}
-    parts = [] if len(sets) == 2 and not args.nights else [*sets, *(args.nights or [])]
+    parts = [] if len(sets) == len(every) and not args.nights else [*sets, *(args.nights or [])]
     record = root / ("results" + "".join(f"-{p}" for p in parts) + ".json")
-    record.write_text(json.dumps(results, indent=2, default=str))
+    commit = _commit()
+    record.write_text(json.dumps({"commit": commit, **results}, indent=2, default=str))
     picture = pictures.plot_curves(
         results, record.with_name(record.stem.replace("results", "curves") + ".png")
     )
     ok = True
+    print(f"code: commit {commit}")
     for name, res in results.items():
-        print(f"\n== {name} nights: {', '.join(s.name for s in sets[name])}")
+        print(f"\n== {name} nights ({SET_LABELS[name]}): {', '.join(s.name for s in sets[name])}")
         for check, value, target, passed in _checks(res["totals"], res["failed"]):
             verdict = "INFO" if target == "-" else ("PASS" if passed else "MISS")
             print(f"{verdict}  {check}: {value} (target {target})")
