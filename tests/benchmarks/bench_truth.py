@@ -1,16 +1,19 @@
-"""Science figures against the simulator's truth, on fitting and on validation nights.
+"""Science figures against the simulator's truth, on fitting, validation and fresh nights.
 
 The DIA selection and reliability were chosen on the *fitting* nights (the demo night, seed
-7, and seed 13; the classifier's bars in `dia` say which); the *validation* nights
-(`shutterline.evaluation.nights.VALIDATION`) have other seeds, seeing, densities,
-science-only defects and satellite trails. Both sets are run through
-every stage and reported beside the issue's targets, which apply to the validation nights:
+7, and seed 13; the classifier's bars in `dia` say which); the *validation* nights (seeds 101,
+202: looked at several times since, so labelled "seen before") and the *fresh* nights (seeds
+303, 404, run once after the rules were frozen; `shutterline.evaluation.nights`) have other
+seeds, seeing, densities, science-only defects and satellite trails. Each is run through
+every stage and reported beside the issue's targets, which apply to the nights not fitted on:
 completeness of transients, variables and asteroids at expected difference SNR >= 10
-(>= 95%; the denominator from the simulator's noise model), false DIA sources per
-detector-visit (<= 5; a false source is > 1" from every true changing source), known-asteroid
-association (>= 95%, truth from skyfield + DE421, topocentric) and the astrometric residual
-median (< 0.1"). Pictures (completeness vs SNR, false rate vs reliability threshold) and a
-JSON record go to the cache directory. Prepared repositories are cached between runs.
+(>= 95%; the denominator from the simulator's noise model, and only sources a template
+covers, `evaluation.coverage`: those no template covers are counted apart, and the old
+definition is printed beside it), false DIA sources per detector-visit (<= 5; a false source
+is > 1" from every true changing source), known-asteroid association (>= 95%, truth from
+skyfield + DE421, topocentric) and the astrometric residual median (< 0.1"). Pictures
+(completeness vs SNR, false rate vs reliability threshold) and a JSON record (with the
+commit of the code) go to the cache directory. Prepared repositories are cached between runs.
 
     .venv/bin/python tests/benchmarks/bench_truth.py            # full size (the lead's run)
     .venv/bin/python tests/benchmarks/bench_truth.py --small    # 1 field, 1024 x 2048
@@ -38,6 +41,11 @@ from typing import Any
 
 CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "truth-nights-v3"
 FULL = {"fields": 3, "detectors": 2, "visits": 4, "template_visits": 3, "nx": 2048, "ny": 4096}
+SET_LABELS = {
+    "fitting": "the rules and the classifier were chosen on these",
+    "validation": "seen before: looked at several times while the rules were worked on",
+    "fresh": "never run before the rules were frozen; run once",
+}
 SMALL = {"fields": 1, "detectors": 2, "visits": 3, "template_visits": 3, "nx": 1024, "ny": 2048}
 
 
@@ -60,32 +68,34 @@ def _run_night(spec: Any, size: dict[str, Any], workdir: Path, jobs: int) -> tup
     changes = truth.load_truth(workdir / "night", {int(v) for v in info["exposures"]["template"]})
     acc = curves.Curves()
     scores = {"penalties": curves.ScoreCurves(), "classifier": curves.ScoreCurves()}
-    inner = {k: [0, 0] for k in truth.CHANGING}
+    old = {k: [0, 0] for k in truth.CHANGING} | {"not_covered": [0, 0]}
     for r in reports:
         if r.status == "succeeded":
             rows = changes.rows(r.visit, r.detector)
-            _add_inner(inner, r, rows, (size["ny"], size["nx"]))
+            _add_old_definition(old, r, rows)
             acc.add(curves.detector_points(r.dia_sources, rows))
             scores["penalties"].add(r.dia_sources, _penalty_scores(r.dia_sources), rows)
             scores["classifier"].add(r.dia_sources, reliability.classify(r.dia_sources), rows)
-    return reports, (acc, scores, inner)
+    return reports, (acc, scores, old)
 
 
-def _add_inner(inner: dict[str, list[int]], r: Any, rows: Any, shape: tuple[int, int]) -> None:
-    """Add one detector-visit's found/expected by kind over the truth away from the edge band.
+def _add_old_definition(old: dict[str, list[int]], r: Any, rows: Any) -> None:
+    """Add one detector-visit's found/expected by kind under the definition before coverage.
 
-    A definition added after the validation nights were seen (their missed variables sat at
-    the left border); the headline keeps every expected source.
+    Every source at expected SNR >= 10, covered by a template or not; and those no template
+    covers (``not_covered``: found, count). Printed beside the headline for one stop.
     """
     from shutterline.evaluation import truth
 
     sigma = float(r.quantities["point_source_sigma_njy"])
-    far = rows[truth.away_from_border(rows, shape)]
-    for kind, (found, expected) in truth.score_detector(
-        r.dia_sources, far, sigma
-    ).completeness_by_kind.items():
-        inner[kind][0] += found
-        inner[kind][1] += expected
+    score = truth.score_detector(r.dia_sources, rows, sigma)
+    for kind, (found, expected) in (score.completeness_by_kind_any_coverage or {}).items():
+        old[kind][0] += found
+        old[kind][1] += expected
+    old["not_covered"][0] += (
+        sum(f for f, _ in (score.completeness_by_kind_any_coverage or {}).values()) - score.n_found
+    )
+    old["not_covered"][1] += score.n_not_covered
 
 
 def _drop_outputs(root: Path) -> None:
@@ -123,11 +133,14 @@ def _score_set(specs: Any, size: dict[str, Any], root: Path, jobs: int) -> dict[
     per_night = {}
     all_reports: list[Any] = []
     for spec in specs:
-        reports, (acc, scores, inner) = _run_night(spec, size, root / spec.name, jobs)
+        reports, (acc, scores, old) = _run_night(spec, size, root / spec.name, jobs)
         per_night[spec.name] = report.score_night(root / spec.name / "night", reports)
-        per_night[spec.name]["completeness_by_kind_off_edge_band"] = {
-            k: {"found": f, "expected": e} for k, (f, e) in inner.items()
+        per_night[spec.name]["completeness_by_kind_any_coverage"] = {
+            k: {"found": f, "expected": e} for k, (f, e) in old.items() if k != "not_covered"
         }
+        per_night[spec.name]["not_covered_by_any_template"] = dict(
+            zip(("found", "count"), old["not_covered"], strict=True)
+        )
         for points in zip(acc.snr, acc.found, acc.reliability, acc.false, strict=True):
             merged.add(points)
         for name, sc in scores.items():
@@ -154,9 +167,8 @@ def _sum_nights(per_night: dict[str, Any]) -> dict[str, Any]:
     expected = sum(
         sum(k["expected"] for k in s["completeness_by_kind"].values()) for s in per_night.values()
     )
-    far = [s["completeness_by_kind_off_edge_band"] for s in per_night.values()]
-    far_found = sum(k["found"] for s in far for k in s.values())
-    far_expected = sum(k["expected"] for s in far for k in s.values())
+    old = [s["completeness_by_kind_any_coverage"] for s in per_night.values()]
+    uncovered = [s["not_covered_by_any_template"] for s in per_night.values()]
     falses = [d["false"] for s in per_night.values() for d in s["per_detector"].values()]
     ast = [s["asteroid_association"] for s in per_night.values()]
     astro = [
@@ -166,9 +178,13 @@ def _sum_nights(per_night: dict[str, Any]) -> dict[str, Any]:
         "completeness_snr10": found / expected if expected else None,
         "found": found,
         "expected": expected,
-        # Added after the validation nights were seen: centres >= truth.EDGE_BAND_PX from the
-        # border only. Reported beside the headline, never instead of it.
-        "off_edge_band": (far_found, far_expected),
+        # The definition before template coverage (`evaluation.coverage`), beside it for one
+        # stop so the change shows; and the sources no template covers, counted apart.
+        "any_coverage": (
+            sum(k["found"] for s in old for k in s.values()),
+            sum(k["expected"] for s in old for k in s.values()),
+        ),
+        "not_covered": (sum(u["found"] for u in uncovered), sum(u["count"] for u in uncovered)),
         "false_mean": float(np.mean(falses)) if falses else None,
         "false_max": max(falses) if falses else None,
         "asteroids": (sum(a["correct"] for a in ast), sum(a["detected"] for a in ast)),
@@ -186,7 +202,7 @@ def _checks(t: dict[str, Any], failed: int) -> list[tuple[str, Any, str, bool]]:
          f"{t['completeness_snr10']:.3f} ({t['found']}/{t['expected']}; 95% interval "
          f"{lo:.3f}-{hi:.3f})",
          ">= 0.95", (t["completeness_snr10"] or 0) >= 0.95),
-        _off_edge_band_row(t),
+        *_old_definition_rows(t),
         ("false DIA sources per detector-visit (mean)", t["false_mean"], "<= 5",
          (t["false_mean"] or 0) <= 5),
         ("asteroid association", f"{correct}/{detected}", ">= 95%",
@@ -197,18 +213,33 @@ def _checks(t: dict[str, Any], failed: int) -> list[tuple[str, Any, str, bool]]:
     ]  # fmt: skip
 
 
-def _off_edge_band_row(t: dict[str, Any]) -> tuple[str, Any, str, bool]:
-    """The second completeness figure, labelled; informative (the headline is the target)."""
-    from shutterline.evaluation import curves, truth
+def _old_definition_rows(t: dict[str, Any]) -> list[tuple[str, Any, str, bool]]:
+    """The sources no template covers, and the definition before coverage; informative."""
+    from shutterline.evaluation import coverage, curves
 
-    found, expected = t["off_edge_band"]
+    found, expected = t["any_coverage"]
     lo, hi = curves.binomial_interval(found, expected)
     value = f"{found / expected:.3f} ({found}/{expected}; 95% interval {lo:.3f}-{hi:.3f})"
-    return (
-        f"  beside it, NOT the headline: centres >= {truth.EDGE_BAND_PX} px from the border "
-        "(definition added after the validation nights were seen)",
-        value if expected else None, "-", True,
-    )  # fmt: skip
+    return [
+        (f"  not covered by any template (no template input pixel within "
+         f"{coverage.COVERAGE_PX:.0f} px; truth footprints), left out of the headline: found/count",
+         "{}/{}".format(*t["not_covered"]), "-", True),
+        ("  beside it, the OLD definition (every source at SNR >= 10; the headline's denominator "
+         "now needs template coverage, a definition chosen on the fitting nights before the "
+         "fresh nights were run)", value if expected else None, "-", True),
+    ]  # fmt: skip
+
+
+def _commit() -> str:
+    """The commit the run's code is at (``+dirty`` when the work tree differs from it)."""
+    import subprocess
+
+    here = Path(__file__).parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def main() -> int:
@@ -218,30 +249,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1 field, 1024 x 2048 detectors")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--sets", nargs="+", choices=("fitting", "validation"),
-                        default=["fitting", "validation"],
+    parser.add_argument("--sets", nargs="+", choices=tuple(SET_LABELS),
+                        default=list(SET_LABELS),
                         help="night sets to run (fitting alone: to choose a rule)")  # fmt: skip
     parser.add_argument("--nights", nargs="+", metavar="NAME",
                         help="only these nights of the sets (to spread a run)")  # fmt: skip
     args = parser.parse_args()
     size = SMALL if args.small else FULL
     root = CACHE / ("small" if args.small else "full")
-    every = {"fitting": nights.FITTING, "validation": nights.VALIDATION}
+    every = {"fitting": nights.FITTING, "validation": nights.VALIDATION, "fresh": nights.FRESH}
     sets = {
         name: tuple(s for s in every[name] if not args.nights or s.name in args.nights)
         for name in args.sets
     }
     sets = {name: specs for name, specs in sets.items() if specs}
     results = {name: _score_set(specs, size, root, args.jobs) for name, specs in sets.items()}
-    parts = [] if len(sets) == 2 and not args.nights else [*sets, *(args.nights or [])]
+    parts = [] if len(sets) == len(every) and not args.nights else [*sets, *(args.nights or [])]
     record = root / ("results" + "".join(f"-{p}" for p in parts) + ".json")
-    record.write_text(json.dumps(results, indent=2, default=str))
+    commit = _commit()
+    record.write_text(json.dumps({"commit": commit, **results}, indent=2, default=str))
     picture = pictures.plot_curves(
         results, record.with_name(record.stem.replace("results", "curves") + ".png")
     )
     ok = True
+    print(f"code: commit {commit}")
     for name, res in results.items():
-        print(f"\n== {name} nights: {', '.join(s.name for s in sets[name])}")
+        print(f"\n== {name} nights ({SET_LABELS[name]}): {', '.join(s.name for s in sets[name])}")
         for check, value, target, passed in _checks(res["totals"], res["failed"]):
             verdict = "INFO" if target == "-" else ("PASS" if passed else "MISS")
             print(f"{verdict}  {check}: {value} (target {target})")

@@ -10,10 +10,14 @@ bogus and it learned "negative = bogus". Some of either sign go *on catalogue st
 truth (`star_sites`, even in magnitude over `STAR_MAGS`, a change of `STAR_CHANGE` of the
 star's flux): without them the only changes on stars it saw were bright-star residuals,
 and it scored real variables low (lrfak2 dropped 19 of 36 detected variables of the
-full-size fitting nights). It is subtracted and every detection kept
-(``select=False``). A detection within `MATCH_PX` of a fake of either sign or within 1" of a
-true changing source of the simulator's truth is *real*; one near neither is *bogus*. A
-logistic regression (`train`) on `reliability.features` then gives the classifier file.
+full-size fitting nights). `_N_BORDER` of the fakes and of the star sites sit in the
+`BORDER_BAND_PX` band along the border (down to `BORDER_MIN_PX`, inside the EDGE band; lrfak3
+never saw a real change within 30 px of it and scored one 0.036), and `_N_TRAILED` are *trailed*
+(`inject_trails`: a fast asteroid's trail, `TRAIL_PX` long in a 30 s exposure). It is
+subtracted and every detection kept (``select=False``). A detection within `MATCH_PX` of a
+fake of either sign (of a trailed fake's segment) or within 1" of a true changing source of
+the simulator's truth is *real*; one near neither is *bogus*. A logistic regression (`train`)
+on `reliability.features` then gives the classifier file.
 
     .venv/bin/python -m shutterline.evaluation.fakes NIGHT_DIR [NIGHT_DIR ...] \
         [--tables DIR] [--stride N]
@@ -43,9 +47,14 @@ from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
 
 __all__ = [
+    "BORDER_BAND_PX",
+    "BORDER_MIN_PX",
     "MATCH_PX",
     "SNR_RANGE",
+    "TRAIL_PX",
     "inject",
+    "inject_trails",
+    "label",
     "labelled_detections",
     "main",
     "stack",
@@ -63,6 +72,20 @@ _N_FAKES = 60
 _N_NEGATIVE = 30
 _N_ON_STARS = 20  # positive fakes on stars, besides the _N_FAKES at random places
 _N_NEG_ON_STARS = 15
+#: The band along the border where `_N_BORDER` random fakes and star sites of each sign go:
+#: wider than the subtraction's EDGE band (<= 20 px) and the 30 px lrfak3's fakes kept off.
+BORDER_BAND_PX = 40.0
+#: The nearest a fake comes to the border (its PSF stamp cropped there, `_add_psfs`): inside
+#: the difference's EDGE band, where lrfak4's first fit (fakes kept a stamp's half-width, 25
+#: px, off) still saw no real change carrying the EDGE flag.
+BORDER_MIN_PX = 3.0
+_N_BORDER = 8
+#: Trail lengths (px, log-uniform) of the trailed fakes: 1 to 19 deg/day in 30 s at DECam's
+#: 0.263"/px (4.75 px per deg/day), fast near-Earth asteroids; up to the trail fit's reach
+#: (`differencing.trailed`, 96 px). A satellite crosses the whole detector in 30 s: that is
+#: the streak search's (masked, an artefact in the truth), not a source to call real.
+TRAIL_PX = (5.0, 90.0)
+_N_TRAILED = 12
 _Bit = mask_mod.MaskBit
 _L2 = 1e-2
 
@@ -94,8 +117,8 @@ def inject(
     lo, hi = np.log(SNR_RANGE)
     point_sigma = noise * np.sqrt(4 * np.pi * sigma_px**2)
     flux = np.exp(rng.uniform(float(lo), float(hi), n)) * point_sigma
-    edge = max(30, exp.psf.shape[0] // 2 + 1)  # the whole PSF stamp inside
-    x, y = rng.uniform(edge, nx - edge, n), rng.uniform(edge, ny - edge, n)
+    edge = exp.psf.shape[0] // 2 + 1  # the whole PSF stamp inside
+    x, y = _positions(rng, n, (ny, nx), edge)
     if on_stars is not None and len(on_stars):
         m = len(on_stars)
         frac = np.exp(rng.uniform(np.log(STAR_CHANGE[0]), np.log(STAR_CHANGE[1]), m))
@@ -105,6 +128,56 @@ def inject(
         x, y, flux = np.r_[x, on_stars[:, 0]], np.r_[y, on_stars[:, 1]], np.r_[flux, change]
     _add_psfs(exp, rng, np.column_stack([x, y, flux]), photon=noise_from is None)
     return np.column_stack([x, y, flux])
+
+
+def _positions(
+    rng: np.random.Generator, n: int, shape: tuple[int, int], edge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` places at least ``edge`` from the border, but `_N_BORDER` of them in the band.
+
+    Those are `BORDER_MIN_PX` to `BORDER_BAND_PX` from one side (their stamps cropped).
+    """
+    ny, nx = shape
+    x, y = rng.uniform(edge, nx - edge, n), rng.uniform(edge, ny - edge, n)
+    k = min(_N_BORDER, n)
+    depth = rng.uniform(BORDER_MIN_PX, BORDER_BAND_PX, k)
+    side = rng.integers(0, 4, k)  # left, right, bottom, top
+    x[:k] = np.where(side == 0, depth, np.where(side == 1, nx - 1 - depth, x[:k]))
+    y[:k] = np.where(side == 2, depth, np.where(side == 3, ny - 1 - depth, y[:k]))
+    return x, y
+
+
+def inject_trails(exp: exposure_mod.Exposure, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Add ``n`` trailed fakes to ``exp`` in place; ``(n, 5)`` of ``x, y, flux, lx, ly``.
+
+    A Gaussian of the PSF's width smeared along a segment (`trailed.trail_model`), length
+    log-uniform in `TRAIL_PX`, any angle, with photon noise; ``(lx, ly)`` is the segment
+    (px). The flux gives an SNR log-uniform in `SNR_RANGE` on the trail's own noise.
+    """
+    from shutterline.differencing import trailed
+
+    assert exp.psf is not None
+    ny, nx = exp.shape
+    sigma = psfmatch.psf_sigma(exp.psf)
+    scale = exposure_mod.njy_per_unit(exp.metadata, "the image fakes go into")
+    noise = float(np.sqrt(np.median(exp.variance[::8, ::8]))) * scale
+    length = np.exp(rng.uniform(np.log(TRAIL_PX[0]), np.log(TRAIL_PX[1]), n))
+    theta = rng.uniform(0.0, np.pi, n)
+    snr = np.exp(rng.uniform(np.log(SNR_RANGE[0]), np.log(SNR_RANGE[1]), n))
+    flux = snr * noise * np.sqrt(4 * np.pi * sigma**2 + 2 * np.sqrt(np.pi) * sigma * length)
+    half = np.ceil(length / 2 + 4 * sigma).astype(int) + 1
+    x = rng.uniform(half, nx - 1 - half)
+    y = rng.uniform(half, ny - 1 - half)
+    out = np.column_stack([x, y, flux, length * np.cos(theta), length * np.sin(theta)])
+    for (xi, yi, fi, lx, ly), h in zip(out, half, strict=True):
+        iy, ix = round(yi), round(xi)
+        yy, xx = np.mgrid[iy - h : iy + h + 1, ix - h : ix + h + 1].astype(float)
+        model = np.clip(trailed.trail_model(yy, xx, np.array([xi, yi, fi / scale, lx, ly]),
+                                            sigma), 0.0, None)  # fmt: skip
+        win = (slice(iy - h, iy + h + 1), slice(ix - h, ix + h + 1))
+        exp.image[win] += (model + rng.normal(size=model.shape) * np.sqrt(model)).astype(np.float32)
+        exp.variance[win] += model.astype(np.float32)
+    return out
 
 
 def _add_psfs(
@@ -118,7 +191,12 @@ def _add_psfs(
         iy, ix = round(yi), round(xi)
         model = measurement.shifted_psf(exp.psf, yi - iy, xi - ix, derivatives=False)[0]
         model = np.clip(model, 0.0, None) * (fi / scale)
-        win = (slice(iy - k, iy + k + 1), slice(ix - k, ix + k + 1))
+        # Cropped at the border: a star site near it may be nearer than this PSF's stamp (a
+        # template's PSF can be wider than the calexp's the sites were chosen with).
+        y0, x0 = max(iy - k, 0), max(ix - k, 0)
+        y1, x1 = min(iy + k + 1, exp.shape[0]), min(ix + k + 1, exp.shape[1])
+        model = model[y0 - (iy - k) : y1 - (iy - k), x0 - (ix - k) : x1 - (ix - k)]
+        win = (slice(y0, y1), slice(x0, x1))
         if photon:
             exp.image[win] += (model + rng.normal(size=model.shape) * np.sqrt(model)).astype(
                 np.float32
@@ -133,29 +211,33 @@ def star_sites(
 ) -> np.ndarray:
     """``(n, 3)`` ``x, y, flux`` of the truth's point stars, even in magnitude over `STAR_MAGS`.
 
-    Stars saturated or masked near their centre, and stars within the PSF stamp of the
-    border, are left out (a change there is not measurable, whatever the classifier says).
+    Stars saturated or masked near their centre, and stars nearer the border than
+    `BORDER_MIN_PX`, are left out (a change there is not measurable, whatever the classifier
+    says). Up to `_N_BORDER` of the ``n`` are stars within `BORDER_BAND_PX` of the border.
     """
     assert exp.psf is not None
     stars = rows[(rows["kind"] == "static") & (rows["extended"] == 0)]
     mag = np.asarray(stars["mag"], float)
     x, y = np.asarray(stars["x"], float), np.asarray(stars["y"], float)
-    edge = max(30, exp.psf.shape[0] // 2 + 1)
+    edge = BORDER_MIN_PX
     ny, nx = exp.shape
     ok = (mag >= STAR_MAGS[0]) & (mag <= STAR_MAGS[1])
     ok &= (x >= edge) & (x < nx - edge) & (y >= edge) & (y < ny - edge)
-    idx = np.flatnonzero(ok)
-    hard = int(_Bit.BAD | _Bit.SAT | _Bit.CR | _Bit.EDGE | _Bit.NO_DATA)
-    clean = [
-        i for i in idx
+    hard = int(_Bit.BAD | _Bit.SAT | _Bit.CR | _Bit.NO_DATA)
+    clean = np.asarray([
+        i for i in np.flatnonzero(ok)
         if not (exp.mask[round(y[i]) - 2:round(y[i]) + 3,
                          round(x[i]) - 2:round(x[i]) + 3] & hard).any()
-    ]  # fmt: skip
-    if not clean:
+    ], int)  # fmt: skip
+    near = np.minimum(np.minimum(x, nx - 1 - x), np.minimum(y, ny - 1 - y)) < BORDER_BAND_PX
+    band = rng.permutation(clean[near[clean]])[:_N_BORDER]
+    rest = clean[~near[clean]]
+    if not len(rest) and not len(band):
         return np.zeros((0, 3))
-    order = np.asarray(clean)[np.argsort(mag[clean])]
-    pick = np.searchsorted(mag[order], rng.uniform(*STAR_MAGS, n)).clip(0, len(order) - 1)
-    pick = order[np.unique(pick)]
+    order = rest[np.argsort(mag[rest])]
+    draws = rng.uniform(*STAR_MAGS, max(n - len(band), 0))
+    pick = order[np.unique(np.searchsorted(mag[order], draws).clip(0, len(order) - 1))]
+    pick = rng.permutation(np.r_[band, pick if len(order) else []].astype(int))
     return np.column_stack([x[pick], y[pick], np.asarray(stars["flux_nJy"], float)[pick]])
 
 
@@ -213,11 +295,12 @@ def _one_image(
     pos = inject(done.calexp, rng, _N_FAKES, on_stars=sites[:_N_ON_STARS])
     neg = inject(done.template, rng, _N_NEGATIVE, noise_from=done.calexp,
                  on_stars=sites[_N_ON_STARS:])  # fmt: skip
+    trails = inject_trails(done.calexp, rng, _N_TRAILED)
     diff = subtract.subtract(done.calexp, done.template).difference
     table = dia.detect_and_measure(diff, done.calexp, done.template, select=False)
     on_star = np.r_[np.zeros(_N_FAKES), np.ones(len(pos) - _N_FAKES),
                     np.zeros(_N_NEGATIVE), np.ones(len(neg) - _N_NEGATIVE)]  # fmt: skip
-    table = _label(table, np.vstack([pos, neg]), on_star.astype(bool), rows)
+    table = label(table, np.vstack([pos, neg]), on_star.astype(bool), rows, trails)
     table["visit"], table["detector"] = visit, det
     return table, _expected(table, rows, diff)
 
@@ -226,6 +309,7 @@ def stack(pairs: list[tuple[Table, Table]]) -> tuple[Table, Table]:
     """One detections table and one expected table, ``det_row`` still pointing into it."""
     offset, expected = 0, []
     for table, ex in pairs:
+        table["label"] = np.asarray(table["label"]).astype(np.int8)  # a FITS round trip: bool
         ex = ex.copy()
         ex["det_row"] = np.where(ex["det_row"] >= 0, ex["det_row"] + offset, -1)
         expected.append(ex)
@@ -253,10 +337,19 @@ def _expected(table: Table, rows: Table, diff: exposure_mod.Exposure) -> Table:
     return ex
 
 
-def _label(table: Table, fakes: np.ndarray, on_star: np.ndarray, rows: Table) -> Table:
+def label(
+    table: Table, fakes: np.ndarray, on_star: np.ndarray, rows: Table, trails: np.ndarray
+) -> Table:
+    """Add ``fake``, ``on_star``, ``trailed_fake`` and ``label`` (1 real, 0 bogus) to ``table``.
+
+    ``fakes``: ``(n, 3)`` point fakes (``x, y, flux``), ``on_star`` which of them sit on a
+    star; ``trails``: ``(m, 5)`` trailed fakes (`inject_trails`); a detection within
+    `MATCH_PX` of a trail's segment (a piece of it, too) is that fake's.
+    """
     x, y = np.asarray(table["x"]), np.asarray(table["y"])
     d = np.hypot(x[:, None] - fakes[:, 0], y[:, None] - fakes[:, 1])
-    fake = d.min(axis=1, initial=np.inf) <= MATCH_PX
+    on_trail = _segment_distance(x, y, trails).min(axis=1, initial=np.inf) <= MATCH_PX
+    fake = (d.min(axis=1, initial=np.inf) <= MATCH_PX) | on_trail
     nearest = np.argmin(d, axis=1) if fakes.size and len(table) else np.zeros(len(table), int)
     changing = rows[np.isin(rows["kind"], truth.CHANGING)]
     to_truth, _ = truth._separation_match(
@@ -265,9 +358,20 @@ def _label(table: Table, fakes: np.ndarray, on_star: np.ndarray, rows: Table) ->
     )  # fmt: skip
     table.meta.clear()  # per-image figures; the stacked table of many images has none
     table["fake"] = fake
-    table["on_star"] = fake & on_star[nearest] if len(on_star) else fake
+    table["on_star"] = fake & ~on_trail & on_star[nearest] if len(on_star) else fake & ~on_trail
+    table["trailed_fake"] = on_trail
     table["label"] = (fake | (to_truth >= 0)).astype(np.int8)
     return table
+
+
+def _segment_distance(x: np.ndarray, y: np.ndarray, trails: np.ndarray) -> np.ndarray:
+    """``(len(x), len(trails))`` distances (px) from points to the trails' segments."""
+    if not len(trails):
+        return np.full((len(x), 0), np.inf)
+    x0, y0, _, lx, ly = (trails[:, i] for i in range(5))
+    px, py = x[:, None] - (x0 - lx / 2), y[:, None] - (y0 - ly / 2)
+    t = np.clip((px * lx + py * ly) / np.maximum(lx**2 + ly**2, 1e-9), 0.0, 1.0)
+    return np.asarray(np.hypot(px - t * lx, py - t * ly))
 
 
 def train(table: Table) -> dict[str, Any]:

@@ -5,6 +5,11 @@ chosen on the demo night (seed 7, default densities and seeing): the *fitting* n
 *validation* nights differ in everything the rules could have been tuned to: seed (fields,
 sources, asteroids, detector defects), seeing, star and galaxy density, science-only defects
 and satellite trails. Figures are reported for both sets, never the fitting night alone.
+
+The validation nights (seeds 101, 202) have been looked at several times while the rules were
+worked on, so they are no longer an untouched test. The *fresh* nights (seeds 303, 404, never
+simulated before this set was added) differ from the fitting nights in the same ways and are
+run once, after the rules are frozen and committed; nothing is chosen from them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FITTING", "VALIDATION", "NightSpec", "prepare"]
+__all__ = ["FITTING", "FRESH", "VALIDATION", "NightSpec", "prepare"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +49,22 @@ VALIDATION = (
         202,
         {"seeing_scale": 0.85, "galaxy_density": 6.5e4, "late_columns_per_detector": 1.0,
          "trails_per_exposure": 0.2, "transient_density": 300.0},
+    ),
+)  # fmt: skip
+FRESH = (
+    NightSpec(
+        "fresh-seed303-mid-seeing-crowded-trails",
+        303,
+        {"seeing_scale": 1.15, "star_density": 3.8e4, "galaxy_density": 5.0e4,
+         "late_columns_per_detector": 1.5, "trails_per_exposure": 0.4,
+         "variable_density": 350.0},
+    ),
+    NightSpec(
+        "fresh-seed404-bad-seeing-sparse-defects",
+        404,
+        {"seeing_scale": 1.45, "star_density": 1.6e4, "late_columns_per_detector": 3.0,
+         "trails_per_exposure": 0.15, "transient_density": 260.0,
+         "asteroids_per_detector": 6.0},
     ),
 )  # fmt: skip
 

@@ -11,12 +11,12 @@ import yaml
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
+from shutterline.evaluation import coverage
+
 __all__ = [
-    "EDGE_BAND_PX",
     "ChangeTruth",
     "DetectorScore",
     "astrometric_residuals",
-    "away_from_border",
     "expected_sigma",
     "expected_snr",
     "load_truth",
@@ -25,13 +25,6 @@ __all__ = [
 ]
 
 CHANGING = ("variable", "transient", "asteroid")
-
-#: The pipeline's edge band: a difference's ``EDGE`` plane is never wider than the matching
-#: kernel's half-width, which `psfmatch.basis_shape` caps at 20 px (a constant of the
-#: subtraction since before any truth night was run). Only for the second completeness figure
-#: of `bench_truth` (a definition added after the validation nights were seen); the headline
-#: counts every expected source.
-EDGE_BAND_PX = 20
 
 
 @dataclass(frozen=True)
@@ -42,7 +35,10 @@ class ChangeTruth:
     mean flux over the template-building visits (zero for a transient or asteroid there), and
     ``expected_sigma_nJy``: the PSF-flux noise the simulator's noise model gives that source
     in the visit's difference image (`expected_sigma`), so what a night is expected to find
-    never depends on the pipeline's own noise estimate.
+    never depends on the pipeline's own noise estimate; and ``template_covered``: whether a
+    template input pixel lies within the kernel half-width of the row's centre
+    (`coverage.template_covered`, from the simulator's true footprints; True for rows of
+    template visits and for nights whose record lacks the geometry).
     """
 
     table: Table
@@ -72,8 +68,24 @@ def load_truth(night_dir: Path, template_visits: set[int]) -> ChangeTruth:
     table["diff_flux_nJy"] = diff
     record = night_dir / "night.yaml"
     if record.exists():
-        table["expected_sigma_nJy"] = expected_sigma(yaml.safe_load(record.read_text()), table)
+        night = yaml.safe_load(record.read_text())
+        table["expected_sigma_nJy"] = expected_sigma(night, table)
+        table["template_covered"] = _covered(night, table, in_template)
     return ChangeTruth(table)
+
+
+def _covered(night: dict[str, Any], table: Table, in_template: np.ndarray) -> np.ndarray:
+    """`coverage.template_covered` for the changing rows of science visits; True elsewhere."""
+    out = np.ones(len(table), bool)
+    if "config" not in night or "detectors" not in night:
+        return out
+    todo = ~in_template & np.isin(table["kind"], CHANGING)
+    for band in np.unique(np.asarray(table["band"])[todo]):
+        sel = np.flatnonzero(todo & (np.asarray(table["band"]) == band))
+        out[sel] = coverage.template_covered(
+            night, np.asarray(table["ra"])[sel], np.asarray(table["dec"])[sel], str(band)
+        )
+    return out
 
 
 def expected_sigma(night: dict[str, Any], rows: Table) -> np.ndarray:
@@ -109,23 +121,15 @@ class DetectorScore:
     n_dia: int
     n_true_changing: int
     n_expected: int  # changing sources with expected difference SNR >= the threshold
+    # ... and a template input pixel within the kernel half-width (`coverage`)
     n_found: int  # of those, matched by a DIA source
     n_false: int  # DIA sources within the radius of no changing source
     n_asteroids_detected: int
     n_asteroids_correct: int
     completeness_by_kind: dict[str, tuple[int, int]]  # kind -> (found, expected)
-
-
-def away_from_border(
-    rows: Table, shape: tuple[int, int], band_px: float = EDGE_BAND_PX
-) -> np.ndarray:
-    """Rows whose centre is at least ``band_px`` from every border of a ``(ny, nx)`` detector.
-
-    Pixel centres are integers, so the border pixels' centres are ``0`` and ``nx - 1``.
-    """
-    ny, nx = shape
-    x, y = np.asarray(rows["x"], float), np.asarray(rows["y"], float)
-    return (x >= band_px) & (x <= nx - 1 - band_px) & (y >= band_px) & (y <= ny - 1 - band_px)
+    n_not_covered: int = 0  # SNR >= the threshold but covered by no template: counted apart
+    # The definition before template coverage (every source at SNR >= the threshold).
+    completeness_by_kind_any_coverage: dict[str, tuple[int, int]] | None = None
 
 
 def _separation_match(
@@ -169,22 +173,29 @@ def score_detector(
     """Score one detector-visit's DIA sources.
 
     A changing source is expected when its `expected_snr` (the simulator's noise model, see
-    `load_truth`) is at least ``snr_threshold``; ``point_source_sigma_njy`` only serves truth
-    tables without that model.
+    `load_truth`) is at least ``snr_threshold`` and a template covers it (``template_covered``
+    when the truth has it); one no template covers is counted in ``n_not_covered`` only.
+    ``point_source_sigma_njy`` only serves truth tables without the noise model.
     """
     changing = truth_rows[np.isin(truth_rows["kind"], CHANGING)]
     ra_t, dec_t = np.asarray(changing["ra"], float), np.asarray(changing["dec"], float)
     ra_d, dec_d = np.asarray(dia["ra"], float), np.asarray(dia["dec"], float)
     to_truth, _ = _separation_match(ra_d, dec_d, ra_t, dec_t, radius_arcsec)
     to_dia, _ = _separation_match(ra_t, dec_t, ra_d, dec_d, radius_arcsec)
-    expected = np.nan_to_num(expected_snr(changing, point_source_sigma_njy)) >= snr_threshold
-    by_kind = {
-        kind: (
-            int(np.sum(expected & (to_dia >= 0) & (changing["kind"] == kind))),
-            int(np.sum(expected & (changing["kind"] == kind))),
-        )
-        for kind in CHANGING
-    }
+    bright = np.nan_to_num(expected_snr(changing, point_source_sigma_njy)) >= snr_threshold
+    covered = (
+        np.asarray(changing["template_covered"], bool)
+        if "template_covered" in changing.colnames
+        else np.ones(len(changing), bool)
+    )
+    expected = bright & covered
+
+    def by_kind(sel: np.ndarray) -> dict[str, tuple[int, int]]:
+        kinds = np.asarray(changing["kind"])
+        found = sel & (to_dia >= 0)
+        return {k: (int(np.sum(found & (kinds == k))), int(np.sum(sel & (kinds == k))))
+                for k in CHANGING}  # fmt: skip
+
     ast_correct, ast_detected = _asteroid_score(dia, changing, to_truth)
     return DetectorScore(
         n_dia=len(dia),
@@ -194,7 +205,9 @@ def score_detector(
         n_false=int(np.sum(to_truth < 0)),
         n_asteroids_detected=ast_detected,
         n_asteroids_correct=ast_correct,
-        completeness_by_kind=by_kind,
+        completeness_by_kind=by_kind(expected),
+        n_not_covered=int(np.sum(bright & ~covered)),
+        completeness_by_kind_any_coverage=by_kind(bright),
     )
 
 

@@ -125,7 +125,7 @@ class Settings:
     relay_full_check: bool = False
     # The same values as differencing.dia.MIN_CLASSIFIER(_BRIGHT), which say how they were
     # chosen (settings imports no stage; a unit test keeps the two equal).
-    dia_min_classifier: float = 0.2
+    dia_min_classifier: float = 0.3
     dia_min_classifier_bright: float = 0.2
 
     @classmethod

@@ -107,3 +107,66 @@ def test_a_change_on_a_star_is_called_real() -> None:
     assert clear.sum() >= 10 and (clear & ~grew).sum() >= 3, clear.sum()
     score = np.asarray(table["reliability"])[clear]
     assert np.mean(score >= dia.MIN_CLASSIFIER) >= 0.9, np.sort(score)
+
+
+def _border(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    ny, nx = shape
+    x, y = xy[:, 0], xy[:, 1]
+    return np.minimum(np.minimum(x, nx - 1 - x), np.minimum(y, ny - 1 - y))
+
+
+def test_fakes_and_star_sites_reach_into_the_border_band() -> None:
+    """lrfak3's fakes kept 30 px off the border, so it never saw a real change there."""
+    rng = np.random.default_rng(43)
+    pair = synth.make_pair(43, 1.1, 0.8, shape=(512, 384), spacing=10_000)
+    science = pair.science
+    assert science.psf is not None
+    stamp = science.psf.shape[0] // 2 + 1
+    placed = fakes.inject(science, rng, 30)
+    dist = _border(placed, science.shape)
+    assert np.sum(dist < fakes.BORDER_BAND_PX) >= fakes._N_BORDER
+    assert dist.min() >= fakes.BORDER_MIN_PX and np.sum(dist >= stamp) >= 30 - fakes._N_BORDER
+    assert np.sum(dist < 20) >= 2  # inside the EDGE band, which lrfak3's fakes never reached
+    field = synth.make_field(rng, (512, 384), n_stars=400, flux_range=(5e3, 1e6))
+    x, y = field.wcs.all_world2pix(field.ra, field.dec, 0)
+    rows = Table({"kind": np.full(len(x), "static"), "extended": np.zeros(len(x), int),
+                  "x": x, "y": y, "flux_nJy": field.flux,
+                  "mag": 31.4 - 2.5 * np.log10(field.flux)})  # fmt: skip
+    sites = fakes.star_sites(rows, synth.make_science(rng, field, 1.1 / synth.SCI_SCALE), rng, 35)
+    near = _border(sites, (512, 384)) < fakes.BORDER_BAND_PX
+    assert near.sum() == fakes._N_BORDER and (~near).sum() >= 15
+    # Mixed between the two signs (the caller gives the first part to the science image).
+    assert 0 < near[:20].sum() < fakes._N_BORDER
+    # A site nearer the border than the PSF stamp (a wider template PSF) is cropped, not refused.
+    fakes.inject(science, rng, 0, on_stars=np.array([[2.0, 100.0, 5e4]]))
+
+
+def test_trailed_fakes_are_injected_and_labelled_real() -> None:
+    rng = np.random.default_rng(44)
+    pair = synth.make_pair(44, 1.1, 0.8, shape=(512, 384), spacing=10_000)
+    science = pair.science
+    before = science.image.copy()
+    trails = fakes.inject_trails(science, rng, 6)
+    assert trails.shape == (6, 5)
+    length = np.hypot(trails[:, 3], trails[:, 4])
+    assert np.all((length >= fakes.TRAIL_PX[0]) & (length <= fakes.TRAIL_PX[1]))
+    added = float((science.image - before).sum()) * science.metadata.get("NJY_PER_UNIT", 1.0)
+    assert abs(added - trails[:, 2].sum()) < 0.05 * trails[:, 2].sum()
+    diff = subtract.subtract(science, pair.template).difference
+    table = dia.detect_and_measure(diff, science, pair.template, select=False)
+    empty = Table({"kind": np.zeros(0, "U9"), "ra": np.zeros(0), "dec": np.zeros(0)})
+    table = fakes.label(table, np.zeros((0, 3)), np.zeros(0, bool), empty, trails)
+    assert np.array_equal(table["label"] == 1, table["trailed_fake"])
+    assert not table["on_star"].any()
+    # Every trail shows as at least one real, trailed-fake detection.
+    x, y = np.asarray(table["x"]), np.asarray(table["y"])
+    d = fakes._segment_distance(x, y, trails)
+    hit = d[np.asarray(table["trailed_fake"], bool)] <= fakes.MATCH_PX
+    assert hit.any(axis=0).sum() >= 5, hit.any(axis=0)
+
+
+def test_segment_distance() -> None:
+    trail = np.array([[10.0, 20.0, 1.0, 8.0, 0.0]])  # from (6, 20) to (14, 20)
+    x, y = np.array([10.0, 6.0, 2.0, 10.0]), np.array([20.0, 23.0, 20.0, 25.0])
+    d = fakes._segment_distance(x, y, trail)
+    assert np.allclose(d[:, 0], [0.0, 3.0, 4.0, 5.0])

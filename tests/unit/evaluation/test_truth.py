@@ -52,20 +52,3 @@ def test_a_noisier_pipeline_estimate_cannot_shrink_the_denominator(tmp_path: Pat
         score = truth.score_detector(dia, rows, claimed)
         # The 500 nJy transient is SNR ~ 9 by the model: not expected; the bright one is.
         assert (score.n_expected, score.n_found) == (1, 1)
-
-
-def test_the_edge_band_is_the_widest_band_the_subtraction_can_mask() -> None:
-    """`EDGE_BAND_PX` is the kernel half-width cap, not a number read off the nights."""
-    from shutterline.differencing import psfmatch
-
-    assert psfmatch.basis_shape(50.0, 60.0)[1] == truth.EDGE_BAND_PX
-    assert psfmatch.basis_shape(50.0, 60.0)[1] == psfmatch.basis_shape(80.0, 90.0)[1]
-
-
-def test_away_from_border_keeps_centres_at_least_the_band_from_every_side() -> None:
-    """Seed 101's missed variables at x = 2 and 11 px drop out; the one at 52 px stays in."""
-    x = [2.2, 11.0, 19.9, 20.0, 51.7, 1000.0, 2027.0, 2027.1, 1000.0, 1000.0]
-    y = [1124.0] * 8 + [19.0, 4075.0]
-    rows = Table({"x": x, "y": y})
-    keep = truth.away_from_border(rows, (4096, 2048))
-    assert keep.tolist() == [False, False, False, True, True, True, True, False, False, True]
