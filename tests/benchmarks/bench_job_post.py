@@ -61,6 +61,7 @@ ARMS = {
     "metadata-only": Arm(False, False, True),
     "env-map": Arm(True, False, False),
     "all": Arm(True, True, True),
+    "adopted": Arm(True, False, True),  # what the operator sends (no Ignore)
 }
 
 
