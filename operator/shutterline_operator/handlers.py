@@ -50,7 +50,8 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     api = kube.Api(kube.connect(workers + 16))
     shape = os.environ.get("SHUTTERLINE_STATUS_DETECTORS", "compact")
     step = int(os.environ.get("SHUTTERLINE_STATUS_PROGRESS_STEP", "25"))
-    rec = reconcile.Reconciler(api, tracing.RootSpans(), detail_s, policy, shape, step)
+    lean = os.environ.get("SHUTTERLINE_JOB_POST", "lean") == "lean"
+    rec = reconcile.Reconciler(api, tracing.RootSpans(), detail_s, policy, shape, step, lean)
     rec.seed(namespaces() or None)
     times = os.environ.get("SHUTTERLINE_OPERATOR_TIMES")
     linger_s = float(os.environ.get("SHUTTERLINE_CREATE_LINGER_S", "0.5"))

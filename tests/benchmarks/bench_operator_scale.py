@@ -9,7 +9,7 @@ A test-bed control plane without a node agent, ``--nodes`` untainted KWOK nodes 
 service account (operator/rbac) and, per namespace, a PromptConfig with the built-in queue at
 ``--limit`` detectors.
 
-1. Compared arms (``--arms``, of `ARMS`): the ``before`` settings (the last session's hold)
+1. Compared arms (``--arms``, of `ARMS`): the ``before`` settings (the last session's Job POST)
    and the defaults (``after``), alternating, ``--ab-reps`` of each, each in a fresh
    namespace with a fresh operator: ``--complete-visits`` at once run to the end (steady:
    latencies and API requests per finished visit, none lost or stuck), then a burst of
@@ -62,12 +62,15 @@ from tests.testbed.k8s import cluster
 NAMESPACE = "prompt"
 PROBE_NS = "probe"
 #: The operator's settings in the arms that can be compared (``--arms``): ``before`` is the
-#: last session's defaults (status work let through whenever no Visit waits for its Job),
-#: ``after`` this session's (held until none has for 0.5 s); ``creators-32`` is ``after``
-#: with twice the creator threads.
+#: last session's defaults (every variable inline in every container of a Job, the whole Job
+#: validated and answered), ``after`` this session's (the shared env in a ConfigMap, the
+#: Visit spec once in the pod's annotations, no field validation, metadata answered);
+#: ``linger-0`` is ``after`` with status work let through whenever no Visit waits for its
+#: Job; ``creators-32`` is ``after`` with twice the creator threads.
 ARMS: dict[str, dict[str, str]] = {
-    "before": {"SHUTTERLINE_CREATE_LINGER_S": "0"},
+    "before": {"SHUTTERLINE_JOB_POST": "inline"},
     "after": {},
+    "linger-0": {"SHUTTERLINE_CREATE_LINGER_S": "0"},
     "creators-32": {"SHUTTERLINE_OPERATOR_WORKERS": "32"},
 }
 PREFIX = "bench-op-"

@@ -27,6 +27,11 @@ pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
 Bed = tuple[cluster.Cluster, Any]
 MARKER = "mkdir -p /scratch/work; touch /scratch/work/raw-arrived"
+# The variables the env ConfigMap and the pod's annotations give (a missing one fails the index).
+CHECK_ENV = (
+    '[ "$SHUTTERLINE_REPO" = s3://backbone/repo ] && [ "$SHUTTERLINE_DETECTORS" = 1,2 ] && '
+    'case "$SHUTTERLINE_VISIT_SPEC" in *visitId*) true;; *) false;; esac || exit 65'
+)
 RECORD = (
     'echo \'{"status": "succeeded", "diaSources": 5, "alerts": 3, '
     '"lastAlertAt": "2030-01-01T00:00:00Z"}\' > /dev/termination-log'
@@ -87,7 +92,7 @@ def test_stand_in_visit_goes_through_the_phases_with_counts_and_a_root_span(
     operator_bed: Bed, prompt_namespace: str, otlp_receiver: Any
 ) -> None:
     bed, ns = operator_bed[0], prompt_namespace
-    pipeline = f"sleep 2; {MARKER}; sleep 1.5; {RECORD}"
+    pipeline = f"{CHECK_ENV}; sleep 2; {MARKER}; sleep 1.5; {RECORD}"
     telemetry = {"enabled": False, "otlpEndpoint": otlp_receiver.endpoint}
     _config(operator_bed, ns, pipeline, telemetry=telemetry)
     apply(bed, make_visit("phases", ns, detectors=[1, 2]))
@@ -129,6 +134,10 @@ def test_stand_in_visit_goes_through_the_phases_with_counts_and_a_root_span(
     pod = items(bed, "pods", ns, "shutterline.io/visit=phases")[0]
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["TRACEPARENT"] == traceparent
+    # The shared env came from one ConfigMap, owned by the PromptConfig.
+    (env_map,) = items(bed, "configmaps", ns, "app.kubernetes.io/managed-by=shutterline-operator")
+    assert env_map["data"]["SHUTTERLINE_REPO"] == "s3://backbone/repo"
+    assert env_map["metadata"]["ownerReferences"][0]["kind"] == "PromptConfig"
 
 
 def test_exit_65_fails_only_its_index_without_retries(

@@ -13,12 +13,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from shutterline_operator.core import names, timing
+from shutterline_operator.core import envmap, names, timing
 
 __all__ = [
     "SCRATCH",
     "build_job",
     "container_resources",
+    "env_config_map",
     "kueue_priority_class",
     "owner_reference",
     "pod_base",
@@ -47,6 +48,7 @@ def build_job(
     detectors: Sequence[int],
     traceparent: str,
     now: dt.datetime,
+    env_map: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Indexed Job of ``visit`` (created suspended when a queue admits it).
 
@@ -60,12 +62,17 @@ def build_job(
         W3C trace context of the visit's root span, handed to every container.
     now
         The current time: ``activeDeadlineSeconds`` is what is left until the deadline.
+    env_map
+        The PromptConfig's `env_config_map`, which must exist: every container reads the
+        shared variables from it, and the large per-Visit ones from the pod's annotations
+        (`envmap`). None: every variable inline in every container.
     """
     meta, cspec = visit["metadata"], config["spec"]
     name = names.job_name(meta["name"])
     labels = visit_labels(visit)
     retries = cspec.get("retries") or {}
     remaining = (timing.deadline_at(visit["spec"]) - now).total_seconds()
+    pod, annotations = _pod_spec(visit, config, detectors, traceparent, name, env_map)
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": len(detectors),
@@ -78,9 +85,9 @@ def build_job(
         "template": {
             "metadata": {
                 "labels": dict(labels),
-                "annotations": {names.ANNOTATION_TRACEPARENT: traceparent},
+                "annotations": {names.ANNOTATION_TRACEPARENT: traceparent, **annotations},
             },
-            "spec": _pod_spec(visit, config, detectors, traceparent, name),
+            "spec": pod,
         },
     }
     if "maxFailedIndexes" in retries:
@@ -179,19 +186,32 @@ def _pod_spec(
     detectors: Sequence[int],
     traceparent: str,
     job: str,
-) -> dict[str, Any]:
+    env_map: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The pod template's spec, and the annotations its environment refers to."""
     cspec = config["spec"]
     env = worker_env(visit, config, ",".join(str(d) for d in detectors), traceparent, job)
+    annotations: dict[str, str] = {}
+    if env_map is not None:
+        env, annotations = envmap.visit_refs(envmap.slim_env(env, env_map["data"]))
     wanted = ["precache", "pipeline"]
     if (cspec.get("telemetry") or {}).get("enabled", True):
         wanted.insert(0, "telemetry")
     if cspec.get("kafka"):
         wanted.insert(len(wanted) - 2, "alert-relay")
     built = {c: _container(c, visit, config, env) for c in wanted}
+    if env_map is not None:
+        for container in built.values():
+            container["envFrom"].append({"configMapRef": {"name": env_map["metadata"]["name"]}})
     pod = pod_base(cspec, cspec.get("priorityClassName"))
     pod["initContainers"] = [built[c] for c in wanted if c != "pipeline"]
     pod["containers"] = [built["pipeline"]]
-    return pod
+    return pod, annotations
+
+
+def env_config_map(config: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap of the variables every worker pod of ``config`` shares (`envmap`)."""
+    return envmap.config_map(config, worker_env({"spec": {}}, config, "", "", ""))
 
 
 def pod_base(cspec: dict[str, Any], priority_class: str | None) -> dict[str, Any]:
