@@ -70,28 +70,16 @@ def build_job(
     meta, cspec = visit["metadata"], config["spec"]
     name = names.job_name(meta["name"])
     labels = visit_labels(visit)
-    retries = cspec.get("retries") or {}
     remaining = (timing.deadline_at(visit["spec"]) - now).total_seconds()
     pod, annotations = _pod_spec(visit, config, detectors, traceparent, name, env_map)
-    spec: dict[str, Any] = {
-        "completionMode": "Indexed",
-        "completions": len(detectors),
-        "parallelism": min(len(detectors), int(cspec.get("parallelism") or len(detectors))),
-        "backoffLimitPerIndex": int(retries.get("backoffLimitPerIndex", 2)),
-        "podFailurePolicy": _failure_policy(),
-        "activeDeadlineSeconds": max(1, math.ceil(remaining)),
-        "ttlSecondsAfterFinished": int(cspec.get("ttlSecondsAfterFinished", 3600)),
-        "suspend": True,
-        "template": {
-            "metadata": {
-                "labels": dict(labels),
-                "annotations": {names.ANNOTATION_TRACEPARENT: traceparent, **annotations},
-            },
-            "spec": pod,
+    spec = _job_controls(cspec, len(detectors), remaining)
+    spec["template"] = {
+        "metadata": {
+            "labels": dict(labels),
+            "annotations": {names.ANNOTATION_TRACEPARENT: traceparent, **annotations},
         },
+        "spec": pod,
     }
-    if "maxFailedIndexes" in retries:
-        spec["maxFailedIndexes"] = int(retries["maxFailedIndexes"])
     job_labels = {**labels, names.LABEL_PHASE: "Pending", **_kueue_labels(visit, config)}
     return {
         "apiVersion": "batch/v1",
@@ -105,6 +93,24 @@ def build_job(
         },
         "spec": spec,
     }
+
+
+def _job_controls(cspec: dict[str, Any], count: int, remaining: float) -> dict[str, Any]:
+    """The Job's own fields: indexes, retries per index, failure policy, deadline, TTL."""
+    retries = cspec.get("retries") or {}
+    spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": count,
+        "parallelism": min(count, int(cspec.get("parallelism") or count)),
+        "backoffLimitPerIndex": int(retries.get("backoffLimitPerIndex", 2)),
+        "podFailurePolicy": _failure_policy(),
+        "activeDeadlineSeconds": max(1, math.ceil(remaining)),
+        "ttlSecondsAfterFinished": int(cspec.get("ttlSecondsAfterFinished", 3600)),
+        "suspend": True,
+    }
+    if "maxFailedIndexes" in retries:
+        spec["maxFailedIndexes"] = int(retries["maxFailedIndexes"])
+    return spec
 
 
 def visit_labels(visit: dict[str, Any]) -> dict[str, str]:

@@ -231,34 +231,47 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     total = 0
     if chunks:  # more shards than chunks: this one has nothing to do
-        observer = observer_positions(night.node_times().ravel())
-        first, n_rows = chunks[0].start, chunks[-1].stop - chunks[0].start
-        try:
-            piecefiles.create(out, tag, _piece_dtype(night), night.n_pieces, n_rows)
-            clock("read")
-            state = (str(catalog_path), night, observer, str(out), tag)
-            with _team(state, chunks, jobs) as team:
-                counts = team.compute()
-                clock("compute")
-                clock.timings_of("workers_ready", team.ready)
-                team.write(piecefiles.destinations(counts))
-                clock("write")
-                if jobs > 1:
-                    clock.timings_of("workers_cpu", team.cpu)
-                    clock.timings_of("workers_start_cpu", team.read_cpu)
-                    clock.timings_of("workers_forked", float(team.forked))
-            with np.load(catalog_path, allow_pickle=False) as data:
-                ids = data["id"][first : first + n_rows]
-            times = (night.mjd_start, night.span_days, night.n_pieces)
-            piecefiles.finish(out, tag, counts, ids, times)
-        except BaseException:
-            piecefiles.discard(out, tag)  # nothing half-written left behind
-            raise
-        total = int(counts.sum())
+        total = _compute_and_write(catalog_path, out, night, chunks, tag, jobs, clock)
         _LOG.info("shard %s: %d pieces in %d files", tag, total, night.n_pieces + 2)
     _write_meta(out, night, shard, shards)
     clock("meta")
     return total
+
+
+def _compute_and_write(
+    catalog_path: Path,
+    out: Path,
+    night: Night,
+    chunks: list[slice],
+    tag: str,
+    jobs: int,
+    clock: _Clock,
+) -> int:
+    """The shard's pieces, computed and written by the team; its files removed on failure."""
+    observer = observer_positions(night.node_times().ravel())
+    first, n_rows = chunks[0].start, chunks[-1].stop - chunks[0].start
+    try:
+        piecefiles.create(out, tag, _piece_dtype(night), night.n_pieces, n_rows)
+        clock("read")
+        state = (str(catalog_path), night, observer, str(out), tag)
+        with _team(state, chunks, jobs) as team:
+            counts = team.compute()
+            clock("compute")
+            clock.timings_of("workers_ready", team.ready)
+            team.write(piecefiles.destinations(counts))
+            clock("write")
+            if jobs > 1:
+                clock.timings_of("workers_cpu", team.cpu)
+                clock.timings_of("workers_start_cpu", team.read_cpu)
+                clock.timings_of("workers_forked", float(team.forked))
+        with np.load(catalog_path, allow_pickle=False) as data:
+            ids = data["id"][first : first + n_rows]
+        times = (night.mjd_start, night.span_days, night.n_pieces)
+        piecefiles.finish(out, tag, counts, ids, times)
+    except BaseException:
+        piecefiles.discard(out, tag)  # nothing half-written left behind
+        raise
+    return int(counts.sum())
 
 
 def _piece_dtype(night: Night) -> np.dtype[Any]:
