@@ -118,7 +118,9 @@ def burst(
 
     def create(body: dict[str, Any]) -> None:
         started, used = time.perf_counter(), time.thread_time()
-        created = api.create("jobs", body, (arm.ignore, arm.metadata_only))
+        created = api.create(
+            "jobs", body, skip_validation=arm.ignore, metadata_only=arm.metadata_only
+        )
         spent, busy = time.perf_counter() - started, time.thread_time() - used
         assert created is not None, f"Job {body['metadata']['name']} existed"
         with lock:

@@ -134,17 +134,22 @@ class Api:
 
     # --- writes ---------------------------------------------------------------------------
     def create(
-        self, kind: str, body: dict[str, Any], lean: tuple[bool, bool] = (False, False)
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        skip_validation: bool = False,
+        metadata_only: bool = False,
     ) -> dict[str, Any] | None:
         """Create ``body``; the created object, or None when one of that name exists (409).
 
-        ``lean`` = (no server-side field validation, the answer's metadata only): for bodies
-        built by code whose shape the unit tests check against the API's schema, the strict
-        decoding of every field is work the API server can skip; the answer then holds
+        ``skip_validation``: no server-side field validation (for bodies built by code whose
+        shape the unit tests check against the API's schema, the strict decoding of every
+        field is work the API server can skip). ``metadata_only``: the answer holds
         ``metadata`` only (`METADATA_ONLY`)."""
         path = _collection(kind, body["metadata"]["namespace"])
-        query = [("fieldValidation", "Ignore")] if lean[0] else None
-        accept = METADATA_ONLY if lean[1] else "application/json"
+        query = [("fieldValidation", "Ignore")] if skip_validation else None
+        accept = METADATA_ONLY if metadata_only else "application/json"
         try:
             return dict(self.request(f"create {kind}", "POST", path, body, query, accept=accept))
         except ApiError as error:

@@ -70,8 +70,9 @@ class Reconciler:
         #: only (`kube.Api.create`); False: the whole Job inline and answered (the operator
         #: before, for comparisons).
         self.lean = lean
-        #: The env ConfigMaps (namespace, name) this process made or found.
-        self.env_maps: set[vcache.Key] = set()
+        #: The env ConfigMap this process made or found, per PromptConfig (namespace, name)
+        #: and its resourceVersion: built and created once per version, not per Visit.
+        self.env_maps: dict[vcache.Key, tuple[str, dict[str, Any]]] = {}
         queue.step(1, queue_policy)  # a bad policy name fails here, at start-up
         compact.encode({}, [], shape)  # and so does a bad status shape
         self.queue_policy, self.shape, self.progress_step = queue_policy, shape, progress_step
@@ -130,7 +131,7 @@ class Reconciler:
         env_map = self._env_map(config) if self.lean else None
         job = builders.build_job(visit, config, detectors, traceparent, now, env_map)
         # Not fieldValidation=Ignore: measured no cheaper (bench_job_post, docs/operator.md).
-        created = self.api.create("jobs", job, (False, self.lean))
+        created = self.api.create("jobs", job, metadata_only=self.lean)
         if created is not None and self.lean:  # metadata only: the rest is what was sent
             created = {**job, "metadata": created["metadata"]}
         if created is None:  # made by an earlier run of this step (or an older Visit's)
@@ -149,11 +150,15 @@ class Reconciler:
     def _env_map(self, config: dict[str, Any]) -> dict[str, Any]:
         """The env ConfigMap of ``config``, created on its generation's first Job (a 409 is
         one that exists: its name is its content)."""
+        meta = config["metadata"]
+        key, version = (meta["namespace"], meta["name"]), meta.get("resourceVersion", "")
+        known = self.env_maps.get(key)
+        if known is not None and version and known[0] == version:
+            return known[1]
         body = builders.env_config_map(config)
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if key not in self.env_maps:
+        if known is None or known[1]["metadata"]["name"] != body["metadata"]["name"]:
             self.api.create("configmaps", body)
-            self.env_maps.add(key)
+        self.env_maps[key] = (version, body)
         return body
 
     def drop_finalizer(self, visit: dict[str, Any]) -> None:
