@@ -154,7 +154,7 @@ _BITPIX: dict[np.dtype[Any], int] = {np.dtype(np.float32): -32, np.dtype(np.int3
 def _plane(f: Any, hdu: fitsread.Hdu, dtype: type) -> np.ndarray:
     """``hdu``'s array as native ``dtype``, read by `fitsread.read_plane`; a plane stored as
     another type or scaled (not as `write_exposure` writes it) is read through astropy."""
-    scaled = any(key in hdu.keys for key in ("BSCALE", "BZERO", "BLANK"))
+    scaled = any(key in hdu.keys for key in fitsread.SCALING)
     if hdu.keys.get("BITPIX") != _BITPIX[np.dtype(dtype)] or scaled:
         with fits.open(f.name, memmap=False) as hdul:
             return _native(hdul[hdu.name].data, dtype)

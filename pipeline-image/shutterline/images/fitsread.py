@@ -26,7 +26,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-__all__ = ["WCS_KEY", "Hdu", "read_hdus", "read_plane", "wcs_cards", "wcs_from_block"]
+__all__ = ["SCALING", "WCS_KEY", "Hdu", "read_hdus", "read_plane", "wcs_cards", "wcs_from_block"]
 
 CARD = 80
 BLOCK = 2880
@@ -91,7 +91,8 @@ def read_plane(
     return out
 
 
-_SCALING = ("BSCALE", "BZERO", "BLANK")
+#: Keys that make a plane scaled: read through astropy, which applies them.
+SCALING = ("BSCALE", "BZERO", "BLANK")
 _STRUCTURE = re.compile(r"(BITPIX|NAXIS\d*|PCOUNT|GCOUNT|EXTNAME|BSCALE|BZERO|BLANK)")
 
 
@@ -128,7 +129,7 @@ def _structure(block: bytes) -> dict[str, str | int]:
         value = block[i + 10 : i + CARD].decode("ascii").strip()
         if value.startswith("'"):
             keys[key] = value[1:].split("'", 1)[0].strip()
-        elif key in _SCALING:  # only their presence matters: such a plane goes to astropy
+        elif key in SCALING:  # only their presence matters: such a plane goes to astropy
             keys[key] = value
         else:
             keys[key] = int(value.split("/", 1)[0])
