@@ -28,6 +28,7 @@ import scipy.fft
 from shutterline.images import mask as mask_mod
 
 __all__ = [
+    "MAX_HALF_WIDTH",
     "KernelFit",
     "Scaled",
     "Stamps",
@@ -47,6 +48,9 @@ __all__ = [
 DEGREES = (4, 2, 2)
 WIDTH_FACTORS = (0.5, 1.0, 2.0)
 MIN_SIGMA = 0.4  # pixels; narrower Gaussians are under-sampled
+#: The matching kernel's half-width cap (pixels): the widest band a difference loses at a
+#: coverage edge.
+MAX_HALF_WIDTH = 20
 _BAD = int(
     mask_mod.MaskBit.BAD
     | mask_mod.MaskBit.SAT
@@ -138,7 +142,7 @@ def basis_shape(sigma_ref: float, sigma_target: float) -> tuple[tuple[float, ...
     sigma_k = float(np.sqrt(max(sigma_target**2 - sigma_ref**2, 0.0)))
     sigma_k = max(sigma_k, 2 * MIN_SIGMA)
     sigmas = tuple(max(f * sigma_k, MIN_SIGMA) for f in WIDTH_FACTORS)
-    half = int(np.clip(np.ceil(3.5 * sigmas[-1]), 4, 20))
+    half = int(np.clip(np.ceil(3.5 * sigmas[-1]), 4, MAX_HALF_WIDTH))
     return sigmas, half
 
 

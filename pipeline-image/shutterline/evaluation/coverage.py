@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from shutterline.differencing import psfmatch
+
 __all__ = ["COVERAGE_PX", "border_distance", "template_covered"]
 
-#: The matching kernel's half-width cap (`differencing.psfmatch.basis_shape`), in pixels.
-COVERAGE_PX = 20.0
+#: The matching kernel's half-width cap, in pixels.
+COVERAGE_PX = float(psfmatch.MAX_HALF_WIDTH)
 
 
 def border_distance(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
