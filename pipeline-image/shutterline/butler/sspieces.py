@@ -28,8 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from astropy import units as u
-from astropy_healpix import HEALPix
 from lsst.daf.butler import Butler, DatasetRef, StorageClassFactory
 from lsst.resources import ResourcePath
 
@@ -259,7 +257,4 @@ def find_pieces(
 
 def _pixels(nside: int, center_radec: tuple[float, float], radius_deg: float) -> list[int]:
     """The nested pixels within ``radius_deg + SWEEP_PAD_DEG`` of the centre."""
-    hp = HEALPix(nside=nside, order="nested")
-    reach = (radius_deg + SWEEP_PAD_DEG) * u.deg
-    found = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
-    return [int(p) for p in np.unique(found)]
+    return piecefiles.cone_pixels(nside, center_radec, radius_deg + SWEEP_PAD_DEG)

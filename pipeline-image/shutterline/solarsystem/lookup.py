@@ -21,9 +21,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from astropy import units as u
 from astropy.table import Table
-from astropy_healpix import HEALPix
 
 from shutterline.solarsystem import chebyshev, mpcorbits, piecefiles
 
@@ -79,10 +77,8 @@ def datasets_for(
 
 def _pixels(meta: dict[str, float], center_radec: tuple[float, float], radius: float) -> list[int]:
     """The regions within ``radius`` plus the widest regional sweep of the centre."""
-    hp = HEALPix(nside=int(meta["region_nside"]), order="nested")
-    reach = (radius + float(meta["fast_radius_deg"])) * u.deg
-    regions = hp.cone_search_lonlat(center_radec[0] * u.deg, center_radec[1] * u.deg, reach)
-    return [int(r) for r in np.unique(regions)]
+    reach = radius + float(meta["fast_radius_deg"])
+    return piecefiles.cone_pixels(int(meta["region_nside"]), center_radec, reach)
 
 
 @functools.cache

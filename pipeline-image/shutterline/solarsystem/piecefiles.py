@@ -34,6 +34,7 @@ __all__ = [
     "ORBIT_DTYPE",
     "ORBIT_NSIDE",
     "Chunk",
+    "cone_pixels",
     "create",
     "destinations",
     "discard",
@@ -289,3 +290,10 @@ def save(path: Path, arrays: dict[str, Any]) -> None:
 def shard_tags(shards: int) -> Sequence[str]:
     """The tags of every shard of a night split ``shards`` ways."""
     return [f"s{i:03d}of{shards:03d}" for i in range(shards)]
+
+
+def cone_pixels(nside: int, center_radec: tuple[float, float], reach_deg: float) -> list[int]:
+    """The nested HEALPix pixels of ``nside`` within ``reach_deg`` of the centre (degrees)."""
+    hp = HEALPix(nside=nside, order="nested")
+    ra, dec = (v * u.deg for v in center_radec)
+    return [int(p) for p in np.unique(hp.cone_search_lonlat(ra, dec, reach_deg * u.deg))]
