@@ -90,44 +90,15 @@ def test_indexed_job_pods_store_the_single_process_pieces(
 ) -> None:
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
-    bucket = s3_server.make_bucket("orbits")
-    repo_uri = f"s3://{bucket}/repo"
-    repo.create_repo(repo_uri, registry_url=postgres_server.create_database("orbits"))
-    local_catalog = tmp_path / "catalog.npz"
-    mpcorbits.write_catalog(local_catalog, orbitcatalog.synthesize(N_OBJECTS, 9, 61200.0))
-    catalog = f"s3://{bucket}/orbits/catalog.npz"
-    ResourcePath(catalog).transfer_from(ResourcePath(str(local_catalog)), transfer="copy")
-
-    namespace = helm_release.create_namespace(k8s_cluster, "orbits")
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "orbits-s3"},
-        "stringData": s3_server.env(),
-    }
-    k8s_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(secret))
-    cron = _render_cronjob(namespace, repo_uri, catalog, tmp_path)
-    k8s_cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(cron))
-    name = cron["metadata"]["name"]
-    k8s_cluster.kubectl("create", "job", "tonight", f"--from=cronjob/{name}", "-n", namespace)
-    try:
-        job = _wait_complete(k8s_cluster, namespace, "tonight", timeout=300)
-    except BaseException:  # a failed Job or pytest.fail's timeout
-        _print_pod_logs(k8s_cluster, namespace)
-        raise
+    repo_uri, catalog, local_catalog = _stage_backbone(s3_server, postgres_server, tmp_path)
+    job = _run_tonight(k8s_cluster, s3_server, repo_uri, catalog, tmp_path)
     assert job["status"]["succeeded"] == 2
     assert job["status"]["completedIndexes"] == "0,1"
 
     butler = repo.open_repo(repo_uri)
     runs = sorted(butler.registry.queryCollections(f"{names.SS_PIECES_COLLECTION}/*"))
     assert len(runs) == 2 * int(HOURS / PIECE_HOURS)  # a RUN per piece and shard
-    refs = [
-        ref
-        for dataset in (names.SS_PIECES, names.SS_FAST_PIECES)
-        for ref in butler.query_datasets(
-            dataset, collections=runs, find_first=False, explain=False, limit=None
-        )
-    ]
+    refs = _refs(butler, (names.SS_PIECES, names.SS_FAST_PIECES), runs)
     starts = sorted({float(r.run.split("/")[2].split("+")[0]) for r in refs})
     assert len(starts) == int(HOURS / PIECE_HOURS)
     first = butler.get(next(r for r in refs if r.run.split("/")[2].startswith(f"{starts[0]:.6f}")))
@@ -137,23 +108,12 @@ def test_indexed_job_pods_store_the_single_process_pieces(
     assert runs == sorted(
         sspieces.run_name(t, night.span_days, s, 2) for t in starts for s in range(2)
     )
-    for shard in range(2):  # the same split, in this process
-        precompute.run(local_catalog, tmp_path / "local", night, shard=shard, shards=2)
-    local = {  # the per-region datasets the shards' files split into
-        name: arrays
-        for tag in piecefiles.shard_tags(2)
-        for name, arrays in piecefiles.split(tmp_path / "local", tag)
-    }
     orbit_runs = sorted(butler.registry.queryCollections(f"{names.SS_PIECE_ORBITS_COLLECTION}/*"))
     span = night.n_pieces * night.span_days  # the orbit records: a RUN per night and shard
     assert orbit_runs == sorted(sspieces.orbits_run_name(starts[0], span, s, 2) for s in range(2))
-    refs += [
-        ref
-        for dataset in (names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS)
-        for ref in butler.query_datasets(
-            dataset, collections=orbit_runs, find_first=False, explain=False, limit=None
-        )
-    ]
+    refs += _refs(butler, (names.SS_PIECE_ORBITS, names.SS_FAST_PIECE_ORBITS), orbit_runs)
+
+    local = _split_here(local_catalog, tmp_path / "local", night)
     by_name = {_file_name(r, starts): r for r in refs}
     assert sorted(by_name) == sorted(local)  # every region, piece and shard, nothing else
     rng = np.random.default_rng(0)
@@ -162,6 +122,63 @@ def test_indexed_job_pods_store_the_single_process_pieces(
         assert sorted(got) == sorted(want), name
         for key in want:
             np.testing.assert_array_equal(got[key], want[key], err_msg=f"{name}: {key}")
+
+
+def _stage_backbone(s3_server: Any, postgres_server: Any, tmp: Path) -> tuple[str, str, Path]:
+    """An S3 + PostgreSQL repository and the catalogue in the backbone (and a local copy)."""
+    bucket = s3_server.make_bucket("orbits")
+    repo_uri = f"s3://{bucket}/repo"
+    repo.create_repo(repo_uri, registry_url=postgres_server.create_database("orbits"))
+    local_catalog = tmp / "catalog.npz"
+    mpcorbits.write_catalog(local_catalog, orbitcatalog.synthesize(N_OBJECTS, 9, 61200.0))
+    catalog = f"s3://{bucket}/orbits/catalog.npz"
+    ResourcePath(catalog).transfer_from(ResourcePath(str(local_catalog)), transfer="copy")
+    return repo_uri, catalog, local_catalog
+
+
+def _run_tonight(
+    bed: cluster.Cluster, s3_server: Any, repo_uri: str, catalog: str, tmp: Path
+) -> dict[str, Any]:
+    """Apply the chart's CronJob and its credentials, make one Job from it, wait for it."""
+    namespace = helm_release.create_namespace(bed, "orbits")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "orbits-s3"},
+        "stringData": s3_server.env(),
+    }
+    bed.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(secret))
+    cron = _render_cronjob(namespace, repo_uri, catalog, tmp)
+    bed.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(cron))
+    bed.kubectl(
+        "create", "job", "tonight", f"--from=cronjob/{cron['metadata']['name']}", "-n", namespace
+    )
+    try:
+        return _wait_complete(bed, namespace, "tonight", timeout=300)
+    except BaseException:  # a failed Job or pytest.fail's timeout
+        _print_pod_logs(bed, namespace)
+        raise
+
+
+def _refs(butler: Any, dataset_types: tuple[str, ...], runs: list[str]) -> list[Any]:
+    return [
+        ref
+        for dataset in dataset_types
+        for ref in butler.query_datasets(
+            dataset, collections=runs, find_first=False, explain=False, limit=None
+        )
+    ]
+
+
+def _split_here(catalog: Path, out: Path, night: precompute.Night) -> dict[str, Any]:
+    """The same night and split computed in this process, as the per-region datasets."""
+    for shard in range(2):
+        precompute.run(catalog, out, night, shard=shard, shards=2)
+    return {
+        name: arrays
+        for tag in piecefiles.shard_tags(2)
+        for name, arrays in piecefiles.split(out, tag)
+    }
 
 
 def _file_name(ref: Any, starts: list[float]) -> str:
