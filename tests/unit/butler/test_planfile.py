@@ -43,7 +43,7 @@ def test_reading_a_plan_asks_the_registry_once_for_all_files(local_root: Path) -
     plan = planfile.read_plan(local_root, local.dimensions, 1000, 2)
     inputs.read_inputs(local, plan, threads=1)  # a new Butler reads the dataset types once
     statements: list[str] = []
-    engine = local._registry._db._engine
+    engine = local._registry._db._engine  # type: ignore[attr-defined]
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     try:
