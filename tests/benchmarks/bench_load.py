@@ -27,8 +27,9 @@ Wall and CPU seconds, all sides interleaved round by round.
 
 What is left between the Butler load and the plain reads is registry queries plus formatter
 work (byte order to native, WCS and metadata parsing) plus the datastore's own bookkeeping;
-the table splits it by dataset type (each type's gets with their datastore records fetched
-in one query, as the loader does). Target (issue 11): load <= 1.3 x plain reads.
+the table splits it by dataset type (each type read as the loader reads it: the datastore
+records in one query, Shutterline's own files by their formatter's read function, tables
+by ``Butler.get``). Target (issue 11): load <= 1.3 x plain reads.
 
     .venv/bin/python tests/benchmarks/bench_load.py [--repeat 5] [--quick]
 
@@ -101,9 +102,12 @@ def _plain_read(path: str) -> list[Any]:
 
 
 def _get_all(butler: Any, refs: list[Any]) -> list[Any]:
-    from shutterline.butler import inputs
+    """``refs`` read as the loader reads them (`shutterline.butler.bulkget`)."""
+    from shutterline.butler import bulkget
 
-    return [butler.get(ref) for ref in inputs.with_records(butler, refs)]
+    refs = bulkget.with_records(butler, refs)
+    direct = bulkget.local_readers(butler, refs)
+    return [direct[r.id]() if r.id in direct else butler.get(r) for r in refs]
 
 
 def _read_all(paths: list[str], keep: bool = True) -> list[Any]:

@@ -2,7 +2,9 @@
 
 It works the same on the central repository (development mode, reading the backbone
 directly) and on a pre-cached local repository: it plans with
-`shutterline.butler.selection.plan_detector` and reads each dataset with the Butler.
+`shutterline.butler.selection.plan_detector` and reads each dataset with the Butler
+(`shutterline.butler.bulkget`: the files' records in one query, Shutterline's own local
+files by their formatter's read function).
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, DatasetId, DatasetRef
 
-from shutterline import exceptions
-from shutterline.butler import names, selection
+from shutterline.butler import bulkget, names, selection
 from shutterline.images import exposure as exposure_io
 from shutterline.skymap import rings
 
@@ -28,7 +29,6 @@ __all__ = [
     "inputs_from",
     "load_detector_inputs",
     "read_inputs",
-    "with_records",
 ]
 
 
@@ -83,50 +83,25 @@ class DetectorInputs:
     ss_pieces: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
 
 
-def with_records(butler: Butler, refs: list[DatasetRef]) -> list[DatasetRef]:
-    """``refs`` carrying their datastore records, fetched in one query per opaque table.
-
-    A get of a ref without them asks the registry for them first (one query per table per
-    get); with them, a get goes straight to its file.
-
-    Raises
-    ------
-    shutterline.exceptions.MissingInputError
-        A dataset has no file in ``butler``'s datastore (names it).
-    """
-    # daf_butler fetches these per ref, from the same tables: a DirectButler's SQL registry.
-    registry = butler._registry  # type: ignore[attr-defined]
-    found: dict[str, dict[DatasetId, list[Any]]] = {}
-    for table, record_class in registry._datastore_record_classes.items():
-        rows = registry.fetchOpaqueData(table, dataset_id=[ref.id for ref in refs])
-        by_id = found.setdefault(table, {})
-        for row in rows:
-            by_id.setdefault(row["dataset_id"], []).append(record_class.from_record(row))
-    out = []
-    for ref in refs:
-        records = {table: by_id.get(ref.id, []) for table, by_id in found.items()}
-        if not any(records.values()):
-            raise exceptions.MissingInputError(
-                ref.datasetType.name, dict(ref.dataId.required), "no file in this repository"
-            )
-        out.append(ref.replace(datastore_records=records))
-    return out
-
-
 def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[DatasetId, Any]:
-    refs = with_records(butler, refs)
-    # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
-    # safe to share between threads, so each worker reads through its own clone.
+    refs = bulkget.with_records(butler, refs)  # one registry query for every file
     # Tables are read here, in this thread: converting a Parquet table to astropy from
     # several threads at once failed now and then with "no valid converter found".
     tables = {names.REFCAT, names.ORBITS}
     out = {ref.id: butler.get(ref) for ref in refs if ref.datasetType.name in tables}
     refs = [ref for ref in refs if ref.datasetType.name not in tables]
+    direct = bulkget.local_readers(butler, refs)
     if threads <= 1:
-        return out | {ref.id: butler.get(ref) for ref in refs}
+        return out | {
+            ref.id: direct[ref.id]() if ref.id in direct else butler.get(ref) for ref in refs
+        }
+    # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
+    # safe to share between threads, so each worker gets through its own clone.
     local = threading.local()
 
     def get(ref: DatasetRef) -> Any:
+        if ref.id in direct:
+            return direct[ref.id]()
         if not hasattr(local, "butler"):
             local.butler = butler.clone()
         return local.butler.get(ref)

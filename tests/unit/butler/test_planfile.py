@@ -1,14 +1,19 @@
-"""The plan a pre-cache records, read back in another process's place, and the bulk get."""
+"""The plan a pre-cache records, read back in another process's place, and the bulk read
+(`shutterline.butler.bulkget`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from astropy.io import fits
 from sqlalchemy import event
 
 from shutterline import exceptions
-from shutterline.butler import inputs, planfile, precache, repo, selection
+from shutterline.butler import bulkget, inputs, names, planfile, precache, repo, selection
+from shutterline.images import Exposure
 
 from . import sameinputs
 from .conftest import Central
@@ -61,7 +66,7 @@ def test_a_dataset_without_a_file_is_named(shared_central: Central, local_root: 
     plan = planfile.read_plan(local_root, local.dimensions, 1000, 2)
     other = selection.plan_detector(shared_central.butler, 1001, 1)  # not copied here
     with pytest.raises(exceptions.MissingInputError, match=r"'bias'.*no file in this repo"):
-        inputs.with_records(local, [*plan.refs, other.bias.ref])
+        bulkget.with_records(local, [*plan.refs, other.bias.ref])
 
 
 def test_a_missing_foreign_or_damaged_plan_is_refused(local_root: Path, tmp_path: Path) -> None:
@@ -81,3 +86,54 @@ def test_a_missing_foreign_or_damaged_plan_is_refused(local_root: Path, tmp_path
         with pytest.raises(exceptions.PermanentError, match=why) as info:
             planfile.read_plan(tmp_path, local.dimensions, 1000, 2)
         assert str(tmp_path / planfile.PLAN_FILE) in str(info.value)
+
+
+def _same_dataset(a: Any, b: Any) -> None:
+    if isinstance(b, Exposure):
+        for plane in ("image", "mask", "variance", "psf"):
+            x, y = getattr(a, plane), getattr(b, plane)
+            assert (x is None) == (y is None), plane
+            if y is not None:
+                assert x.dtype == y.dtype and x.dtype.isnative
+                np.testing.assert_array_equal(x, y)
+        assert a.metadata == b.metadata
+        assert (a.wcs is None) == (b.wcs is None)
+        if b.wcs is not None:
+            assert a.wcs.to_header(relax=True) == b.wcs.to_header(relax=True)
+    elif isinstance(b, fits.HDUList):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert x.header == y.header
+            np.testing.assert_array_equal(x.data, y.data)
+    else:
+        assert type(a) is type(b) and a.keys() == b.keys()
+        for key in b:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_own_files_are_read_as_the_butler_gets_them(local_root: Path) -> None:
+    local = repo.open_repo(str(local_root))
+    plan = planfile.read_plan(local_root, local.dimensions, 1000, 2)
+    refs = bulkget.with_records(local, plan.refs)
+    direct = bulkget.local_readers(local, refs)
+    # Every exposure and the raw are read directly; the tables (Parquet) by the Butler.
+    tables = {names.REFCAT, names.ORBITS}
+    assert set(direct) == {r.id for r in refs if r.datasetType.name not in tables}
+    assert len(direct) >= 4
+    for ref in refs:
+        if ref.id in direct:
+            _same_dataset(direct[ref.id](), local.get(ref))
+
+
+def test_a_gone_or_damaged_file_is_named(shared_central: Central, tmp_path: Path) -> None:
+    root = tmp_path / "local"
+    precache.precache_detector(shared_central.butler, str(root), 1000, 2, threads=2)
+    local = repo.open_repo(str(root))
+    plan = planfile.read_plan(root, local.dimensions, 1000, 2)
+    bias, flat = Path(local.getURI(plan.bias.ref).ospath), Path(local.getURI(plan.flat.ref).ospath)
+    bias.unlink()  # a hard link to the central file: unlinked, so that one stays intact
+    with pytest.raises(exceptions.MissingInputError, match=f"'bias'.*its file {bias} is gone"):
+        inputs.read_inputs(local, plan, threads=1)
+    bias.write_bytes(flat.read_bytes()[: 2880 * 3])  # truncated: headers, no planes
+    with pytest.raises(exceptions.CorruptInputError, match=rf"corrupt input: bias .*{bias}"):
+        inputs.read_inputs(local, plan, threads=2)
