@@ -24,12 +24,7 @@ from shutterline.butler import bulkget, names, selection
 from shutterline.images import exposure as exposure_io
 from shutterline.skymap import rings
 
-__all__ = [
-    "DetectorInputs",
-    "inputs_from",
-    "load_detector_inputs",
-    "read_inputs",
-]
+__all__ = ["DetectorInputs", "inputs_from", "load_detector_inputs", "read_inputs"]
 
 
 @dataclass(frozen=True)
