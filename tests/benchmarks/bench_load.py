@@ -5,9 +5,16 @@ The repository is bench_pipeline's one-detector night (a directory datastore and
 registry: the shape of the pod's pre-cached local repository). Timed, median of ``--repeat``
 after one warm-up, page cache warm for both sides:
 
-- ``load_detector_inputs(..., threads=1)`` and with its default threads (what stages get),
-  and with one thread through astropy's own exposure reader (`read_exposure_astropy`, as
-  before issue 11's fifth pass: the baseline of that pass);
+- **the pod's path**: what a worker pod's pipeline container does once its init container
+  has pre-cached the detector (a local repository made by ``precache.precache_detector``
+  from this one, its files hard links to the same inodes): read the plan the pre-cache
+  recorded (``planfile.read_plan``: no registry query) and the datasets
+  (``inputs.read_inputs``: one query for every file's datastore record, then the
+  formatters), in one thread and in the default four;
+- the registry path, ``load_detector_inputs(..., threads=1)`` and with its default threads
+  (development mode, and a pre-cache without a recorded plan: planned on the registry,
+  then the same reads), and with one thread through astropy's own exposure reader
+  (`read_exposure_astropy`, as before issue 11's fifth pass: the baseline of that pass);
 - the plan alone (``selection.plan_detector``: the registry queries);
 - the demo's pre-cache and load of the same detector (central repository -> a new local
   one -> memory), as before issue 11's fourth pass and as now (`_demo_load_before`);
@@ -16,19 +23,27 @@ after one warm-up, page cache warm for both sides:
   last file is read, as the loader holds them (also shown: the same with each array dropped
   at once, which is cheaper only because the allocator reuses already mapped pages).
 
-Wall and CPU seconds, all sides interleaved round by round.
+Wall and CPU seconds, all sides interleaved round by round; the two demo sides in rounds of
+their own after the others (interleaved with the loads, they made the load that followed
+them erratic: the pod path's one-thread CPU 0.33 to 0.81 s over four runs at load 6-10,
+against 0.29-0.41 s without them).
 
 What is left between the Butler load and the plain reads is registry queries plus formatter
 work (byte order to native, WCS and metadata parsing) plus the datastore's own bookkeeping;
-the table splits it by dataset type. Target (issue 11): load <= 1.3 x plain reads.
+the table splits it by dataset type (each type read as the loader reads it: the datastore
+records in one query, Shutterline's own files by their formatter's read function, tables
+by ``Butler.get``). Target (issue 11): load <= 1.3 x plain reads.
 
-    .venv/bin/python tests/benchmarks/bench_load.py [--repeat 5]
+    .venv/bin/python tests/benchmarks/bench_load.py [--repeat 5] [--quick]
+
+``--quick``: two repetitions, without the demo's pre-cache sides.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -62,11 +77,18 @@ def _interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tu
     every side sees the same load on this shared machine; CPU seconds (this process, every
     thread) beside wall, since other processes' turns swell wall time but not CPU time.
     """
+    from shutterline.images import fitsread
+
     for fn in fns.values():
         fn()
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            fitsread.clear_wcs_bases()  # every side parses as a pod's one load does
+            # The last side's garbage freed now, not in this side's time: astropy's HDULists
+            # hold their arrays in reference cycles, and the collector ran whenever it
+            # chose (the side after the plain reads paid up to 0.15 s of CPU for them).
+            gc.collect()
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append((time.perf_counter() - t0, time.process_time() - c0))
@@ -88,7 +110,12 @@ def _plain_read(path: str) -> list[Any]:
 
 
 def _get_all(butler: Any, refs: list[Any]) -> list[Any]:
-    return [butler.get(ref) for ref in refs]
+    """``refs`` read as the loader reads them (`shutterline.butler.bulkget`)."""
+    from shutterline.butler import bulkget
+
+    refs = bulkget.with_records(butler, refs)
+    direct = bulkget.local_readers(butler, refs)
+    return [direct[r.id]() if r.id in direct else butler.get(r) for r in refs]
 
 
 def _read_all(paths: list[str], keep: bool = True) -> list[Any]:
@@ -187,13 +214,31 @@ def _with_astropy_reader(fn: Callable[[], Any]) -> Any:
         exposure_io.read_exposure = fast
 
 
-def _loader_sides(butler: Any, visit: int, det: int, paths: list[str]) -> dict[str, Any]:
-    from shutterline.butler import inputs, selection
+def _pod_load(local: Any, root: Path, visit: int, det: int, threads: int) -> Any:
+    """The pod's pipeline container: the plan its init container recorded, then the reads."""
+    from shutterline.butler import inputs, planfile
+
+    plan = planfile.read_plan(root, local.dimensions, visit, det)
+    return inputs.inputs_from(plan, inputs.read_inputs(local, plan, threads))
+
+
+def _loader_sides(
+    butler: Any, visit: int, det: int, paths: list[str], pod_root: Path
+) -> dict[str, Any]:
+    from shutterline.butler import inputs, precache, repo, selection
 
     one = functools.partial(inputs.load_detector_inputs, butler, visit, det, threads=1)
+    precache.precache_detector(butler, str(pod_root), visit, det)  # linked: the same inodes
+    local = repo.open_repo(str(pod_root), writeable=True)
     return {
         "plain astropy reads": lambda: _read_all(paths),
         "  the same, each array dropped at once": lambda: _read_all(paths, keep=False),
+        "pod: recorded plan + reads (1 thread)": functools.partial(
+            _pod_load, local, pod_root, visit, det, 1
+        ),
+        "pod: recorded plan + reads (default)": functools.partial(
+            _pod_load, local, pod_root, visit, det, 4
+        ),
         "load_detector_inputs (1 thread)": one,
         "load_detector_inputs (default threads)": functools.partial(
             inputs.load_detector_inputs, butler, visit, det
@@ -214,7 +259,7 @@ def _loader_rows(t: dict[str, tuple[float, float]], labels: list[str], cmd: str)
         w, c = t[label]
         print(f"  {label:<40} {w:7.3f} {w / plain_w:7.2f}  {c:6.3f} {c / plain_c:7.2f}")
         if label != "plain astropy reads":
-            target = " (<= 1.3)" if label.startswith("load_") else ""
+            target = " (<= 1.3)" if label.startswith(("load_", "pod")) else ""
             ratio = f"{w / plain_w:.2f} x plain wall, {c / plain_c:.2f} x CPU{target}"
             rows.append((label, f"{w:.3f} s", ratio, cmd))
     return rows
@@ -237,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, print, record."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="2 repetitions, no demo sides")
     args = parser.parse_args(argv)
+    repeat = 2 if args.quick else args.repeat
     if MMAP_ENV not in os.environ:  # as in a fresh pod process: see MMAP_ENV
         env = dict(os.environ, **{MMAP_ENV: "131072"})
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
@@ -251,22 +298,24 @@ def main(argv: list[str] | None = None) -> int:
     for ref in plan.refs:
         files.setdefault(ref.datasetType.name, []).append(butler.getURI(ref).ospath)
     all_paths = [p for paths in files.values() for p in paths]
-    sides: dict[str, Callable[[], Any]] = _loader_sides(butler, visit, det, all_paths)
-    labels = list(sides)
-    for name, paths in files.items():
-        refs = [r for r in plan.refs if r.datasetType.name == name]
-        sides[f"get {name} x{len(refs)}"] = functools.partial(_get_all, butler, refs)
-        sides[f"read {name} x{len(refs)}"] = functools.partial(_read_all, paths)
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
-        sides |= _demo_sides(root, visit, det, tmp)
-        t = _interleaved(sides, args.repeat)
+        sides = _loader_sides(butler, visit, det, all_paths, tmp / "pod")
+        labels = list(sides)
+        for name, paths in files.items():
+            refs = [r for r in plan.refs if r.datasetType.name == name]
+            sides[f"get {name} x{len(refs)}"] = functools.partial(_get_all, butler, refs)
+            sides[f"read {name} x{len(refs)}"] = functools.partial(_read_all, paths)
+        t = _interleaved(sides, repeat)
+        if not args.quick:  # in rounds of their own: see the module docstring
+            t |= _interleaved(_demo_sides(root, visit, det, tmp), repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     size = sum(os.path.getsize(p) for p in all_paths)
-    print(f"{len(all_paths)} files, {size / 2**20:.0f} MB; medians of {args.repeat}, interleaved")
+    print(f"{len(all_paths)} files, {size / 2**20:.0f} MB; medians of {repeat}, interleaved")
     cmd = "python tests/benchmarks/bench_load.py"
-    rows = _loader_rows(t, labels, cmd) + _type_rows(t, files, cmd) + _demo_rows(t, cmd)
+    rows = _loader_rows(t, labels, cmd) + _type_rows(t, files, cmd)
+    rows += [] if args.quick else _demo_rows(t, cmd)
     _results.record("bench_load", rows)
     return 0
 

@@ -127,7 +127,8 @@ def test_prestaged_pod_waits_for_its_raw_then_spools_alerts(
     pod = make_pod(backbone, tmp_path, visit, detector)
     cached = pod.precache()
     assert cached.returncode == 0, cached.stdout + cached.stderr
-    assert (pod.scratch / "work" / f"local-{visit}-{detector}" / "prestaged.json").is_file()
+    local = pod.scratch / "work" / f"local-{visit}-{detector}"
+    assert (local / "prestaged.json").is_file() and (local / "plan.json").is_file()
     proc = pod.start_run()
     pod.wait_until_waiting(proc)
     time.sleep(0.5)  # the pod is polling: nothing is there yet

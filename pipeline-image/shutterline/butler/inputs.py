@@ -2,7 +2,9 @@
 
 It works the same on the central repository (development mode, reading the backbone
 directly) and on a pre-cached local repository: it plans with
-`shutterline.butler.selection.plan_detector` and reads each dataset with the Butler.
+`shutterline.butler.selection.plan_detector` and reads each dataset with the Butler
+(`shutterline.butler.bulkget`: the files' records in one query, Shutterline's own local
+files by their formatter's read function).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from astropy.io import fits
 from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, DatasetId, DatasetRef
 
-from shutterline.butler import names, selection
+from shutterline.butler import bulkget, names, selection
 from shutterline.images import exposure as exposure_io
 from shutterline.skymap import rings
 
@@ -77,18 +79,24 @@ class DetectorInputs:
 
 
 def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[DatasetId, Any]:
-    # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
-    # safe to share between threads, so each worker reads through its own clone.
+    refs = bulkget.with_records(butler, refs)  # one registry query for every file
     # Tables are read here, in this thread: converting a Parquet table to astropy from
     # several threads at once failed now and then with "no valid converter found".
     tables = {names.REFCAT, names.ORBITS}
     out = {ref.id: butler.get(ref) for ref in refs if ref.datasetType.name in tables}
     refs = [ref for ref in refs if ref.datasetType.name not in tables]
+    direct = bulkget.local_readers(butler, refs)
     if threads <= 1:
-        return out | {ref.id: butler.get(ref) for ref in refs}
+        return out | {
+            ref.id: direct[ref.id]() if ref.id in direct else butler.get(ref) for ref in refs
+        }
+    # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
+    # safe to share between threads, so each worker gets through its own clone.
     local = threading.local()
 
     def get(ref: DatasetRef) -> Any:
+        if ref.id in direct:
+            return direct[ref.id]()
         if not hasattr(local, "butler"):
             local.butler = butler.clone()
         return local.butler.get(ref)

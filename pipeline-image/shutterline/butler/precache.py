@@ -25,7 +25,7 @@ from lsst.daf.butler import Butler
 from lsst.resources.file import FileResourcePath
 
 from shutterline import exceptions
-from shutterline.butler import fetch, footprint, names, repo, selection, verify
+from shutterline.butler import fetch, footprint, names, planfile, repo, selection, verify
 
 __all__ = [
     "PRESTAGED_FILE",
@@ -314,7 +314,9 @@ def _precache_plan(
     run: _Run,
     extra: dict[str, str],
 ) -> PrecacheReport:
-    """Copy ``plan`` into a new repository at ``local_root``, with ``extra`` files beside."""
+    """Copy ``plan`` into a new repository at ``local_root``, with ``extra`` files beside,
+    and the plan itself (`shutterline.butler.planfile`: the pipeline reads it, not plans)."""
+    extra = {**extra, planfile.PLAN_FILE: planfile.dumps(plan)}
     jobs = fetch.file_jobs(central, plan.refs) if run.method == "stream" else []
     query_seconds = time.perf_counter() - run.t0
     staging = _staging_path(local_root)

@@ -59,11 +59,12 @@ def load_inputs(
     Development mode (``settings.direct``) reads the central repository; otherwise the
     detector's needs are pre-cached into a local repository first, exactly as the pod's init
     container does, and read from there, through the plan the pre-cache made (the local
-    repository holds exactly its datasets, under the same ids; a pod plans again in the
-    pipeline container, another process). The plan is `selection.plan_detector` either way.
+    repository holds exactly its datasets, under the same ids; a pod's pipeline container,
+    another process, reads the plan the pre-cache recorded, `shutterline.butler.planfile`).
+    The plan is `selection.plan_detector` either way.
     """
     from shutterline.butler import inputs as butler_inputs
-    from shutterline.butler import precache, repo
+    from shutterline.butler import planfile, precache, repo
 
     if settings.direct:
         with rec.stage("load_inputs"):
@@ -88,12 +89,9 @@ def load_inputs(
             plan = report.plan
     with rec.stage("load_inputs"):
         butler = repo.open_repo(str(local), writeable=True)
-        if plan is None:  # pre-cached by an earlier attempt
-            loaded = butler_inputs.load_detector_inputs(
-                butler, visit, detector, padding_arcsec=settings.padding_arcsec
-            )
-        else:
-            loaded = butler_inputs.inputs_from(plan, butler_inputs.read_inputs(butler, plan))
+        if plan is None:  # pre-cached by an earlier attempt: the plan it recorded
+            plan = planfile.read_plan(local, butler.dimensions, visit, detector)
+        loaded = butler_inputs.inputs_from(plan, butler_inputs.read_inputs(butler, plan))
     return loaded, butler
 
 

@@ -1,13 +1,14 @@
 """One check that two `DetectorInputs` hold the same inputs, for every test that loads a
-detector's inputs two ways (pre-cached or direct, through a plan or not)."""
+detector's inputs two ways (pre-cached or direct, through a plan or not), and one that two
+plans are the same."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from shutterline.butler import inputs
+from shutterline.butler import inputs, selection
 
-__all__ = ["assert_same_inputs"]
+__all__ = ["assert_same_inputs", "assert_same_plan"]
 
 
 def _patches(d: inputs.DetectorInputs) -> list[tuple[int, int, tuple[int, int]]]:
@@ -40,3 +41,27 @@ def assert_same_inputs(a: inputs.DetectorInputs, b: inputs.DetectorInputs) -> No
     assert (a.orbits is None) == (b.orbits is None)
     if a.orbits is not None and b.orbits is not None:
         assert list(a.orbits["id"]) == list(b.orbits["id"])
+
+
+def assert_same_plan(a: selection.DetectorPlan, b: selection.DetectorPlan) -> None:
+    """``a`` and ``b`` name the same datasets in the same order, with the same dimension
+    records, validity ranges, patch geometry, footprints and observation facts."""
+    assert [r.id for r in a.refs] == [r.id for r in b.refs]
+    assert a.refs == b.refs
+    for x, y in zip(a.refs, b.refs, strict=True):
+        assert x.run == y.run and x.datasetType == y.datasetType
+        assert x.dataId.hasRecords() == y.dataId.hasRecords()
+        if x.dataId.hasRecords():
+            assert x.dataId.records == y.dataId.records
+    assert a.visit_data_id == b.visit_data_id
+    if a.visit_data_id is not None and b.visit_data_id is not None:
+        assert a.visit_data_id.records == b.visit_data_id.records
+    assert (a.bias.timespan, a.flat.timespan) == (b.bias.timespan, b.flat.timespan)
+    facts = ("visit", "detector", "band", "physical_filter", "mjd", "exptime", "boresight")
+    assert [getattr(a, f) for f in facts] == [getattr(b, f) for f in facts]
+    np.testing.assert_array_equal(a.corners, b.corners)
+    np.testing.assert_array_equal(a.padded, b.padded)
+    for (p, _), (q, _) in zip(a.templates, b.templates, strict=True):
+        assert (p.tract, p.patch, p.index, p.shape) == (q.tract, q.patch, q.index, q.shape)
+        np.testing.assert_array_equal(p.corners, q.corners)
+        assert p.wcs.to_header_string() == q.wcs.to_header_string()

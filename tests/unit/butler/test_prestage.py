@@ -15,6 +15,7 @@ from shutterline.butler import (
     formatters,
     ingest,
     inputs,
+    planfile,
     precache,
     rawheaders,
     repo,
@@ -22,6 +23,7 @@ from shutterline.butler import (
 )
 from shutterline.simulate import config, geometry
 
+from . import sameinputs
 from .conftest import DEC, RA, VISIT_MJD, Central, write_raw
 
 ANNOUNCED = selection.Announcement(
@@ -127,7 +129,11 @@ def test_prestaged_repository_loads_the_same_inputs(
     announced, corners, padding = precache.read_prestaged(local_root)
     assert announced == ANNOUNCED and padding == 60.0 + footprint.WCS_MARGIN_ARCSEC
     local = repo.open_repo(str(local_root))
-    plan = selection.plan_announced(local, announced, corners, padding)
+    plan = planfile.read_plan(local_root, local.dimensions, 1001, 1)  # what the pod reads
+    # The recorded plan is the one planning again from the announcement on the local
+    # registry gives (what the pipeline container did before): same refs, same order.
+    sameinputs.assert_same_plan(plan, selection.plan_announced(local, announced, corners, padding))
+    assert plan.raw is None and plan.visit_data_id is None
     raw_path = shared_central.root / "raw" / "raw_1001_01.fits"
     loaded = inputs.inputs_from(
         plan, inputs.read_inputs(local, plan), raw=formatters.read_raw_file(str(raw_path))

@@ -11,8 +11,9 @@ import pytest
 from lsst.daf.butler import ButlerConfig
 
 from shutterline import exceptions
-from shutterline.butler import inputs, names, precache, repo, selection
+from shutterline.butler import inputs, names, planfile, precache, repo, selection
 
+from . import sameinputs
 from .conftest import Central, populate
 
 pytestmark = [pytest.mark.s3, pytest.mark.postgres]
@@ -56,7 +57,12 @@ def test_precache_from_s3_and_postgres(s3_central: tuple[Central, str], tmp_path
     central, _ = s3_central
     report = precache.precache_detector(central.butler, str(tmp_path / "local"), 1001, 1)
     assert report.n_unverified == 0 and report.bytes > 0
-    local = inputs.load_detector_inputs(repo.open_repo(str(tmp_path / "local")), 1001, 1)
+    local_butler = repo.open_repo(str(tmp_path / "local"))
+    local = inputs.load_detector_inputs(local_butler, 1001, 1)
+    # The plan the pre-cache recorded is the PostgreSQL registry's, ref for ref, in order.
+    recorded = planfile.read_plan(tmp_path / "local", local_butler.dimensions, 1001, 1)
+    sameinputs.assert_same_plan(recorded, selection.plan_detector(central.butler, 1001, 1))
+    # Datastore records of S3 files from PostgreSQL, in one query, then four threads' gets.
     direct = inputs.load_detector_inputs(central.butler, 1001, 1, threads=4)
     np.testing.assert_array_equal(local.raw[1].data, direct.raw[1].data)
     np.testing.assert_array_equal(local.bias.image, central.bias[1].image)

@@ -130,3 +130,39 @@ def test_truncated_or_foreign_files_fail_naming_the_problem(tmp_path: Path) -> N
     fits.HDUList([fits.PrimaryHDU(np.zeros((4, 4), np.float32))]).writeto(tmp_path / "p.fits")
     with pytest.raises(ValueError, match="no IMAGE, MASK, VARIANCE extension"):
         exposure_io.read_exposure(tmp_path / "p.fits")
+
+
+def _assert_same_wcs(fast: WCS, slow: WCS) -> None:
+    y, x = np.mgrid[0 : SHAPE[0] : 15j, 0 : SHAPE[1] : 15j]
+    sky = slow.all_pix2world(x.ravel(), y.ravel(), 0)
+    np.testing.assert_array_equal(fast.all_pix2world(x.ravel(), y.ravel(), 0), sky)
+    np.testing.assert_array_equal(fast.all_world2pix(*sky, 0), slow.all_world2pix(*sky, 0))
+    assert fast.to_header(relax=True) == slow.to_header(relax=True)
+    assert fast.pixel_shape == slow.pixel_shape
+    if slow.sip is not None:
+        assert fast.sip is not None and fast.sip.crpix.tolist() == slow.sip.crpix.tolist()
+        np.testing.assert_array_equal(fast.sip.a, slow.sip.a)
+
+
+def test_wcs_differing_only_in_crpix_is_copied_and_still_identical(tmp_path: Path) -> None:
+    """Patches of one tract: the second and later are the first's parse moved to their own
+    reference pixel (SIP's too), identical to a full parse; another CRVAL, a cylindrical
+    projection and a changed copy do not leak into later reads."""
+    rng = np.random.default_rng(3)
+    wcss = [_sip_wcs() for _ in range(4)]
+    wcss[1].wcs.crpix = [100.25, 170.5]
+    wcss[2].wcs.crpix, wcss[2].wcs.crval = [130.0, 150.0], [150.2, -2.3]
+    wcss[3].wcs.ctype = ["RA---CAR-SIP", "DEC--CAR-SIP"]
+    for i, wcs in enumerate(wcss):
+        exposure_io.write_exposure(_exposure(rng, wcs), tmp_path / f"p{i}.fits")
+    fitsread.clear_wcs_bases()
+    order = (0, 1, 2, 3, 1, 0)
+    fast = [exposure_io.read_exposure(tmp_path / f"p{i}.fits").wcs for i in order]
+    # p1 came from p0's parse (not CAR's: not movable; not p2's: another CRVAL).
+    assert len(fitsread._BASES) == 2
+    assert fast[4] is not None
+    fast[4].wcs.crval = [0.0, 0.0]  # a caller changing its WCS changes nobody else's
+    for i, wcs in zip(order[:4], fast[:4], strict=True):  # each read its own, kept intact
+        slow = exposure_io.read_exposure_astropy(tmp_path / f"p{i}.fits").wcs
+        assert wcs is not None and slow is not None
+        _assert_same_wcs(wcs, slow)

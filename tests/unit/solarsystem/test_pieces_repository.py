@@ -24,12 +24,13 @@ from astropy.table import Table
 from astropy_healpix import HEALPix
 
 from shutterline.alerts import packet, serialize
-from shutterline.butler import inputs, names, precache, repo, selection, sspieces
+from shutterline.butler import inputs, names, planfile, precache, repo, selection, sspieces
 from shutterline.simulate import orbitcatalog
 from shutterline.solarsystem import associate as ssassoc
 from shutterline.solarsystem import lookup, mpcorbits, orbits, piecefiles, precompute, predict
 from tests.unit.association import synthetic
 from tests.unit.butler import conftest as butler_fixtures
+from tests.unit.butler import sameinputs
 
 pytestmark = pytest.mark.slow
 
@@ -153,6 +154,10 @@ def test_precached_pieces_give_the_directory_lookup_and_alert_records(
     )
     local = repo.open_repo(str(tmp_path / "local"))
     plan = selection.plan_detector(local, 1000, 2)
+    # The plan the pre-cache recorded for the pod holds the same pieces, in the same order.
+    sameinputs.assert_same_plan(
+        planfile.read_plan(tmp_path / "local", local.dimensions, 1000, 2), plan
+    )
     det = inputs.load_detector_inputs(local, 1000, 2)
     assert len(det.ss_pieces) == len(plan.ss_pieces) > 0
     size = sum(Path(local.getURI(r).ospath).stat().st_size for r in plan.ss_pieces)
