@@ -39,7 +39,21 @@ def write_raw(
     pixels = rng.integers(900, 1100, size=(ny, nx + 2 * over)).astype(np.uint16)
     pixels[:, over : over + nx] += np.uint16(level - 1000)
     spec = layout.CAMERA.detector(ccdnum)
-    scale = layout.CAMERA.pixel_scale_arcsec / 3600.0
+    primary = _primary_header(expnum, mjd, band, obstype, ra, dec)
+    image = _image_header(spec, ccdnum, ny, nx, over, ra, dec)
+    for key in drop.split(",") if drop else ():
+        for header in (primary, image):
+            if key in header:
+                del header[key]
+    hdu = fits.ImageHDU(pixels, image, name=spec.detpos, uint=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList([fits.PrimaryHDU(header=primary), hdu]).writeto(path, overwrite=True)
+    return path
+
+
+def _primary_header(
+    expnum: int, mjd: float, band: str, obstype: str, ra: float, dec: float
+) -> fits.Header:
     primary = fits.Header()
     primary["EXPNUM"] = expnum
     primary["TIMESYS"] = "TAI"
@@ -52,6 +66,14 @@ def write_raw(
     primary["TELRA"] = ra
     primary["TELDEC"] = dec
     primary["AIRMASS"] = 1.2
+    return primary
+
+
+def _image_header(
+    spec: layout.DetectorSpec, ccdnum: int, ny: int, nx: int, over: int, ra: float, dec: float
+) -> fits.Header:
+    """Two amplifiers side by side, each with its overscan outside, and a TAN WCS."""
+    scale = layout.CAMERA.pixel_scale_arcsec / 3600.0
     image = fits.Header()
     half = nx // 2
     image["CCDNUM"] = ccdnum
@@ -69,11 +91,4 @@ def write_raw(
     image["CRVAL2"] = dec + spec.offset_y * scale
     image["CRPIX1"], image["CRPIX2"] = (nx + 2 * over) / 2 + 0.5, ny / 2 + 0.5
     image["CD1_1"], image["CD1_2"], image["CD2_1"], image["CD2_2"] = -scale, 0.0, 0.0, scale
-    for key in drop.split(",") if drop else ():
-        for header in (primary, image):
-            if key in header:
-                del header[key]
-    hdu = fits.ImageHDU(pixels, image, name=spec.detpos, uint=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([fits.PrimaryHDU(header=primary), hdu]).writeto(path, overwrite=True)
-    return path
+    return image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,30 +38,8 @@ def test_simulated_night_round_trip(tmp_path: Path) -> None:
     assert len(refs) == summary.n_raw_files
     ingest.ingest_refcat(butler, [tmp_path / "sim" / "refcat" / "refcat.fits"], progress=False)
     ingest.ingest_orbits(butler, tmp_path / "sim" / "solarsystem" / "orbits.csv")
-    night_mjd = summary.config.night_mjd
-    for ccd in summary.ccdnums:
-        certify.certify_calibration(
-            butler, "bias", make_exposure(1.0), {"detector": ccd}, night_mjd - 1, None
-        )
-        for band in summary.bands:
-            certify.certify_calibration(
-                butler,
-                "flat",
-                make_exposure(1.0),
-                {"detector": ccd, "physical_filter": band},
-                night_mjd - 1,
-                None,
-            )
     visit, ccd = summary.science[0], summary.ccdnums[0]
-    corners = selection.region_corners(
-        butler.query_dimension_records(
-            "visit_detector_region",
-            data_id={"instrument": names.INSTRUMENT, "visit": visit, "detector": ccd},
-            explain=False,
-        )[0].region
-    )
-    for info in SKYMAP.patches_overlapping(corners[:, 0], corners[:, 1], 60.0):
-        certify.put_template(butler, make_exposure(2.0), info.tract, info.patch, summary.bands[0])
+    _certify_inputs(butler, summary, visit, ccd)
 
     report = precache.precache_detector(butler, str(tmp_path / "local"), visit, ccd)
     assert report.n_unverified == 0
@@ -80,3 +59,26 @@ def test_simulated_night_round_trip(tmp_path: Path) -> None:
     assert local.orbits is not None and len(local.orbits) == len(orbits)
     assert sorted(local.refcat["id"]) == sorted(direct.refcat["id"])
     assert len(local.templates) == len(direct.templates) > 0
+
+
+def _certify_inputs(butler: Any, summary: Any, visit: int, ccd: int) -> None:
+    """A bias and a flat per detector and band, and templates over the first visit's detector."""
+    night_mjd = summary.config.night_mjd
+    for detector in summary.ccdnums:
+        certify.certify_calibration(
+            butler, "bias", make_exposure(1.0), {"detector": detector}, night_mjd - 1, None
+        )
+        for band in summary.bands:
+            data_id = {"detector": detector, "physical_filter": band}
+            certify.certify_calibration(
+                butler, "flat", make_exposure(1.0), data_id, night_mjd - 1, None
+            )
+    corners = selection.region_corners(
+        butler.query_dimension_records(
+            "visit_detector_region",
+            data_id={"instrument": names.INSTRUMENT, "visit": visit, "detector": ccd},
+            explain=False,
+        )[0].region
+    )
+    for info in SKYMAP.patches_overlapping(corners[:, 0], corners[:, 1], 60.0):
+        certify.put_template(butler, make_exposure(2.0), info.tract, info.patch, summary.bands[0])
