@@ -271,11 +271,11 @@ def latencies(
 def _request_table(
     before: apicounts.Counts, after: apicounts.Counts, key: str, visits: int
 ) -> dict[tuple[str, ...], float]:
-    """Print the ten largest request counts of ``key`` that grew; return all that grew."""
+    """Print the 16 largest request counts of ``key`` that grew; return all that grew."""
     delta = apicounts.delta(before, after, key)
     total = sum(delta.values())
     print(f"    total {total:.0f}, {total / visits:.1f} per visit")
-    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:10]:
+    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:16]:
         print(f"      {' '.join(labels):44s} {value:8.0f}  {value / visits:7.2f}/visit")
     return delta
 
