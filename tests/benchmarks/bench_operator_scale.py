@@ -104,6 +104,12 @@ def lay_out(layout: str, bed: cluster.Cluster, others: list[int]) -> None:
             pin(process.proc.pid, plane_cpus if process.name in _PLANE else rest_cpus)
     for pid in [*others, os.getpid()]:
         pin(pid, rest_cpus)
+    seen = {p.name: os.sched_getaffinity(p.proc.pid) for p in bed.plane.processes if p.proc}
+    print(
+        f"  CPUs ({layout}): { ({k: sorted(v) for k, v in seen.items()}) }, the rest "
+        f"{sorted(os.sched_getaffinity(0))}",
+        flush=True,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

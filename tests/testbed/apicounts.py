@@ -92,7 +92,7 @@ def flow_schemas(
     A last one, ``<prefix>other``, takes the subject's requests no rule names (discovery,
     anything forbidden).
     """
-    schemas = []
+    schemas: list[dict[str, Any]] = []
     for rule in rules:
         for resource in rule["resources"]:
             for verb in rule["verbs"]:
@@ -104,6 +104,8 @@ def flow_schemas(
                     "clusterScope": True,
                 }
                 name = f"{prefix}{resource.replace('/', '-')}-{verb}"
+                if any(s["metadata"]["name"] == name for s in schemas):  # another API group's
+                    name = f"{prefix}{resource.replace('/', '-')}.{rule['apiGroups'][0]}-{verb}"
                 schemas.append(_schema(name, _PRECEDENCE, subject, [match], []))
     every: dict[str, Any] = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
     every.update(namespaces=["*"], clusterScope=True)
