@@ -6,7 +6,9 @@ on a loaded server) but never two for the same Visit.
 
 Job creation comes first: while Visits wait for their Jobs (``creating``), status patches
 and Events wait too, up to ``hold_s`` in a row, so that in a burst the API server's writes
-go to the Jobs (a Visit's status patch costs the server more than its Job's creation)."""
+go to the Jobs (a Visit's status patch costs the server more than its Job's creation).
+The loop also tends the env ConfigMaps (`envmaps.tend`: on a ConfigMap event, else every
+5 s; deletions only while no Visit waits for its Job)."""
 
 from __future__ import annotations
 
