@@ -2,10 +2,10 @@
 
 Only watch events, no kopf change handlers: kopf then writes nothing on a Visit (no
 finalizer, no progress or diff-base annotations), and the Job is the first write made for a
-new Visit. Events of Visits, PromptConfigs and of the Jobs and pods the operator made (label
-selector) feed the engine's cache; a Visit event (the listing at start included, which is the
-resume) offers the Visit to the engine's creator, and one status loop folds the rest into
-Visit statuses.
+new Visit. Events of Visits, PromptConfigs and of the Jobs, pods and env ConfigMaps the
+operator made (label selector) feed the engine's cache; a Visit event (the listing at start
+included, which is the resume) offers the Visit to the engine's creator, and one status loop
+folds the rest into Visit statuses.
 """
 
 from __future__ import annotations
@@ -97,6 +97,12 @@ async def config_event(event: kopf.RawEvent, **_: Any) -> None:
 async def job_event(event: kopf.RawEvent, **_: Any) -> None:
     """A Job of a Visit changed: its Visit is dirty, and maybe the queue."""
     _rec().cache.put_job(dict(event["object"]), deleted=event["type"] == "DELETED")
+
+
+@kopf.on.event("", "v1", "configmaps", labels=_OURS)
+async def config_map_event(event: kopf.RawEvent, **_: Any) -> None:
+    """An env ConfigMap changed (or was deleted by hand: it is made again if needed)."""
+    _rec().cache.put_map(dict(event["object"]), deleted=event["type"] == "DELETED")
 
 
 @kopf.on.event("", "v1", "pods", labels=_OURS)

@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python tests/benchmarks/bench_operator_scale.py [--quick] [--visits 500]
 [--complete-visits 12] [--ab-visits 100] [--ab-reps 2] [--ab-window 60] [--arms before,after]
-[--detectors 62] [--limit 248] [--timeout 600] [--keep DIR]``.
+[--cpus shared,pinned] [--detectors 62] [--limit 248] [--timeout 600] [--keep DIR]``.
 
 A test-bed control plane without a node agent, ``--nodes`` untainted KWOK nodes (pods run
 ``--run-ms`` after ``--init-ms`` of init containers), the operator as a process with its own
@@ -13,7 +13,12 @@ service account (operator/rbac) and, per namespace, a PromptConfig with the buil
    and the defaults (``after``), alternating, ``--ab-reps`` of each, each in a fresh
    namespace with a fresh operator: ``--complete-visits`` at once run to the end (steady:
    latencies and API requests per finished visit, none lost or stuck), then a burst of
-   ``--ab-visits`` at once followed ``--ab-window`` s.
+   ``--ab-visits`` at once followed ``--ab-window`` s. With ``--cpus shared,pinned`` each
+   repetition runs every arm under both CPU layouts (`LAYOUTS`): ``shared``, every process
+   on every core (this machine as it is), and ``pinned``, kube-apiserver and etcd on core 0
+   alone, everything else the bench started (operator, KWOK, kube-controller-manager,
+   scheduler, the bench's watches and clients) on core 1, as a site whose control plane has
+   machines of its own; both reported, labelled. Other work on the machine is not pinned.
 2. The burst: ``--visits`` at once under the defaults, followed ``--timeout`` s (Visit -> Job
    for every Visit; what is not finished must be waiting in the queue or running).
 
@@ -39,6 +44,7 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import os
 import signal
 import statistics
 import sys
@@ -74,6 +80,36 @@ ARMS: dict[str, dict[str, str]] = {
     "creators-32": {"SHUTTERLINE_OPERATOR_WORKERS": "32"},
 }
 PREFIX = "bench-op-"
+#: CPU layouts (``--cpus``): kube-apiserver and etcd's cores, and those of the rest.
+LAYOUTS: dict[str, tuple[frozenset[int], frozenset[int]] | None] = {
+    "shared": None,
+    "pinned": (frozenset({0}), frozenset({1})),
+}
+_PLANE = ("etcd", "kube-apiserver")
+
+
+def pin(pid: int, cpus: set[int] | frozenset[int]) -> None:
+    """Set the CPU affinity of every thread of process ``pid`` (new threads inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def lay_out(layout: str, bed: cluster.Cluster, others: list[int]) -> None:
+    """Pin the control plane and ``others`` (pids; the bench itself added) per ``layout``."""
+    every = frozenset(range(os.cpu_count() or 1))
+    plane_cpus, rest_cpus = LAYOUTS[layout] or (every, every)
+    for process in bed.plane.processes:
+        if process.proc is not None:
+            pin(process.proc.pid, plane_cpus if process.name in _PLANE else rest_cpus)
+    for pid in [*others, os.getpid()]:
+        pin(pid, rest_cpus)
+    seen = {p.name: os.sched_getaffinity(p.proc.pid) for p in bed.plane.processes if p.proc}
+    print(
+        f"  CPUs ({layout}): { ({k: sorted(v) for k, v in seen.items()}) }, the rest "
+        f"{sorted(os.sched_getaffinity(0))}",
+        flush=True,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -241,11 +277,11 @@ def latencies(
 def _request_table(
     before: apicounts.Counts, after: apicounts.Counts, key: str, visits: int
 ) -> dict[tuple[str, ...], float]:
-    """Print the ten largest request counts of ``key`` that grew; return all that grew."""
+    """Print the 16 largest request counts of ``key`` that grew; return all that grew."""
     delta = apicounts.delta(before, after, key)
     total = sum(delta.values())
     print(f"    total {total:.0f}, {total / visits:.1f} per visit")
-    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:10]:
+    for labels, value in sorted(delta.items(), key=lambda item: -item[1])[:16]:
         print(f"      {' '.join(labels):44s} {value:8.0f}  {value / visits:7.2f}/visit")
     return delta
 
@@ -346,6 +382,9 @@ def run_phase(
     _request_table(before, after, "all", per)
     print("  API requests of the operator (its ClusterRole's resource-verb):")
     ours = _request_table(before, after, "client", per)
+    print("  API requests by FlowSchema (who: exempt = the bench and KWOK, as admin; ")
+    print("  kube-system-service-accounts = kube-controller-manager's controllers):")
+    _request_table(before, after, "schema", per)
     _server_lines(before, after)
     writes = sum(v for k, v in ours.items() if not k[0].endswith(("watch", "list", "get")))
     return Phase(
@@ -365,34 +404,46 @@ def compare(
     kubeconfig: Path,
     work: Path,
     peaks: list[float],
+    helpers: list[int],
 ) -> dict[str, list[Phase]]:
-    """Under each arm's operator, alternating, each in a namespace of its own (deleted
-    after): ``--complete-visits`` run to the end, then a burst of ``--ab-visits`` followed
-    for ``--ab-window`` s. Keys ``steady, ARM`` and ``burst, ARM``; each operator's peak
-    resident memory (MB) is appended to ``peaks``."""
-    arms = args.arms.split(",")
-    results: dict[str, list[Phase]] = {f"{p}, {a}": [] for p in ("burst", "steady") for a in arms}
+    """Under each arm's operator and CPU layout (``--cpus``), alternating, each in a
+    namespace of its own (deleted after): ``--complete-visits`` run to the end, then a burst
+    of ``--ab-visits`` followed for ``--ab-window`` s. Keys ``steady, ARM[, LAYOUT]`` and
+    ``burst, ARM[, LAYOUT]`` (the layout named when there are several); each operator's peak
+    resident memory (MB) is appended to ``peaks``; ``helpers``: pids of KWOK and the
+    watches."""
+    layouts = args.cpus.split(",")
+    arms = [(a, c) for c in layouts for a in args.arms.split(",")]
+    label = {(a, c): a if len(layouts) == 1 else f"{a}, {c}" for a, c in arms}
+    results: dict[str, list[Phase]] = {
+        f"{p}, {label[k]}": [] for p in ("burst", "steady") for k in arms
+    }
     first = 10000
     for rep in range(args.ab_reps):
-        for arm in arms[:: 1 if rep % 2 == 0 else -1]:
-            namespace = f"ab-{rep}-{arm}"
-            print(f"{arm} {rep + 1}/{args.ab_reps}: {args.complete_visits} steady", flush=True)
+        for key in arms[:: 1 if rep % 2 == 0 else -1]:
+            arm, layout = key
+            name = label[key]
+            namespace = f"ab-{rep}-{arm}-{layout}"
+            print(f"{name} {rep + 1}/{args.ab_reps}: {args.complete_visits} steady", flush=True)
             prepare(bed, namespace, args.limit)
             operator = start_operator(kubeconfig, work, namespace, arm)
             try:
+                assert operator.process.proc is not None
+                lay_out(layout, bed, [*helpers, operator.process.proc.pid])
                 where = (namespace, first, args.complete_visits)
                 phase = run_phase(bed, operator, timeline, args, where, args.timeout, True)
-                results[f"steady, {arm}"].append(phase)
+                results[f"steady, {name}"].append(phase)
                 first += args.complete_visits
-                print(f"{arm} {rep + 1}/{args.ab_reps}: {args.ab_visits} at once", flush=True)
+                print(f"{name} {rep + 1}/{args.ab_reps}: {args.ab_visits} at once", flush=True)
                 where = (namespace, first, args.ab_visits)
                 phase = run_phase(bed, operator, timeline, args, where, args.ab_window, False)
-                results[f"burst, {arm}"].append(phase)
+                results[f"burst, {name}"].append(phase)
                 assert operator.process.proc is not None
                 peaks.append(peak_rss_mb(operator.process.proc.pid))
                 print(f"  operator peak memory {peaks[-1]:.0f} MB")
             finally:
                 operator.stop()
+                lay_out("shared", bed, helpers)
             bed.kubectl("delete", "namespace", namespace, "--wait=false")
             wait = ("wait", "--for=delete", f"namespace/{namespace}", "--timeout=180s")
             bed.kubectl(*wait, check=False, timeout=200)
@@ -409,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ab-reps", type=int, default=2, help="compared bursts of each arm")
     parser.add_argument("--ab-window", type=float, default=60, help="each is followed, s")
     parser.add_argument("--arms", default="before,after", help=f"compared, of {sorted(ARMS)}")
+    parser.add_argument("--cpus", default="shared", help=f"CPU layouts, of {sorted(LAYOUTS)}")
     parser.add_argument("--detectors", type=int, default=62)
     parser.add_argument("--limit", type=int, default=248, help="detectors running at once")
     parser.add_argument("--nodes", type=int, default=4)
@@ -421,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if unknown := set(args.arms.split(",")) - ARMS.keys():
         parser.error(f"--arms: no arm {sorted(unknown)}; the arms are {sorted(ARMS)}")
+    if unknown := set(args.cpus.split(",")) - LAYOUTS.keys():
+        parser.error(f"--cpus: no layout {sorted(unknown)}; the layouts are {sorted(LAYOUTS)}")
+    if "pinned" in args.cpus.split(",") and not {0, 1} <= os.sched_getaffinity(0):
+        parser.error("--cpus pinned needs cores 0 and 1")
     if args.quick:
         args.visits, args.complete_visits, args.timeout = 60, 4, 90
         args.ab_visits, args.ab_reps, args.ab_window = 40, 1, 40
@@ -499,15 +555,18 @@ def run(work: Path, args: argparse.Namespace) -> int:
     parts: list[Any] = []
     try:
         capacity = {"cpu": "4000", "memory": "16Ti", "pods": "1000"}
-        parts.append(
-            kwok.start(bed, work / "kwok", args.nodes, capacity, False, args.init_ms, args.run_ms)
-        )
+        pods = (args.init_ms, args.run_ms)
+        fake = kwok.start(bed, work / "kwok", args.nodes, capacity, False, *pods)
+        parts.append(fake)
+        assert fake.process.proc is not None
         kubeconfig = install(bed, work)
         timeline = optimeline.Timeline()
-        parts.append(optimeline.start(bed, timeline))
+        watches = optimeline.start(bed, timeline)
+        parts.append(watches)
+        helpers = [fake.process.proc.pid, *(w.pid for w in watches.processes)]
         time.sleep(2)
         peaks: list[float] = []
-        compared = compare(bed, timeline, args, kubeconfig, work, peaks)
+        compared = compare(bed, timeline, args, kubeconfig, work, peaks, helpers)
         burst = None
         if args.visits:
             prepare(bed, NAMESPACE, args.limit)

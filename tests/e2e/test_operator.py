@@ -134,6 +134,13 @@ def test_stand_in_visit_goes_through_the_phases_with_counts_and_a_root_span(
     pod = items(bed, "pods", ns, "shutterline.io/visit=phases")[0]
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["TRACEPARENT"] == traceparent
+    # An Event per phase; the first names the Job (no Event of its own).
+    events = [e for e in items(bed, "events", ns, "") if e["involvedObject"]["name"] == "phases"]
+    reasons = [
+        e["reason"] for e in sorted(events, key=lambda e: e["metadata"]["creationTimestamp"])
+    ]
+    assert "Succeeded" in reasons and "JobCreated" not in reasons, reasons
+    assert any(e["message"].startswith("Job phases (2 detectors): ") for e in events), events
     # The shared env came from one ConfigMap, owned by the PromptConfig.
     (env_map,) = items(bed, "configmaps", ns, "app.kubernetes.io/managed-by=shutterline-operator")
     assert env_map["data"]["SHUTTERLINE_REPO"] == "s3://backbone/repo"
@@ -238,6 +245,33 @@ def test_deleting_a_visit_removes_its_job_and_pods(
     wait_for(
         lambda: not items(bed, "pods", ns, "shutterline.io/visit=doomed"), 90, "the pods to go"
     )
+
+
+def _env_maps(bed: Bed, namespace: str) -> set[str]:
+    found = items(
+        bed[0], "configmaps", namespace, "app.kubernetes.io/managed-by=shutterline-operator"
+    )
+    return {m["metadata"]["name"] for m in found}
+
+
+def test_env_config_map_deleted_by_hand_comes_back_and_an_unused_old_one_goes(
+    operator_bed: Bed, prompt_namespace: str
+) -> None:
+    bed, ns = operator_bed[0], prompt_namespace
+    _config(operator_bed, ns, f"{MARKER}; {RECORD}", rawWaitSeconds=600)
+    apply(bed, make_visit("first", ns))
+    wait_phase(bed, "first", ns, ("Succeeded",), 60)
+    (first,) = _env_maps(operator_bed, ns)
+    bed.kubectl("delete", "configmap", first, "-n", ns)
+    wait_for(lambda: _env_maps(operator_bed, ns) == {first}, 15, "the ConfigMap made again")
+    # A new generation: a second ConfigMap; the first stays while Job "first" refers to it.
+    _config(operator_bed, ns, f"{MARKER}; {RECORD}", rawWaitSeconds=300)
+    apply(bed, make_visit("second", ns))
+    wait_phase(bed, "second", ns, ("Succeeded",), 60)
+    (second,) = _env_maps(operator_bed, ns) - {first}
+    assert _env_maps(operator_bed, ns) == {first, second}
+    bed.kubectl("delete", "visit", "first", "-n", ns, "--wait=false")
+    wait_for(lambda: _env_maps(operator_bed, ns) == {second}, 60, "the unused ConfigMap to go")
 
 
 def test_metrics_and_health(operator_bed: Bed) -> None:

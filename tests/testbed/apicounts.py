@@ -46,13 +46,16 @@ def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
     ``timed`` (time the API server spent on them, and how many it timed; watches are timed
     for their whole life); ``client`` by (schema suffix,): the FlowSchemas' dispatches;
     ``terminated`` by (resource,): watchers the server closed as unresponsive (before closing
-    one, it held back that resource's events from every watcher for a while)."""
+    one, it held back that resource's events from every watcher for a while); ``schema`` by
+    (FlowSchema,): every dispatch, which tells clients apart (``exempt``: the admin's,
+    ``kube-system-service-accounts``: the controllers')."""
     url = f"{bed.server}/metrics"
     with urllib.request.urlopen(url, timeout=30, context=_ssl_context(bed)) as answer:
         text = answer.read().decode()
     counters: Counts = {name: collections.defaultdict(float) for name in _PER_REQUEST.values()}
     ours: dict[tuple[str, ...], float] = collections.defaultdict(float)
     closed: dict[tuple[str, ...], float] = collections.defaultdict(float)
+    who: dict[tuple[str, ...], float] = collections.defaultdict(float)
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if not match:
@@ -66,11 +69,12 @@ def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
             counters[_PER_REQUEST[match[1]]][key] += float(match[3])
         elif match[1] == "apiserver_flowcontrol_dispatched_requests_total":
             schema = labels.get("flow_schema", "")
+            who[(schema,)] += float(match[3])
             if schema.startswith(prefix):
                 ours[(schema.removeprefix(prefix),)] += float(match[3])
         elif match[1] == "apiserver_terminated_watchers_total":
             closed[(labels.get("resource", ""),)] += float(match[3])
-    return {**counters, "client": ours, "terminated": closed}
+    return {**counters, "client": ours, "terminated": closed, "schema": who}
 
 
 def delta(before: Counts, after: Counts, name: str) -> dict[tuple[str, ...], float]:
@@ -88,7 +92,7 @@ def flow_schemas(
     A last one, ``<prefix>other``, takes the subject's requests no rule names (discovery,
     anything forbidden).
     """
-    schemas = []
+    schemas: list[dict[str, Any]] = []
     for rule in rules:
         for resource in rule["resources"]:
             for verb in rule["verbs"]:
@@ -100,6 +104,8 @@ def flow_schemas(
                     "clusterScope": True,
                 }
                 name = f"{prefix}{resource.replace('/', '-')}-{verb}"
+                if any(s["metadata"]["name"] == name for s in schemas):  # another API group's
+                    name = f"{prefix}{resource.replace('/', '-')}.{rule['apiGroups'][0]}-{verb}"
                 schemas.append(_schema(name, _PRECEDENCE, subject, [match], []))
     every: dict[str, Any] = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
     every.update(namespaces=["*"], clusterScope=True)

@@ -9,6 +9,10 @@ pods of older Jobs keep theirs), immutable, owned by the PromptConfig (garbage-c
 it). `slim_env` drops from a container's inline ``env`` what the ConfigMap gives it with the
 same value; what a Visit overrides stays inline and, coming after ``envFrom``, wins.
 
+The ConfigMaps are tended as a set (`plan`): one that a Job refers to, or that is the current
+one of a PromptConfig, and is missing (deleted by hand) is made again; one that is neither
+(an older generation whose last Job is gone) is deleted.
+
 The per-Visit values that are large (the Visit spec, the detector list) go once into the pod
 template's annotations and reach each container through the downward API (`visit_refs`).
 """
@@ -19,11 +23,20 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from shutterline_operator.core import names
 
-__all__ = ["ANNOTATIONS", "config_map", "slim_env", "visit_refs"]
+__all__ = [
+    "ANNOTATIONS",
+    "config_map",
+    "is_env_map",
+    "plan",
+    "referenced",
+    "slim_env",
+    "visit_refs",
+]
 
 #: Env variable -> the pod annotation carrying its value.
 ANNOTATIONS = {
@@ -91,3 +104,36 @@ def visit_refs(env: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[st
 def _annotation_ref(name: str) -> dict[str, Any]:
     path = f"metadata.annotations['{ANNOTATIONS[name]}']"
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def is_env_map(config_map: dict[str, Any]) -> bool:
+    """Whether ``config_map`` is one of `config_map`'s (owned by a PromptConfig)."""
+    owners = config_map["metadata"].get("ownerReferences") or []
+    return any(ref.get("kind") == "PromptConfig" for ref in owners)
+
+
+def referenced(job: dict[str, Any]) -> set[str]:
+    """Names of the ConfigMaps the containers of ``job``'s pods read through ``envFrom``."""
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return {
+        source["configMapRef"]["name"]
+        for container in containers
+        for source in container.get("envFrom") or []
+        if "configMapRef" in source
+    }
+
+
+Key = tuple[str, str]
+
+
+def plan(
+    held: AbstractSet[Key], used: AbstractSet[Key], current: AbstractSet[Key]
+) -> tuple[list[Key], list[Key]]:
+    """(ConfigMaps to make again, ConfigMaps to delete), as (namespace, name), sorted.
+
+    ``held``: the env ConfigMaps that exist; ``used``: those some Job refers to; ``current``:
+    those the next Job of a PromptConfig would refer to.
+    """
+    wanted = used | current
+    return sorted(wanted - held), sorted(held - wanted)

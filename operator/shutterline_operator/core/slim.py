@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shutterline_operator.core import envmap
+
 __all__ = ["merge_patch", "slim_job", "slim_pod", "slim_visit"]
 
 _META = (
@@ -59,14 +61,15 @@ def slim_pod(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def slim_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Metadata, the spec fields the queue reads, and the whole status of a Job."""
+    """Metadata, the spec fields the queue reads, the ConfigMaps its pods read (as one
+    container's ``envFrom``: `envmap.referenced` reads them back) and the whole status."""
     spec = job.get("spec") or {}
     keep = ("suspend", "completions", "parallelism", "activeDeadlineSeconds")
-    return {
-        "metadata": _meta(job),
-        "spec": {k: spec[k] for k in keep if k in spec},
-        "status": dict(job.get("status") or {}),
-    }
+    slim = {k: spec[k] for k in keep if k in spec}
+    if maps := envmap.referenced(job):
+        sources = [{"configMapRef": {"name": name}} for name in sorted(maps)]
+        slim["template"] = {"spec": {"containers": [{"envFrom": sources}]}}
+    return {"metadata": _meta(job), "spec": slim, "status": dict(job.get("status") or {})}
 
 
 def slim_visit(visit: dict[str, Any]) -> dict[str, Any]:

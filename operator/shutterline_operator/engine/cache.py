@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from shutterline_operator.core import names, slim
+from shutterline_operator.core import envmap, names, slim
 
 __all__ = ["Cache", "Key"]
 
@@ -44,6 +44,13 @@ def _owner_ref(job: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _map_meta(config_map: dict[str, Any]) -> dict[str, Any]:
+    """What a ConfigMap made again keeps of ``config_map``'s metadata."""
+    meta = config_map["metadata"]
+    keep = ("name", "namespace", "labels", "ownerReferences")
+    return {k: meta[k] for k in keep if meta.get(k) is not None}
+
+
 def _owner_visit(job: dict[str, Any]) -> str | None:
     name = _owner_ref(job).get("name")
     return str(name) if name else None
@@ -58,6 +65,12 @@ class Cache:
         self.jobs: dict[Key, dict[str, Any]] = {}
         self.pods: dict[Key, dict[str, dict[str, Any]]] = {}
         self.configs: dict[Key, dict[str, Any]] = {}
+        #: The env ConfigMaps (`core.envmap`) that exist, and the last seen state of those
+        #: deleted (to make one again that a Job still needs).
+        self.maps: dict[Key, dict[str, Any]] = {}
+        self.gone_maps: dict[Key, dict[str, Any]] = {}
+        #: Whether an env ConfigMap changed since the maps were last tended.
+        self.maps_dirty = True
         self.dirty: dict[Key, float] = {}
         #: uids of the Visits whose Job this process has seen (kept after the Job is gone).
         self.jobbed: set[str] = set()
@@ -140,15 +153,39 @@ class Cache:
                     "spec": dict(config.get("spec") or {}),
                 }
 
+    def put_map(self, config_map: dict[str, Any], deleted: bool = False) -> None:
+        """An env ConfigMap was made, found or (``deleted``) removed; others are ignored."""
+        if not envmap.is_env_map(config_map):
+            return
+        key = _key(config_map)
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _map_meta(config_map),
+            "immutable": config_map.get("immutable", True),
+            "data": dict(config_map.get("data") or {}),
+        }
+        with self.lock:
+            if deleted:
+                self.maps.pop(key, None)
+                self.gone_maps[key] = body
+            else:
+                self.maps[key] = body
+                self.gone_maps.pop(key, None)
+            self.maps_dirty = True
+            self.wake.set()
+
     def seed(self, kinds: dict[str, Iterable[dict[str, Any]]]) -> None:
-        """Fill from full listings (``visits``, ``jobs``, ``pods``, ``promptconfigs``)."""
+        """Fill from full listings (``visits``, ``jobs``, ``pods``, ``promptconfigs``,
+        ``configmaps``)."""
         put = {
+            "configmaps": self.put_map,
             "visits": self.put_visit,
             "jobs": self.put_job,
             "pods": self.put_pod,
             "promptconfigs": self.put_config,
         }
-        for kind in ("promptconfigs", "jobs", "pods", "visits"):
+        for kind in ("promptconfigs", "configmaps", "jobs", "pods", "visits"):
             for obj in kinds.get(kind, ()):
                 put[kind](obj)
         self.seeded = True

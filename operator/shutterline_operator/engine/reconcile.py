@@ -4,12 +4,10 @@ an adapter call. Each step may run again at any time with the same result (resta
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
-import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from shutterline.camera import layout
@@ -79,9 +77,6 @@ class Reconciler:
         self.cache = vcache.Cache()
         #: The queue slot each waiting Visit reports (`core.queue.settle`).
         self.slots: dict[vcache.Key, vstatus.QueueSlot] = {}
-        #: Courtesy calls (Events) held back so that they never delay a Job's creation;
-        #: the status loop sends them when no Visit waits for its Job.
-        self.later: collections.deque[Callable[[], object]] = collections.deque()
         #: When (monotonic) each unfinished Visit's status was last patched.
         self.patched: dict[vcache.Key, float] = {}
 
@@ -90,8 +85,8 @@ class Reconciler:
         selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
         scopes: list[str | None] = list(namespaces) if namespaces else [None]
         listings: dict[str, Iterable[dict[str, Any]]] = {}
-        for kind in ("promptconfigs", "jobs", "pods", "visits"):
-            wanted = selector if kind in ("jobs", "pods") else None
+        for kind in ("promptconfigs", "configmaps", "jobs", "pods", "visits"):
+            wanted = selector if kind in ("configmaps", "jobs", "pods") else None
             listings[kind] = [obj for ns in scopes for obj in self.api.list(kind, ns, wanted)]
         self.cache.seed(listings)
 
@@ -142,22 +137,20 @@ class Reconciler:
         self.cache.put_job(created)
         seen = timing.parse_time(visit["metadata"]["creationTimestamp"])
         metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
-        message = f"Job {job_name}: {len(detectors)} detectors"
-        self.later.append(
-            functools.partial(self.api.event, visit, "Visit", "JobCreated", message, False)
-        )
 
     def _env_map(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The env ConfigMap of ``config``, created on its generation's first Job (a 409 is
-        one that exists: its name is its content)."""
+        """The env ConfigMap of ``config``, created on its generation's first Job and again
+        if it is gone (deleted by hand); a 409 is one that exists: its name is its content."""
         meta = config["metadata"]
         key, version = (meta["namespace"], meta["name"]), meta.get("resourceVersion", "")
         known = self.env_maps.get(key)
         if known is not None and version and known[0] == version:
-            return known[1]
-        body = builders.env_config_map(config)
-        if known is None or known[1]["metadata"]["name"] != body["metadata"]["name"]:
+            body = known[1]
+        else:
+            body = builders.env_config_map(config)
+        if _key(body) not in self.cache.maps:
             self.api.create("configmaps", body)
+            self.cache.put_map(body)
         self.env_maps[key] = (version, body)
         return body
 
@@ -239,7 +232,7 @@ class Reconciler:
         if new.get("phase") in vstatus.TERMINAL:
             self.patched.pop(key, None)
         if new.get("phase") != old.get("phase"):
-            self.publish_phase(visit, new, job)
+            self.publish_phase(visit, new, job, first=not old.get("phase"))
         analysis.announce(self.api, visit, old, new)
         metrics.RECONCILE_SECONDS.labels("status").observe(metrics.since(started))
 
@@ -259,12 +252,23 @@ class Reconciler:
         return True
 
     def publish_phase(
-        self, visit: dict[str, Any], status: dict[str, Any], job: dict[str, Any] | None = None
+        self,
+        visit: dict[str, Any],
+        status: dict[str, Any],
+        job: dict[str, Any] | None = None,
+        first: bool = False,
     ) -> None:
-        """A new phase: an Event, the phase label, and at the end the root span."""
+        """A new phase: an Event, the phase label, and at the end the root span.
+
+        The ``first`` phase's Event also names the Job (no Event of its own: one POST less
+        per Visit while a burst of them waits for Jobs)."""
         namespace, name = _key(visit)
         phase = str(status["phase"])
-        self.api.event(visit, "Visit", phase, str(status.get("message", "")), phase in _WARNING)
+        message = str(status.get("message", ""))
+        if first and job is not None:
+            count = (job.get("spec") or {}).get("completions")
+            message = f"Job {job['metadata']['name']} ({count} detectors): {message}"
+        self.api.event(visit, "Visit", phase, message, phase in _WARNING)
         meta: dict[str, Any] = {"labels": {names.LABEL_PHASE: phase}}
         annotations = visit["metadata"].get("annotations") or {}
         if not annotations.get(names.ANNOTATION_TRACEPARENT):  # for people: rides on the label

@@ -6,7 +6,9 @@ on a loaded server) but never two for the same Visit.
 
 Job creation comes first: while Visits wait for their Jobs (``creating``), status patches
 and Events wait too, up to ``hold_s`` in a row, so that in a burst the API server's writes
-go to the Jobs (a Visit's status patch costs the server more than its Job's creation)."""
+go to the Jobs (a Visit's status patch costs the server more than its Job's creation).
+The loop also tends the env ConfigMaps (`envmaps.tend`: on a ConfigMap event, else every
+5 s; deletions only while no Visit waits for its Job)."""
 
 from __future__ import annotations
 
@@ -19,13 +21,14 @@ import time
 from concurrent import futures
 
 from shutterline_operator.adapters import kube, metrics
-from shutterline_operator.engine import admission, reconcile
+from shutterline_operator.engine import admission, envmaps, reconcile
 
 __all__ = ["StatusLoop"]
 
 log = logging.getLogger("shutterline.operator")
 _ADMIT_EVERY_S = 1.0
 _ADMIT_MIN_S = 0.1
+_TEND_EVERY_S = 5.0
 _ALIVE_S = 30.0
 _HELD_POLL_S = 0.05
 
@@ -46,13 +49,12 @@ class StatusLoop(threading.Thread):
         self.creating, self.hold_s = creating, hold_s
         self.held_since: float | None = None
         self.workers = workers
-        #: Courtesy calls (`Reconciler.later`) in the pool now.
-        self.sending = 0
         self.pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="status")
         self.busy: set[tuple[str, str]] = set()
         self.stopping = threading.Event()
         self.last_turn = time.monotonic()
         self.last_admit = 0.0
+        self.last_tend = 0.0
 
     def stop(self) -> None:
         """End the loop after its current turn and the patches in flight."""
@@ -81,13 +83,13 @@ class StatusLoop(threading.Thread):
         """Admission if due, then every dirty Visit whose coalescing interval has passed."""
         cache = self.rec.cache
         self._admit_if_due()
+        self._tend_if_due()
         if self._held():
             self.stopping.wait(_HELD_POLL_S)
             return
         with cache.lock:
             earliest = cache.earliest_dirty(self.busy)
         if earliest is None:
-            self._send_later()
             return
         wait = earliest + self.interval - time.monotonic()
         if wait > 0:
@@ -95,7 +97,7 @@ class StatusLoop(threading.Thread):
             return
         # No more than the pool can start now: a backlog queued in the pool could not be
         # held back for Job creation, and the longest-waiting Visits go first.
-        free = self.workers - len(self.busy) - self.sending
+        free = self.workers - len(self.busy)
         if free <= 0:
             self.stopping.wait(_HELD_POLL_S)
             return
@@ -104,26 +106,7 @@ class StatusLoop(threading.Thread):
             self.busy.update(due)
         for key in due:
             self.pool.submit(self._flush, key)
-        self._send_later()
         self._count_phases()
-
-    def _send_later(self) -> None:
-        """Start the held-back courtesy calls (Events) the pool has room for, after statuses."""
-        with self.rec.cache.lock:
-            free = self.workers - len(self.busy) - self.sending
-            calls = [self.rec.later.popleft() for _ in range(min(free, len(self.rec.later)))]
-            self.sending += len(calls)
-        for call in calls:
-            self.pool.submit(self._courtesy, call)
-
-    def _courtesy(self, call: collections.abc.Callable[[], object]) -> None:
-        try:
-            self._guarded(call, None)
-        finally:
-            with self.rec.cache.lock:
-                self.sending -= 1
-                if self.rec.later:
-                    self.rec.cache.wake.set()
 
     def _held(self) -> bool:
         """Whether status work waits for Job creation now (at most ``hold_s`` in a row, then
@@ -157,6 +140,14 @@ class StatusLoop(threading.Thread):
             self.rec.cache.queue_dirty = False
             self.last_admit = now
             self._guarded(self._admit, None)
+
+    def _tend_if_due(self) -> None:
+        # A ConfigMap event (one deleted by hand) at once; Jobs gone (stale ConfigMaps) and
+        # missed events every _TEND_EVERY_S.
+        now = time.monotonic()
+        if self.rec.cache.maps_dirty or now - self.last_tend >= _TEND_EVERY_S:
+            self.last_tend = now
+            self._guarded(lambda: envmaps.tend(self.rec, not self.creating()), None)
 
     def _admit(self) -> None:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Any
 import kubernetes_validate
 
 from shutterline_operator.core import builders, envmap, names
+from shutterline_operator.engine import cache as vcache
 from tests.testbed.k8s import containerenv
 from tests.unit.operator import objects
 
@@ -98,3 +99,45 @@ def test_config_map_is_named_by_content_owned_by_the_prompt_config_and_valid() -
     kubernetes_validate.validate(env_map, "1.33", strict=True)
     _, lean, _ = _both(objects.visit(), config)
     kubernetes_validate.validate(lean, "1.33", strict=True)
+
+
+def test_the_cache_keeps_which_config_maps_a_job_reads() -> None:
+    inline, lean, env_map = _both(objects.visit(), _config())
+    name = env_map["metadata"]["name"]
+    assert envmap.referenced(lean) == {name}
+    assert envmap.referenced(inline) == set()  # the backbone Secret is no ConfigMap
+    held = vcache.Cache()
+    held.put_job(lean)
+    (slimmed,) = held.jobs.values()
+    assert envmap.referenced(slimmed) == {name}
+    assert len(json.dumps(slimmed)) < 0.2 * len(json.dumps(lean))
+
+
+def test_plan_makes_again_what_is_needed_and_deletes_what_is_not() -> None:
+    held = {("ns", "a"), ("ns", "b"), ("other", "a")}
+    used = {("ns", "a"), ("ns", "d")}
+    current = {("other", "e"), ("ns", "a")}
+    missing, stale = envmap.plan(held, used, current)
+    assert missing == [("ns", "d"), ("other", "e")]
+    assert stale == [("ns", "b"), ("other", "a")]
+    assert envmap.plan(held, held, set()) == ([], [])
+
+
+def test_a_deleted_config_map_is_kept_as_a_body_to_create_again() -> None:
+    env_map = builders.env_config_map(_config())
+    served = copy.deepcopy(env_map)
+    served["metadata"].update(
+        uid="u1", resourceVersion="12", creationTimestamp="2030-01-01T00:00:00Z"
+    )
+    held = vcache.Cache()
+    held.put_map({"metadata": {"name": "chart-values", "namespace": "prompt"}, "data": {}})
+    held.put_map(served)
+    key = ("prompt", env_map["metadata"]["name"])
+    assert set(held.maps) == {key}  # only env ConfigMaps (owned by a PromptConfig)
+    held.maps_dirty = False
+    held.put_map(served, deleted=True)
+    assert held.maps_dirty and not held.maps
+    assert held.gone_maps[key] == env_map  # no uid, resourceVersion or timestamps: creatable
+    kubernetes_validate.validate(held.gone_maps[key], "1.33", strict=True)
+    held.put_map(served)
+    assert key in held.maps and not held.gone_maps

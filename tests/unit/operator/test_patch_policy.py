@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
 
 import prometheus_client
 import pytest
@@ -87,19 +86,6 @@ def test_status_work_waits_for_creation_at_most_hold_s() -> None:
     creating[0] = False
     assert not loop._held()
     assert not _loop([True], hold_s=0)._held()
-
-
-def test_events_are_sent_only_once_creation_is_done() -> None:
-    creating = [True]
-    loop = _loop(creating, hold_s=5)
-    sent: list[Any] = []
-    loop.rec.later.append(lambda: sent.append("JobCreated"))
-    loop.turn()
-    assert sent == [] and len(loop.rec.later) == 1
-    creating[0] = False
-    loop.turn()
-    loop.pool.shutdown(wait=True)
-    assert sent == ["JobCreated"] and not loop.rec.later
 
 
 def test_creation_counts_as_going_on_for_linger_s_after_the_last_job() -> None:
