@@ -6,8 +6,8 @@ the denominator by ``sqrt(V sum(P**2))`` (the variance at the pixel itself), whi
 full-image convolution; it is exact on sky but wrong near bright stars, whose photon noise
 makes the variance vary on the PSF scale (too high at the centre, too low in the wings where
 subtraction residuals sit). So each footprint's peak is re-evaluated with the exact
-denominator and kept only if it still passes. Cost: one FFT convolution, one threshold, two
-labellings.
+denominator and kept only if it still passes. Cost: one FFT convolution, one threshold, one
+labelling.
 
 Saturated, edge, no-data and satellite-streak pixels (and bad or cosmic-ray pixels not
 interpolated over) are set to zero before filtering and cannot hold a peak. Footprints are
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 from scipy import ndimage
 
@@ -41,6 +42,7 @@ _Bit = mask_mod.MaskBit
 _NO_SIGNAL = int(_Bit.NO_DATA | _Bit.EDGE | _Bit.SAT | _Bit.STREAK)
 _UNREPAIRED = int(_Bit.BAD | _Bit.CR)
 _NOT_SKY = _NO_SIGNAL | int(_Bit.BAD | _Bit.CR | _Bit.SUSPECT)
+_INTRP = int(_Bit.INTRP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,20 +87,45 @@ def snr_map(difference: exposure_mod.Exposure) -> np.ndarray:
     if difference.psf is None:
         raise ValueError("difference image has no PSF for the matched filter")
     psf = difference.psf.astype(np.float64)
-    mask = difference.mask
-    no_signal = (mask & _NO_SIGNAL) != 0
-    no_signal |= ((mask & _UNREPAIRED) != 0) & ((mask & int(_Bit.INTRP)) == 0)
-    image = np.where(no_signal, np.float32(0), difference.image)
+    mask = np.ascontiguousarray(difference.mask, np.int32)
+    image = _zero_no_signal(np.ascontiguousarray(difference.image, np.float32), mask)
     snr = psfmatch.convolve(image, psf[::-1, ::-1])
     del image
-    # In place (each full-size temporary is 32 MB and a pass over memory).
-    denom = np.sqrt(difference.variance.astype(np.float32, copy=False))
-    denom *= np.float32(np.sqrt((psf**2).sum()))
-    no_signal |= ~(denom > 0)  # no variance (or NaN): no signal-to-noise
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(snr, denom, out=snr)
-    snr[no_signal] = 0.0
+    variance = np.ascontiguousarray(difference.variance, np.float32)
+    _divide_by_noise(snr, variance, mask, np.float32(np.sqrt((psf**2).sum())))
     return snr
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _no_signal(m: int) -> bool:
+    return (m & _NO_SIGNAL) != 0 or ((m & _UNREPAIRED) != 0 and (m & _INTRP) == 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _zero_no_signal(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with the pixels that carry no signal set to 0 (one pass)."""
+    out = np.empty_like(image)
+    for r in range(image.shape[0]):
+        for c in range(image.shape[1]):
+            out[r, c] = np.float32(0.0) if _no_signal(mask[r, c]) else image[r, c]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _divide_by_noise(
+    snr: np.ndarray, variance: np.ndarray, mask: np.ndarray, norm: np.float32
+) -> None:
+    """``snr / (sqrt(V) norm)`` in place, 0 where no signal or no (or NaN) variance.
+
+    One pass where numpy took six (the same float32 operations, so the same bits).
+    """
+    for r in range(snr.shape[0]):
+        for c in range(snr.shape[1]):
+            denom = np.sqrt(variance[r, c]) * norm
+            if _no_signal(mask[r, c]) or not denom > 0:
+                snr[r, c] = 0.0
+            else:
+                snr[r, c] = snr[r, c] / denom
 
 
 def noise_scale(snr: np.ndarray, mask: np.ndarray, stride: int = 5) -> float:
@@ -117,30 +144,52 @@ def noise_scale(snr: np.ndarray, mask: np.ndarray, stride: int = 5) -> float:
     return scale if 0.3 < scale < 5.0 else 1.0
 
 
-def _footprints(
-    snr: np.ndarray, threshold: float, sign: int
-) -> list[tuple[int, int, float, tuple[int, int, int, int], int]]:
-    """``(y, x, peak, bbox, npix)`` per connected footprint of ``sign * snr >= threshold``."""
-    signed = snr if sign > 0 else -snr
-    labels, _ = ndimage.label(signed >= threshold)
-    out = []
+_Row = tuple[int, int, float, tuple[int, int, int, int], int]
+
+
+def _footprints(snr: np.ndarray, threshold: float) -> list[_Row]:
+    """``(y, x, peak, bbox, npix)`` per connected footprint of ``snr >= threshold``, then per
+    footprint of ``snr <= -threshold``, each sign in raster order of its first pixel.
+
+    One labelling of ``|snr| >= threshold`` (a full pass over the image, where one per sign
+    took two): a footprint holding both signs, a positive lobe touching a negative one, is
+    split by labelling its box again per sign, so the footprints are those of each sign alone.
+    """
+    labels, _ = ndimage.label(np.abs(snr) >= threshold)
+    found: dict[int, list[tuple[int, _Row]]] = {1: [], -1: []}
     for i, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None:
             continue
         own = labels[sl] == i
-        values = np.where(own, signed[sl], -np.inf)
-        iy, ix = np.unravel_index(int(np.argmax(values)), values.shape)
-        box = (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
-        out.append(
-            (
-                sl[0].start + int(iy),
-                sl[1].start + int(ix),
-                sign * float(values[iy, ix]),
-                box,
-                int(own.sum()),
-            )
-        )
-    return out
+        positive = own & (snr[sl] > 0)
+        for sign in (1, -1):
+            part = positive if sign > 0 else own & ~positive
+            if not part.any():
+                continue
+            if np.array_equal(part, own):
+                found[sign].append(_footprint_row(snr, sl, own, sign))
+                continue
+            sub, _ = ndimage.label(part)
+            for j, ssl in enumerate(ndimage.find_objects(sub), start=1):
+                box = (
+                    slice(sl[0].start + ssl[0].start, sl[0].start + ssl[0].stop),
+                    slice(sl[1].start + ssl[1].start, sl[1].start + ssl[1].stop),
+                )
+                found[sign].append(_footprint_row(snr, box, sub[ssl] == j, sign))
+    return [row for sign in (1, -1) for _, row in sorted(found[sign], key=lambda t: t[0])]
+
+
+def _footprint_row(
+    snr: np.ndarray, sl: tuple[slice, ...], own: np.ndarray, sign: int
+) -> tuple[int, _Row]:
+    """(raster index of the first pixel, row) of the footprint ``own`` in the box ``sl``."""
+    values = np.where(own, sign * snr[sl], -np.inf)
+    iy, ix = np.unravel_index(int(np.argmax(values)), values.shape)
+    fy, fx = np.unravel_index(int(np.argmax(own)), own.shape)
+    y0, x0 = sl[0].start, sl[1].start
+    box = (y0, x0, sl[0].stop, sl[1].stop)
+    first = (y0 + int(fy)) * snr.shape[1] + x0 + int(fx)
+    return first, (y0 + int(iy), x0 + int(ix), sign * float(values[iy, ix]), box, int(own.sum()))
 
 
 def _exact_peak(difference: exposure_mod.Exposure, y: int, x: int, approx: float) -> float:
@@ -196,7 +245,7 @@ def detect(difference: exposure_mod.Exposure, threshold: float = 5.0) -> Detecti
     scale = noise_scale(snr, difference.mask)
     snr /= np.float32(scale)
     _rescale_edge_band(snr, difference)
-    rows = _footprints(snr, threshold, +1) + _footprints(snr, threshold, -1)
+    rows = _footprints(snr, threshold)
     rows = [(r[0], r[1], _exact_peak(difference, r[0], r[1], r[2]), r[3], r[4]) for r in rows]
     rows = [r for r in rows if abs(r[2]) >= threshold]
     fwhm = (

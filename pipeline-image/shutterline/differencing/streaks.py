@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 
 from shutterline.images import mask as mask_mod
@@ -81,17 +82,39 @@ class Streak:
         return -x * np.sin(self.theta) + y * np.cos(self.theta)
 
 
-def _snr_blocks(
-    image: np.ndarray, variance: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel signal-to-noise (unusable pixels 0) and its ``BIN x BIN`` block sums / BIN."""
+def _usable_snr(image: np.ndarray, variance: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Signal-to-noise ``image / sqrt(variance)``, 0 where unusable or not finite (any shape)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.where(
             ((mask & _UNUSABLE) == 0) & (variance > 0), image / np.sqrt(variance), 0.0
         ).astype(np.float32)
-    ny, nx = (s // BIN * BIN for s in snr.shape)
-    blocks = snr[:ny, :nx].reshape(ny // BIN, BIN, nx // BIN, BIN).sum(axis=(1, 3)) / BIN
-    return np.nan_to_num(snr), np.nan_to_num(blocks)
+    return np.nan_to_num(snr)
+
+
+@numba.njit(cache=True, nogil=True)
+def _snr_blocks(image: np.ndarray, variance: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``BIN x BIN`` block sums / BIN of the per-pixel signal-to-noise (unusable pixels 0).
+
+    One pass, with no full-size temporaries (numpy made five 32 MB ones). As before, a block
+    holding a NaN pixel counts 0 and one summing to an infinity the largest float32.
+    """
+    ny, nx = image.shape[0] // BIN, image.shape[1] // BIN
+    out = np.zeros((ny, nx), np.float32)
+    for by in range(ny):
+        for r in range(by * BIN, by * BIN + BIN):
+            for bx in range(nx):
+                acc = out[by, bx]
+                for c in range(bx * BIN, bx * BIN + BIN):
+                    v = variance[r, c]
+                    if (mask[r, c] & _UNUSABLE) == 0 and v > 0:
+                        acc += np.float32(image[r, c] / np.sqrt(v))
+                out[by, bx] = acc
+    big = np.finfo(np.float32).max
+    for by in range(ny):
+        for bx in range(nx):
+            b = out[by, bx] / np.float32(BIN)
+            out[by, bx] = 0.0 if np.isnan(b) else (min(max(b, -big), big))
+    return out
 
 
 def _hough(by: np.ndarray, bx: np.ndarray, thetas: np.ndarray, n_rho: int) -> np.ndarray:
@@ -113,14 +136,19 @@ def _run(along: np.ndarray) -> tuple[float, float, float]:
     return float(lo), float(hi), occupied / max(hi - lo + 1.0, 1.0)
 
 
-def _profile_width(snr: np.ndarray, streak: Streak, fwhm: float) -> tuple[float, float]:
+def _profile_width(
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray], streak: Streak, fwhm: float
+) -> tuple[float, float]:
     """(half-width, centre-line SNR per pixel) from the median profile across the streak.
+
+    ``planes`` are the difference image's image, variance and mask; the signal-to-noise is
+    computed at the profile's sample points only.
 
     The mask reaches to where a Gaussian of the profile's measured width falls to
     `residual_level`, or to where the measured profile stays above `EDGE_SNR`, whichever
     is farther.
     """
-    ny, nx = snr.shape
+    ny, nx = planes[0].shape
     step = max(int((streak.s1 - streak.s0) / 400), 1)
     s = np.arange(streak.s0, streak.s1, step, dtype=np.float64)
     d = np.arange(-120, 121, dtype=np.float64) * 0.5
@@ -130,7 +158,8 @@ def _profile_width(snr: np.ndarray, streak: Streak, fwhm: float) -> tuple[float,
     inside = ((x >= 0) & (x < nx) & (y >= 0) & (y < ny)).all(axis=1)
     if not inside.any():
         return 2.0 * fwhm, 0.0
-    prof = np.median(snr[y[inside], x[inside]], axis=0)
+    at = (y[inside], x[inside])
+    prof = np.median(_usable_snr(*(plane[at] for plane in planes)), axis=0)
     peak = float(prof[d.size // 2 - 2 : d.size // 2 + 3].max())
     half_max = np.abs(d)[prof > 0.5 * peak]
     sigma = max(float(half_max.max()) if half_max.size else 0.0, 0.5) / 1.1774
@@ -155,7 +184,7 @@ def find_streaks(
     image: np.ndarray, variance: np.ndarray, mask: np.ndarray, fwhm: float
 ) -> list[Streak]:
     """Streaks in a difference image (``(ny, nx)`` planes; ``fwhm`` of its PSF in pixels)."""
-    snr, blocks = _snr_blocks(image, variance, mask)
+    blocks = _snr_blocks(image, variance, mask)
     by, bx = np.nonzero(blocks > BLOCK_SNR)
     cy, cx = by + 0.5, bx + 0.5  # block centres in block units
     thetas = np.linspace(0.0, np.pi, _N_THETA, endpoint=False)
@@ -173,7 +202,7 @@ def find_streaks(
         if (hi - lo) * BIN < max(MIN_LENGTH_PX, MIN_LENGTH_FWHM * fwhm) or fill < MIN_FILL:
             break
         streak = Streak(theta, rho * BIN, lo * BIN - BIN, hi * BIN + 2 * BIN, 0.0, 0.0)
-        width, peak = _profile_width(snr, streak, fwhm)
+        width, peak = _profile_width((image, variance, mask), streak, fwhm)
         streak = dataclasses.replace(streak, half_width=width, peak_snr=peak)
         out.append(streak)
         # Every vote within the streak's width leaves the accumulator, not just the line's.

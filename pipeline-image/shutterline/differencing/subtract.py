@@ -214,7 +214,9 @@ def subtract(
     ref, target = (tpl, sci) if conv_template else (sci, tpl)
     variance = [psfmatch.Scaled(sci.variance, sci.factor**2)]
     variance.append(psfmatch.Scaled(tpl.variance, tpl.factor**2))
-    bad = ((science.mask | template.mask) & _NOT_SKY) != 0
+    bad = np.bitwise_or(science.mask, template.mask)
+    bad &= _NOT_SKY  # in place: each int32 temporary is 32 MB and a pass over memory
+    bad = bad != 0
     fit = _match(
         psfmatch.Scaled(ref.image, ref.factor), psfmatch.Scaled(target.image, target.factor),
         variance, bad, (sig_t, sig_s) if conv_template else (sig_s, sig_t), (ref.psf, target.psf),
@@ -254,7 +256,9 @@ class _Side(NamedTuple):
 def _check_inputs(science: exposure_mod.Exposure, template: exposure_mod.Exposure) -> None:
     if science.shape != template.shape:
         raise ValueError(f"science {science.shape} and template {template.shape} differ in shape")
-    if not np.any((template.mask & int(_Bit.NO_DATA)) == 0):
+    # In bands of rows: a template with data shows it in the first band, not after a full pass.
+    mask, no_data = template.mask, int(_Bit.NO_DATA)
+    if not any(np.any((mask[y : y + 256] & no_data) == 0) for y in range(0, mask.shape[0], 256)):
         raise ValueError("template has no data over the science image")
 
 
@@ -344,13 +348,21 @@ def _narrow_edge(mask: np.ndarray, kernel: np.ndarray) -> None:
     half, width = kernel.shape[0] // 2, edge_width(kernel)
     if width >= half:
         return
-    band = np.zeros(mask.shape, bool)
-    band[:half], band[-half:], band[:, :half], band[:, -half:] = True, True, True, True
-    inner = np.ones(mask.shape, bool)
-    if width:
-        inner[:width], inner[-width:], inner[:, :width], inner[:, -width:] = (False,) * 4
-    band &= inner
-    mask[band] = (mask[band] & ~int(_Bit.EDGE)) | int(_Bit.SUSPECT)
+    ny, nx = mask.shape
+    # The band between ``width`` and ``half`` from the border, as four strips (no full-size
+    # plane): top and bottom span the columns inside ``width``, left and right the rows
+    # between the top and bottom strips; bounded by ``width`` on images under 2 ``half``.
+    top, bottom = min(half, ny - width), max(ny - half, width)
+    left, right = min(half, nx - width), max(nx - half, width)
+    strips = [
+        mask[width:top, width : nx - width],
+        mask[bottom : ny - width, width : nx - width],
+        mask[half : ny - half, width:left],
+        mask[half : ny - half, right : nx - width],
+    ]
+    for strip in strips:
+        strip &= ~int(_Bit.EDGE)
+        strip |= int(_Bit.SUSPECT)
 
 
 def _finish(
@@ -378,7 +390,8 @@ def _finish(
         "variance_scale": float(scale),
         "sigma_science": sigmas[0],
         "sigma_template": sigmas[1],
-        "good_fraction": float(np.mean((mask & _NOT_SKY) == 0)),
+        # A count: ``np.mean`` of the bool plane converts 8 M pixels to float64 first.
+        "good_fraction": 1.0 - np.count_nonzero(mask & _NOT_SKY) / mask.size,
     }
     metadata: dict[str, Any] = dict(science.metadata)
     metadata.update({"BUNIT": "nJy", "NJY_PER_UNIT": 1.0})

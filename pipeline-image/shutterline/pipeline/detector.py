@@ -15,6 +15,7 @@ from shutterline.differencing import dia, subtract, warp
 from shutterline.images import Exposure, MaskBit
 from shutterline.images import exposure as exposure_mod
 from shutterline.isr import isr
+from shutterline.pipeline import heap
 from shutterline.processing import calibrate, characterize
 from shutterline.telemetry import stages
 
@@ -108,6 +109,7 @@ def run_image_stages(
     ``bars``: the DIA selection's classifier bars (`dia.accept`; the settings'
     ``dia_min_classifier`` and ``dia_min_classifier_bright``).
     """
+    heap.keep_freed_memory()  # the stages' large temporaries reuse freed pages
     with rec.stage("isr"):
         exposure = isr.run_isr(inputs.raw, inputs.bias, inputs.flat)
         for key in ("N_CR", "N_SAT", "N_BAD"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shutterline.differencing import dia, subtract, warp
-from shutterline.images import MaskBit
+from shutterline.images import Exposure, MaskBit
 
 from . import synth
 
@@ -53,3 +53,50 @@ def test_transients_inside_the_kernel_half_width_are_found_and_flagged(
     assert np.asarray(rows["pixel_flags_suspect"]).all()
     pull = (np.asarray(rows["psf_flux"]) - flux) / np.asarray(rows["psf_flux_err"])
     assert np.median(np.abs(pull)) < 3.0, pull
+
+
+def _narrow_edge_reference(mask: np.ndarray, kernel: np.ndarray) -> None:
+    """`subtract._narrow_edge` as it was: full-size band planes."""
+    half, width = kernel.shape[0] // 2, subtract.edge_width(kernel)
+    if width >= half:
+        return
+    band = np.zeros(mask.shape, bool)
+    band[:half], band[-half:], band[:, :half], band[:, -half:] = True, True, True, True
+    inner = np.ones(mask.shape, bool)
+    if width:
+        inner[:width], inner[-width:], inner[:, :width], inner[:, -width:] = (False,) * 4
+    band &= inner
+    mask[band] = (mask[band] & ~int(MaskBit.EDGE)) | int(MaskBit.SUSPECT)
+
+
+@pytest.mark.parametrize("shape", [(120, 90), (30, 25), (12, 40)])
+@pytest.mark.parametrize("sigma", [0.7, 1.5, 3.0, 6.0])
+def test_narrow_edge_strips_match_the_full_size_reference(
+    shape: tuple[int, int], sigma: float
+) -> None:
+    # Kernels from narrow (EDGE a few pixels wide) to as wide as the half-width (unchanged),
+    # on images down to smaller than twice the half-width.
+    r = np.arange(-10, 11)
+    kernel = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / sigma**2)
+    rng = np.random.default_rng(int(sigma * 10) + shape[0])
+    mask = rng.integers(0, 2**12, shape).astype(np.int32)
+    mask[:10] |= int(MaskBit.EDGE)
+    mask[-10:] |= int(MaskBit.EDGE)
+    mask[:, :10] |= int(MaskBit.EDGE)
+    mask[:, -10:] |= int(MaskBit.EDGE)
+    fast, slow = mask.copy(), mask.copy()
+    subtract._narrow_edge(fast, kernel)
+    _narrow_edge_reference(slow, kernel)
+    np.testing.assert_array_equal(fast, slow)
+    if shape == (120, 90) and sigma < 3.0:
+        assert (fast != mask).any()  # the band was narrowed
+
+
+def test_template_without_data_is_refused_and_one_pixel_of_data_is_enough() -> None:
+    exp = Exposure.blank((600, 40))
+    blank = Exposure.blank((600, 40))
+    blank.mask[:] = int(MaskBit.NO_DATA)
+    with pytest.raises(ValueError, match="template has no data"):
+        subtract._check_inputs(exp, blank)
+    blank.mask[599, 39] = 0  # in the last band of rows
+    subtract._check_inputs(exp, blank)
