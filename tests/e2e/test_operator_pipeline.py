@@ -198,9 +198,14 @@ def test_example_visit_waits_for_raws_then_succeeds_with_the_pipelines_counts(
     rows = apdb_mod.open_apdb(pipeline_ns["apdb"]).row_counts()
     assert rows.get("DiaSource", 0) == status["diaSources"]
 
-    # One trace: the operator's root span over the pods' spans.
+    _assert_one_trace(bed, ns, otlp_receiver, status["traceId"])
+
+
+def _assert_one_trace(bed: cluster.Cluster, ns: str, otlp_receiver: Any, trace_hex: str) -> None:
+    """One trace: the operator's root span over the pods' spans."""
+
     def with_root() -> list[dict[str, Any]] | None:
-        spans = otlp_receiver.spans(status["traceId"], timeout=1)
+        spans = otlp_receiver.spans(trace_hex, timeout=1)
         return spans if any(s["name"] == "visit" for s in spans) else None
 
     spans = wait_for(with_root, 30, "the operator's root span in Jaeger")
@@ -209,7 +214,7 @@ def test_example_visit_waits_for_raws_then_succeeds_with_the_pipelines_counts(
     # Every pod span hangs off the root: directly, or through the pod span whose id the
     # pod's containers derive from the trace id and the pod's name (the telemetry sidecar
     # records that span when it runs).
-    trace_id = int(status["traceId"], 16)
+    trace_id = int(trace_hex, 16)
     pod_ids = {
         f"{tracing.pod_span_id(trace_id, p['metadata']['name']):016x}"
         for p in _pods(bed, ns, "example")
