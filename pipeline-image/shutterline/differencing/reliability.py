@@ -37,7 +37,7 @@ import numpy as np
 __all__ = ["FEATURES", "MODEL_VERSION", "VERSION", "classify", "features", "load_model", "score"]
 
 #: The trained classifier's version (``reliability_<version>.json``), at most 7 characters.
-MODEL_VERSION = "lrfak4"
+MODEL_VERSION = "lrfak5"
 #: Names of the classifier's inputs, in order (see `features`).
 FEATURES = (
     "log_snr", "log_chi2_ndata", "size_ratio", "shape_flag", "extendedness",
