@@ -2,8 +2,9 @@
 
 The DIA selection and reliability were chosen on the *fitting* nights (the demo night, seed
 7, and seed 13; the classifier's bars in `dia` say which); the *validation* nights (seeds 101,
-202: looked at several times since, so labelled "seen before") and the *fresh* nights (seeds
-303, 404, run once after the rules were frozen; `shutterline.evaluation.nights`) have other
+202: looked at several times, "seen before"; 303, 404: run once as the fresh nights of the
+stop that froze lrfak4, "seen once") and the *fresh* nights (seeds 505, 606, run once after
+the rules were frozen; `shutterline.evaluation.nights`) have other
 seeds, seeing, densities, science-only defects and satellite trails. Each is run through
 every stage and reported beside the issue's targets, which apply to the nights not fitted on:
 completeness of transients, variables and asteroids at expected difference SNR >= 10
@@ -43,7 +44,8 @@ CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "truth-nights-v3"
 FULL = {"fields": 3, "detectors": 2, "visits": 4, "template_visits": 3, "nx": 2048, "ny": 4096}
 SET_LABELS = {
     "fitting": "the rules and the classifier were chosen on these",
-    "validation": "seen before: looked at several times while the rules were worked on",
+    "validation": "seen before (101, 202: several times) or seen once (303, 404: last stop's "
+    "fresh nights)",
     "fresh": "never run before the rules were frozen; run once",
 }
 SMALL = {"fields": 1, "detectors": 2, "visits": 3, "template_visits": 3, "nx": 1024, "ny": 2048}
@@ -230,6 +232,19 @@ def _old_definition_rows(t: dict[str, Any]) -> list[tuple[str, Any, str, bool]]:
     ]  # fmt: skip
 
 
+def _night_line(spec: Any, night: dict[str, Any]) -> str:
+    """One night's counts: completeness by kind, false sources, asteroids."""
+    kinds = night["completeness_by_kind"]
+    found = sum(k["found"] for k in kinds.values())
+    expected = sum(k["expected"] for k in kinds.values())
+    ast = night["asteroid_association"]
+    return (f"  {spec.name}" + (f" ({spec.seen})" if spec.seen else "")
+            + f": {found}/{expected} ({found / max(expected, 1):.3f}); "
+            + ", ".join(f"{k} {v['found']}/{v['expected']}" for k, v in kinds.items())
+            + f"; false {night['false_per_detector_visit']['mean']:.2f}; asteroids "
+            f"{ast['correct']}/{ast['detected']}")  # fmt: skip
+
+
 def _commit() -> str:
     """The commit the run's code is at (``+dirty`` when the work tree differs from it)."""
     import subprocess
@@ -275,6 +290,8 @@ def main() -> int:
     print(f"code: commit {commit}")
     for name, res in results.items():
         print(f"\n== {name} nights ({SET_LABELS[name]}): {', '.join(s.name for s in sets[name])}")
+        for spec in sets[name]:
+            print(_night_line(spec, res["nights"][spec.name]))
         for check, value, target, passed in _checks(res["totals"], res["failed"]):
             verdict = "INFO" if target == "-" else ("PASS" if passed else "MISS")
             print(f"{verdict}  {check}: {value} (target {target})")

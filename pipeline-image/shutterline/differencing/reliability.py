@@ -2,8 +2,8 @@
 
 `classify` is a logistic regression on DIA-source table columns (`features`), trained on
 fake point sources injected into the science images of the fitting nights against the
-detections that match no injected or true changing source
-(`shutterline.evaluation.fakes`); its coefficients are the versioned file
+detections that match no injected or true changing source, only on the rows no other rule
+of `dia.rejections` drops (`shutterline.evaluation.fakes`); its coefficients are the versioned file
 ``reliability_<version>.json`` beside this module. `score` is the older, explainable one: a
 product of penalties, each for one documented way a difference
 image makes false sources. A clean, PSF-like, isolated detection scores 1. ``z`` is the
@@ -37,7 +37,7 @@ import numpy as np
 __all__ = ["FEATURES", "MODEL_VERSION", "VERSION", "classify", "features", "load_model", "score"]
 
 #: The trained classifier's version (``reliability_<version>.json``), at most 7 characters.
-MODEL_VERSION = "lrfak4"
+MODEL_VERSION = "lrfak5"
 #: Names of the classifier's inputs, in order (see `features`).
 FEATURES = (
     "log_snr", "log_chi2_ndata", "size_ratio", "shape_flag", "extendedness",

@@ -68,7 +68,9 @@ def diagnose(
 
 def grid(table: Table, expected: Table, bars: tuple[float, ...] = _BARS) -> list[dict[str, Any]]:
     """Completeness and false rate per pair of bars ``(min_classifier, ..._bright)``."""
-    n_dv = len({(int(v), int(d)) for v, d in zip(table["visit"], table["detector"], strict=True)})
+    # Nights share visit numbers: an image is its ``image`` index (`fakes.stack`) when there.
+    keys = [np.asarray(table[c]) for c in ("image", "visit", "detector") if c in table.colnames]
+    n_dv = len(set(zip(*keys, strict=True)))
     row = np.asarray(expected["det_row"], int)
     kinds = np.asarray(expected["kind"], str)
     bogus = np.asarray(table["label"]) == 0

@@ -242,7 +242,11 @@ def star_sites(
 
 
 def labelled_detections(
-    night_dir: Path, seed: int = 0, keep: Path | None = None, stride: int = 1
+    night_dir: Path,
+    seed: int = 0,
+    keep: Path | None = None,
+    stride: int = 1,
+    with_fakes: bool = True,
 ) -> tuple[Table, Table]:
     """Every detection of every science detector-visit of a prepared night, with fakes.
 
@@ -253,6 +257,8 @@ def labelled_detections(
     (`bars.diagnose` says which rule drops each). ``keep``: a directory where each
     detector-visit's pair of tables is written, and read instead of made when there (a long
     run can stop and go on). ``stride``: every n-th visit of the schedule only.
+    ``with_fakes=False``: the night's own sources only (`evaluation.misses`; tables kept
+    under their own names).
     """
     from shutterline.butler import repo
 
@@ -266,11 +272,13 @@ def labelled_detections(
     for visit, det in pairs:
         paths = [keep / f"{night_dir.name}-{visit}-{det}-{part}.fits"
                  for part in ("detections", "expected")] if keep else []  # fmt: skip
+        if not with_fakes:
+            paths = [p.with_name("real-" + p.name) for p in paths]
         if paths and all(p.exists() for p in paths):
             out.append((Table.read(paths[0]), Table.read(paths[1])))
             continue
         rng = np.random.default_rng([seed, visit, det])
-        out.append(_one_image(butler, visit, det, changes.rows(visit, det), rng))
+        out.append(_one_image(butler, visit, det, changes.rows(visit, det), rng, with_fakes))
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
             for table, path in zip(out[-1], paths, strict=True):
@@ -282,7 +290,7 @@ def labelled_detections(
 
 
 def _one_image(
-    butler: Any, visit: int, det: int, rows: Table, rng: np.random.Generator
+    butler: Any, visit: int, det: int, rows: Table, rng: np.random.Generator, with_fakes: bool
 ) -> tuple[Table, Table]:
     """One detector-visit's labelled detections and expected sources (see the caller)."""
     from shutterline.butler import inputs as butler_inputs
@@ -291,27 +299,32 @@ def _one_image(
 
     inputs = butler_inputs.load_detector_inputs(butler, visit, det)
     done = detector.run_image_stages(inputs, stages.StageRecorder())
-    sites = star_sites(rows, done.calexp, rng, _N_ON_STARS + _N_NEG_ON_STARS)
-    pos = inject(done.calexp, rng, _N_FAKES, on_stars=sites[:_N_ON_STARS])
-    neg = inject(done.template, rng, _N_NEGATIVE, noise_from=done.calexp,
+    n_pos, n_neg = (_N_FAKES, _N_NEGATIVE) if with_fakes else (0, 0)
+    sites = star_sites(rows, done.calexp, rng, _N_ON_STARS + _N_NEG_ON_STARS)[: n_pos + n_neg]
+    pos = inject(done.calexp, rng, n_pos, on_stars=sites[:_N_ON_STARS])
+    neg = inject(done.template, rng, n_neg, noise_from=done.calexp,
                  on_stars=sites[_N_ON_STARS:])  # fmt: skip
-    trails = inject_trails(done.calexp, rng, _N_TRAILED)
+    trails = inject_trails(done.calexp, rng, _N_TRAILED if with_fakes else 0)
     diff = subtract.subtract(done.calexp, done.template).difference
     table = dia.detect_and_measure(diff, done.calexp, done.template, select=False)
-    on_star = np.r_[np.zeros(_N_FAKES), np.ones(len(pos) - _N_FAKES),
-                    np.zeros(_N_NEGATIVE), np.ones(len(neg) - _N_NEGATIVE)]  # fmt: skip
+    on_star = np.r_[np.zeros(n_pos), np.ones(len(pos) - n_pos),
+                    np.zeros(n_neg), np.ones(len(neg) - n_neg)]  # fmt: skip
     table = label(table, np.vstack([pos, neg]), on_star.astype(bool), rows, trails)
     table["visit"], table["detector"] = visit, det
     return table, _expected(table, rows, diff)
 
 
 def stack(pairs: list[tuple[Table, Table]]) -> tuple[Table, Table]:
-    """One detections table and one expected table, ``det_row`` still pointing into it."""
+    """One detections table (``image``: the index of its pair) and one expected table, its
+    ``det_row`` and ``near_row`` pointing into the first."""
     offset, expected = 0, []
-    for table, ex in pairs:
+    for i, (table, ex) in enumerate(pairs):
         table["label"] = np.asarray(table["label"]).astype(np.int8)  # a FITS round trip: bool
+        table["image"] = i  # nights share visit numbers (`bars.grid` counts images by this)
         ex = ex.copy()
-        ex["det_row"] = np.where(ex["det_row"] >= 0, ex["det_row"] + offset, -1)
+        for name in ("det_row", "near_row"):
+            if name in ex.colnames:
+                ex[name] = np.where(ex[name] >= 0, ex[name] + offset, -1)
         expected.append(ex)
         offset += len(table)
     return vstack([t for t, _ in pairs]), vstack(expected)
@@ -329,6 +342,12 @@ def _expected(table: Table, rows: Table, diff: exposure_mod.Exposure) -> Table:
                                                   "flux_nJy", "mag", "diff_flux_nJy")})  # fmt: skip
     ex["expected_snr"] = truth.expected_snr(changing)
     ex["det_row"] = to_det
+    # The nearest detection within 3" (`evaluation.misses`: lost by position, or not found).
+    ex["near_row"], near = truth._separation_match(
+        np.asarray(changing["ra"], float), np.asarray(changing["dec"], float),
+        np.asarray(table["ra"], float), np.asarray(table["dec"], float), 3.0,
+    )  # fmt: skip
+    ex["near_arcsec"] = near
     ny, nx = diff.shape
     iy = np.clip(np.round(np.asarray(changing["y"], float)).astype(int), 0, ny - 1)
     ix = np.clip(np.round(np.asarray(changing["x"], float)).astype(int), 0, nx - 1)
@@ -377,12 +396,15 @@ def _segment_distance(x: np.ndarray, y: np.ndarray, trails: np.ndarray) -> np.nd
 def train(table: Table) -> dict[str, Any]:
     """Class-balanced L2 logistic regression (Newton steps) on `reliability.features`.
 
-    Real rows that `dia.rejections`' residual rule drops whatever their score (a change too
-    small for its star, mostly fakes on bright stars) are left out: they look exactly like
-    the static-star residuals labelled bogus and would only blur the two.
+    Only the rows the classifier decides on are fitted: those no other rule of
+    `dia.rejections` drops whatever their score. lrfak4 left out only the real rows of the
+    residual rule (a change too small for its star); the bogus ones stayed, bright-star
+    residuals that rule drops anyway, and taught it "on a bright star = bogus": true
+    variables on stars scored 0.19-0.30 on the fitting nights (`evaluation.misses`).
     """
-    real = np.asarray(table["label"]) > 0
-    table = table[~(real & dia.rejections(table)["residual"])]
+    drops = dia.rejections(table)
+    drops.pop("classifier")
+    table = table[~np.any(np.vstack([np.zeros(len(table), bool), *drops.values()]), axis=0)]
     x = reliability.features(table)
     y = np.asarray(table["label"], float)
     mean, scale = x.mean(axis=0), x.std(axis=0)

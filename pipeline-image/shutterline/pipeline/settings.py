@@ -125,8 +125,8 @@ class Settings:
     relay_full_check: bool = False
     # The same values as differencing.dia.MIN_CLASSIFIER(_BRIGHT), which say how they were
     # chosen (settings imports no stage; a unit test keeps the two equal).
-    dia_min_classifier: float = 0.3
-    dia_min_classifier_bright: float = 0.2
+    dia_min_classifier: float = 0.1
+    dia_min_classifier_bright: float = 0.05
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -195,8 +195,13 @@ def test_saturated_star_leaves_no_reliable_source() -> None:
     science.mask[grown] |= int(MaskBit.SAT)
     res = subtract.subtract(science, template)
     table = dia.detect_and_measure(res.difference, science, template, select=False)
-    near = table[np.hypot(table["x"] - 128.2, table["y"] - 127.7) < 12]
-    assert np.all(near["reliability"] <= 0.5)
+    close = np.hypot(table["x"] - 128.2, table["y"] - 127.7) < 12
+    near = table[close]
+    # None is reported. The penalty score (`reliability.score`) drops them; the classifier is
+    # fitted only on what the other rules leave to it (lrfak5, `fakes.train`), so its score
+    # of a saturated core (0.9) is not what decides.
+    assert len(near) and not dia.accept(table)[close].any()
+    assert np.all(near["reliability_penalty"] <= 0.5)
     assert np.all(near["pixel_flags_sat"])
 
 

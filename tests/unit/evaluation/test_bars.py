@@ -56,3 +56,16 @@ def test_grid_trades_false_sources_for_completeness() -> None:
     bogus_kept = int(np.sum(dia.accept(table, 0.0, 0.0) & (np.asarray(table["label"]) == 0)))
     assert none["false_per_detector_visit"] == bogus_kept / 2
     assert "bars 0.00/0.00" in bars.format_grid(bars.grid(table, expected, (0.0,)))
+
+
+def test_grid_counts_each_night_s_images_apart() -> None:
+    """Two nights share visit numbers: stacked, their images are four detector-visits, not two
+    (lrfak4's grid divided two nights' false sources by one night's images: twice the rate)."""
+    from shutterline.evaluation import fakes
+
+    table, expected = _labelled()
+    expected["near_row"] = expected["det_row"]
+    one = bars.grid(table, expected, (0.0,))[0]
+    two = bars.grid(*fakes.stack([(table.copy(), expected), (table.copy(), expected)]), (0.0,))
+    assert two[0]["false_per_detector_visit"] == one["false_per_detector_visit"]
+    assert two[0]["found"] == 2 * one["found"]

@@ -63,6 +63,25 @@ def test_training_recovers_a_separable_rule() -> None:
     assert np.mean((p > 0.5) == real) > 0.9
 
 
+def test_training_fits_only_what_the_classifier_decides() -> None:
+    """Rows another rule drops whatever their score (here the residual rule's bright-star
+    residuals, of either label) are not fitted: lrfak4 kept the bogus ones and learned "on a
+    bright star = bogus"."""
+    table, real = _scene(32)
+    table["label"] = real.astype(np.int8)
+    residual = np.zeros(len(table), bool)
+    residual[np.flatnonzero(~real)[:3]] = True
+    residual[np.flatnonzero(real)[:2]] = True
+    table["template_flux"][residual] = 100.0 * np.abs(table["psf_flux"][residual])
+    assert np.array_equal(dia.rejections(table)["residual"], residual)
+    others = dia.rejections(table)
+    others.pop("classifier")
+    kept = ~np.any(np.vstack(list(others.values())), axis=0)
+    model = fakes.train(table)
+    assert model["n_bogus"] == int(np.sum(kept & ~real))
+    assert model["n_real"] == int(np.sum(kept & real))
+
+
 def _star_scene(seed: int) -> tuple[Table, np.ndarray, np.ndarray, np.ndarray]:
     """Fakes on the stars of a synthetic field (brighter in the science image, or fainter:
     more flux in the template); the detections, which match a fake, which grew, and the
