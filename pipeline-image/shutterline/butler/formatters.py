@@ -10,6 +10,7 @@ pieces are a ``dict`` of numpy arrays in one uncompressed ``.npz`` (no pickles),
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -103,9 +104,32 @@ def write_pieces(arrays: dict[str, Any], path: str) -> None:
         np.savez(f, **arrays)
 
 
+#: What astropy warns, and then reads on past, when a file is shorter than its headers say.
+_TRUNCATED = "File may have been truncated"
+
+
 def read_raw_file(path: str) -> fits.HDUList:
-    """Read a raw completely into memory (headers and 16-bit unsigned pixels)."""
-    hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    """Read a raw completely into memory (headers and 16-bit unsigned pixels).
+
+    Raises
+    ------
+    ValueError
+        The file is shorter than its headers say. Astropy only warns and reads on (or, where
+        warnings are errors, stops with the file left open); here it is an error that says
+        so, whatever the warning filters, and the file is closed.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", message=_TRUNCATED)
+        hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    truncated = [str(w.message) for w in caught if str(w.message).startswith(_TRUNCATED)]
+    for warning in caught:  # the others, as they would have been shown
+        if not str(warning.message).startswith(_TRUNCATED):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if truncated:
+        hdul.close()
+        raise ValueError(f"{path} is truncated: {truncated[0]}")
     try:
         for hdu in hdul:
             _ = hdu.data  # load now: loaded data outlive the file, which we close
