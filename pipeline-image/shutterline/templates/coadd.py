@@ -18,7 +18,9 @@ object leaves a "ghost" at a fraction of its flux.
 Near sources the inputs are not rejected: inputs of different seeing legitimately disagree
 in a star's core and wings. An outlier found on the sky is followed into them, though, as far
 as it stays an outlier of the same sign (a trail passing a star). Rejection needs at least
-three inputs at a pixel.
+three inputs at a pixel. An input left out of part of a source (masked there, off its edge, or
+rejected) is left out of the whole source, grown by ``source_grow`` pixels, wherever another
+input covers it: a star's core and wings come from the same inputs, its flux among theirs.
 """
 
 from __future__ import annotations
