@@ -44,6 +44,8 @@ EXCLUDE = int(
     mask_mod.MaskBit.NO_DATA | mask_mod.MaskBit.SAT | mask_mod.MaskBit.BAD | mask_mod.MaskBit.CR
 )
 #: Bits of the inputs carried into the coadd mask where an input used there had them.
+#: An input out of more than this fraction of a source's light is left out of all of it.
+_CORE_FRACTION = 0.2
 _CARRY = int(mask_mod.MaskBit.SAT | mask_mod.MaskBit.INTRP | mask_mod.MaskBit.SUSPECT)
 
 
@@ -114,7 +116,7 @@ def _reject(
     enough = count >= config.min_inputs_for_rejection
     if not enough.any():
         return use
-    source = _sources(image, variance, use, count, config)
+    source, smooth = _sources(image, variance, use, count, config)
     # Work on the pixels with enough inputs only: no all-NaN columns, less work.
     sel = (slice(None), enough)
     use_sel, var_sel = use[sel], variance[sel]  # each boolean gather once
@@ -130,10 +132,12 @@ def _reject(
     for i in np.flatnonzero(suspect.any(axis=1)):
         bad = _into_sources(suspect[i], z[i], enough, config.nsigma)
         out[i] &= ~mask_mod.dilate_square(bad, 2 * config.grow + 1)
-    return _whole_sources(out, source, size)
+    return _whole_sources(out, source, smooth, size)
 
 
-def _whole_sources(use: np.ndarray, source: np.ndarray, size: int) -> np.ndarray:
+def _whole_sources(
+    use: np.ndarray, source: np.ndarray, smooth: np.ndarray, size: int
+) -> np.ndarray:
     """Each input left out of a whole source (grown to ``size``) where it is out of a part.
 
     An input masked (a cosmic-ray flag, saturation, a bad column), off its edge or rejected in
@@ -147,10 +151,13 @@ def _whole_sources(use: np.ndarray, source: np.ndarray, size: int) -> np.ndarray
         return use
     out = use.copy()
     inside = labels > 0
+    total = np.bincount(labels[inside], weights=smooth[inside], minlength=n + 1)
     for i in range(use.shape[0]):
         used = np.bincount(labels[inside & use[i]], minlength=n + 1)
-        lost = np.bincount(labels[inside & ~use[i]], minlength=n + 1)
-        part = (used > 0) & (lost > 0)
+        lost = np.bincount(
+            labels[inside & ~use[i]], weights=smooth[inside & ~use[i]], minlength=n + 1
+        )
+        part = (used > 0) & (lost > _CORE_FRACTION * total)
         part[0] = False
         if part.any():
             drop = mask_mod.dilate_square(part[labels], size) & use[i]
@@ -165,8 +172,8 @@ def _sources(
     use: np.ndarray,
     count: np.ndarray,
     config: CoaddConfig,
-) -> np.ndarray:
-    """Where the inputs' smoothed median is a source, on every pixel some input covers.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the inputs' smoothed median is a source, on every pixel some input covers; that median.
 
     Not only where there are enough inputs for rejection: a star's core where one input is
     masked has fewer, and `_whole_sources` needs the whole star.
@@ -176,7 +183,7 @@ def _sources(
     noise = np.full(covered.shape, np.inf, np.float32)
     noise[covered] = np.sqrt(1.571 * typical / count[covered]) / config.source_box
     smooth = _smoothed_median(image, use, covered, config.source_box)
-    return np.asarray(smooth > config.source_nsigma * noise)
+    return np.asarray(smooth > config.source_nsigma * noise), smooth
 
 
 def _into_sources(
