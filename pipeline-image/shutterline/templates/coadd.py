@@ -18,9 +18,7 @@ object leaves a "ghost" at a fraction of its flux.
 Near sources the inputs are not rejected: inputs of different seeing legitimately disagree
 in a star's core and wings. An outlier found on the sky is followed into them, though, as far
 as it stays an outlier of the same sign (a trail passing a star). Rejection needs at least
-three inputs at a pixel. An input left out of part of a source (masked there, off its edge, or
-rejected) is left out of the whole source, grown by ``source_grow`` pixels, wherever another
-input covers it: a star's core and wings come from the same inputs, its flux among theirs.
+three inputs at a pixel.
 """
 
 from __future__ import annotations
@@ -44,8 +42,6 @@ EXCLUDE = int(
     mask_mod.MaskBit.NO_DATA | mask_mod.MaskBit.SAT | mask_mod.MaskBit.BAD | mask_mod.MaskBit.CR
 )
 #: Bits of the inputs carried into the coadd mask where an input used there had them.
-#: An input out of more than this fraction of a source's light is left out of all of it.
-_CORE_FRACTION = 0.2
 _CARRY = int(mask_mod.MaskBit.SAT | mask_mod.MaskBit.INTRP | mask_mod.MaskBit.SUSPECT)
 
 
@@ -116,74 +112,28 @@ def _reject(
     enough = count >= config.min_inputs_for_rejection
     if not enough.any():
         return use
-    source, smooth = _sources(image, variance, use, count, config)
     # Work on the pixels with enough inputs only: no all-NaN columns, less work.
     sel = (slice(None), enough)
     use_sel, var_sel = use[sel], variance[sel]  # each boolean gather once
     values = np.where(use_sel, image[sel], np.nan)
     median = _median.nanmedian_inputs(values)
+    typical = _median.nanmedian_inputs(np.where(use_sel, var_sel, np.nan))
+    noise = np.full(enough.shape, np.inf, np.float32)
+    noise[enough] = np.sqrt(1.571 * typical / count[enough]) / config.source_box
+    source = _smoothed_median(image, use, enough, config.source_box) > config.source_nsigma * noise
     size = 2 * config.source_grow + 1
-    sky = ~mask_mod.dilate_square(source & enough, size)[enough]
+    sky = ~mask_mod.dilate_square(source, size)[enough]
     sigma = np.sqrt(np.maximum(var_sel, np.float32(1e-30)))
     z = np.where(use_sel, (values - median) / sigma, np.float32(0))
     far = np.abs(z) > config.nsigma
     suspect = (far | _faint(z, enough, config)) & sky & use_sel
     out = use.copy()
+    if not suspect.any():
+        return out
     for i in np.flatnonzero(suspect.any(axis=1)):
         bad = _into_sources(suspect[i], z[i], enough, config.nsigma)
         out[i] &= ~mask_mod.dilate_square(bad, 2 * config.grow + 1)
-    return _whole_sources(out, source, smooth, size)
-
-
-def _whole_sources(
-    use: np.ndarray, source: np.ndarray, smooth: np.ndarray, size: int
-) -> np.ndarray:
-    """Each input left out of a whole source (grown to ``size``) where it is out of a part.
-
-    An input masked (a cosmic-ray flag, saturation, a bad column), off its edge or rejected in
-    part of a star gave the coadd a star whose core came from some inputs and wings from
-    others: below every input when the sharpest input lost its core (seed 13, star 9141: its
-    core flagged CR in the 4.4 px input, 58.7e3 nJy within 12 px against 57.8-77e3). Left out
-    of the whole source, it leaves the others' weighted mean; only where another input stays.
-    """
-    labels, n = ndimage.label(source)
-    if n == 0:
-        return use
-    out = use.copy()
-    inside = labels > 0
-    total = np.bincount(labels[inside], weights=smooth[inside], minlength=n + 1)
-    for i in range(use.shape[0]):
-        used = np.bincount(labels[inside & use[i]], minlength=n + 1)
-        lost = np.bincount(
-            labels[inside & ~use[i]], weights=smooth[inside & ~use[i]], minlength=n + 1
-        )
-        part = (used > 0) & (lost > _CORE_FRACTION * total)
-        part[0] = False
-        if part.any():
-            drop = mask_mod.dilate_square(part[labels], size) & use[i]
-            others = np.delete(out, i, axis=0).any(axis=0)
-            out[i] &= ~(drop & others)
     return out
-
-
-def _sources(
-    image: np.ndarray,
-    variance: np.ndarray,
-    use: np.ndarray,
-    count: np.ndarray,
-    config: CoaddConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where the inputs' smoothed median is a source, on every pixel some input covers; that median.
-
-    Not only where there are enough inputs for rejection: a star's core where one input is
-    masked has fewer, and `_whole_sources` needs the whole star.
-    """
-    covered = count > 0
-    typical = _median.nanmedian_inputs(np.where(use[:, covered], variance[:, covered], np.nan))
-    noise = np.full(covered.shape, np.inf, np.float32)
-    noise[covered] = np.sqrt(1.571 * typical / count[covered]) / config.source_box
-    smooth = _smoothed_median(image, use, covered, config.source_box)
-    return np.asarray(smooth > config.source_nsigma * noise), smooth
 
 
 def _into_sources(

