@@ -10,6 +10,7 @@ import pytest
 
 from shutterline.images import Exposure, MaskBit
 from shutterline.images import exposure as exposure_io
+from shutterline.simulate import render
 from shutterline.templates import coadd
 from tests.unit.isr import synth
 
@@ -357,3 +358,85 @@ def test_patch_inputs_in_exposure_order_whatever_order_they_were_made_in() -> No
     ]
     assert [id(w) for _, _, w in got[(0, 35, "r")]] == [id(warps[(1, 35)]), id(warps[(2, 35)])]
     assert result.skipped == [(0, 28, "no flat"), (3, 35, "too few stars")]
+
+
+def _sim_star(
+    shape: tuple[int, int], at: tuple[float, float], flux: float, fwhm: float
+) -> np.ndarray:
+    """The simulator's PSF (`simulate.render`): 90 % core, 10 % wing twice as wide."""
+    core = render.core_sigma(fwhm) * 2.3548
+    x, y, f = np.array([at[0]]), np.array([at[1]]), np.array([flux])
+    return (1 - render.PSF_WING_WEIGHT) * synth.gaussian_stars(
+        shape, x, y, f, core
+    ) + render.PSF_WING_WEIGHT * synth.gaussian_stars(shape, x, y, f, render.PSF_WING_RATIO * core)
+
+
+@pytest.mark.parametrize(
+    "masked",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 10: a coadd input masked in a star's core still gives its wings "
+                "(56.9e3 below inputs of 57.8-77.2e3); leaving it out of the whole star fixed "
+                "this but lost 3-5 variables on seed 13 (benchmarks README)",
+            ),
+        ),
+    ],
+)
+def test_star_varying_between_inputs_comes_from_one_set_of_them(masked: bool) -> None:
+    # Seed 13, star 9141 (template inputs 57.8, 67.6 and 77e3 nJy within 12 px): in the
+    # sharpest input, the brightest, ISR had flagged the star's core CR. The coadd took the
+    # core from the other two and the wings from all three: 58.7e3, below every input, and a
+    # profile no PSF has (the forced flux 53.5e3, a residual broader than the PSF).
+    rng = np.random.default_rng(21)
+    fwhms, fluxes, noise = (7.1, 7.3, 4.4), (67.6e3, 57.8e3, 77.2e3), 60.0
+    stars = [_sim_star(SHAPE, STAR, f, w) for f, w in zip(fluxes, fwhms, strict=True)]
+    transient = _sim_star(SHAPE, (30.0, 30.0), 4e4, fwhms[0])
+    asteroid = _sim_star(SHAPE, (135.0, 130.0), 4e3, fwhms[1])
+    warps = []
+    for s, extra, fwhm in zip(stars, (transient, asteroid, 0.0), fwhms, strict=True):
+        image = s + extra + rng.normal(0, noise, SHAPE)
+        exp = Exposure(
+            image.astype(np.float32),
+            np.zeros(SHAPE, np.int32),
+            np.full(SHAPE, noise**2, np.float32),
+            psf=_psf_image(fwhm),
+            metadata={"NJY_PER_UNIT": 1.0, "BUNIT": "nJy"},
+        )
+        warps.append(coadd.Warp(exp))
+    core = (
+        slice(round(STAR[1]) - 3, round(STAR[1]) + 3),
+        slice(round(STAR[0]) - 3, round(STAR[0]) + 3),
+    )
+    if masked:  # as ISR left it: flagged, and interpolated from the core's edge
+        warps[2].exposure.mask[core] |= MaskBit.CR | MaskBit.INTRP
+        warps[2].exposure.image[core] = 0.3 * warps[2].exposure.image[core]
+    out = coadd.coadd(warps, SHAPE)
+    inputs = [_aperture(s, 20) for s in stars]
+    flux = _aperture(out.image, 20)
+    assert min(inputs) < flux < max(inputs)
+    # One set of inputs, core and wings alike: within 4 px and within 20 px the coadd's star
+    # is the mean (equal weights) of one set of the inputs' stars, to the noise; the set is
+    # every input that has the whole star.
+    sigma4 = float(np.sqrt(_aperture(out.variance, 4)))
+    misfit = {}
+    for m in range(1, 8):
+        sub = [s for j, s in enumerate(stars) if m >> j & 1]
+        misfit[m] = max(
+            abs(_aperture(out.image, 4) - np.mean([_aperture(s, 4) for s in sub])) / sigma4,
+            abs(flux - np.mean([_aperture(s, 20) for s in sub])) / (4 * sigma4),
+        )
+    best = min(misfit, key=lambda m: misfit[m])
+    assert (best, misfit[best] < 3) == (0b011 if masked else 0b111, True)
+    whole = [f for j, f in enumerate(inputs) if best >> j & 1]
+    assert flux == pytest.approx(np.mean(whole), rel=0.02)
+    # The transient and the asteroid, in one input each, are still rejected.
+    sigma = float(np.sqrt(np.median(out.variance)))
+    for blob in (transient, asteroid):
+        region = blob > 0.2 * blob.max()
+        assert (
+            abs(float(out.image[region].mean())) < 3 * sigma / np.sqrt(region.sum()) + 0.3 * sigma
+        )
