@@ -336,11 +336,20 @@ def test_indexed_job_pods_see_their_completion_index(
     apply(k8s_cluster, job)
     outcome = wait_for(lambda: job_condition(k8s_cluster, "indexed", namespace), 60, "Job end")
     assert outcome == "Complete"
-    seen = {}
-    for pod in pods_of(k8s_cluster, "indexed", namespace):
-        index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
-        message = statuses(pod, "containerStatuses")["detector"]["state"]["terminated"]["message"]
-        seen[index] = message
+
+    def messages() -> dict[str, str] | None:
+        # A pod's container status can reach the API server a moment after the Job's condition
+        # (seen once in CI: Complete, one container not yet `terminated`), so poll for them.
+        seen = {}
+        for pod in pods_of(k8s_cluster, "indexed", namespace):
+            index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+            state = statuses(pod, "containerStatuses").get("detector", {}).get("state", {})
+            if "terminated" not in state:
+                return None
+            seen[index] = state["terminated"].get("message")
+        return seen
+
+    seen = wait_for(messages, 30, "every pod's termination message")
     assert seen == {"0": "0", "1": "1", "2": "2"}
 
 
