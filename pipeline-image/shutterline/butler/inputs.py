@@ -88,15 +88,15 @@ def _read_all(butler: Butler, refs: list[DatasetRef], threads: int) -> dict[Data
     direct = bulkget.local_readers(butler, refs)
     if threads <= 1:
         return out | {
-            ref.id: direct[ref.id]() if ref.id in direct else butler.get(ref) for ref in refs
+            ref.id: read() if (read := direct.get(ref.id)) else butler.get(ref) for ref in refs
         }
     # Reads are independent; a few threads hide S3 latency in direct mode. A Butler is not
-    # safe to share between threads, so each worker gets through its own clone.
+    # safe to share between threads, so each worker reads through its own clone.
     local = threading.local()
 
     def get(ref: DatasetRef) -> Any:
-        if ref.id in direct:
-            return direct[ref.id]()
+        if read := direct.get(ref.id):
+            return read()
         if not hasattr(local, "butler"):
             local.butler = butler.clone()
         return local.butler.get(ref)
