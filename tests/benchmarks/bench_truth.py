@@ -14,7 +14,8 @@ definition is printed beside it), false DIA sources per detector-visit (<= 5; a 
 is > 1" from every true changing source), known-asteroid association (>= 95%, truth from
 skyfield + DE421, topocentric) and the astrometric residual median (< 0.1"). Pictures
 (completeness vs SNR, false rate vs reliability threshold) and a JSON record (with the
-commit of the code) go to the cache directory. Prepared repositories are cached between runs.
+commit of the code) go to the cache directory. Prepared repositories are cached between runs,
+keyed by the code that made them (`nights.prepare_cached`: a change to ISR rebuilds them).
 
     .venv/bin/python tests/benchmarks/bench_truth.py            # full size (the lead's run)
     .venv/bin/python tests/benchmarks/bench_truth.py --small    # 1 field, 1024 x 2048
@@ -57,9 +58,7 @@ def _run_night(spec: Any, size: dict[str, Any], workdir: Path, jobs: int) -> tup
     from shutterline.differencing import reliability
     from shutterline.evaluation import curves, nights, truth
 
-    if not (workdir / "ready").exists():
-        nights.prepare(spec, workdir, size, jobs)
-        (workdir / "ready").write_text("ok")
+    nights.prepare_cached(spec, workdir, size, jobs)
     cfg = demo_night.DemoConfig(workdir=workdir, detectors=size["detectors"], jobs=jobs)
     _drop_outputs(workdir / "repo")
     try:

@@ -17,11 +17,20 @@ are run once, after the rules are frozen and committed; nothing is chosen from t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FITTING", "FRESH", "SEEDS_RUN_BEFORE", "VALIDATION", "NightSpec", "prepare"]
+__all__ = [
+    "FITTING",
+    "FRESH",
+    "SEEDS_RUN_BEFORE",
+    "VALIDATION",
+    "NightSpec",
+    "prepare",
+    "prepare_cached",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +103,55 @@ FRESH = (
 )  # fmt: skip
 
 
-def prepare(spec: NightSpec, workdir: Path, size: dict[str, Any], jobs: int) -> tuple[Path, Path]:
+#: Packages whose code makes a night's raws, and those (with it) that make its repository's
+#: calibrations and templates (templates are built through ISR and calibrate).
+_SIMULATION_CODE = ("simulate", "camera")
+_REPOSITORY_CODE = (
+    *_SIMULATION_CODE, "isr", "calibs", "templates", "processing", "images", "butler",
+    "skymap", "differencing/warp*.py", "differencing/_resample.py",
+)  # fmt: skip
+
+
+def code_key(spec: NightSpec, size: dict[str, Any], parts: tuple[str, ...]) -> str:
+    """A digest of the night's settings and of the source of ``parts`` (package directories
+    or globs under ``shutterline``): a cached night made by other code is made again."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(repr((dataclasses.astuple(spec)[:3], sorted(size.items()))).encode())
+    for part in parts:
+        found = package.glob(part) if "*" in part or part.endswith(".py") else None
+        files = sorted(found) if found is not None else sorted((package / part).rglob("*.py"))
+        for path in files:
+            digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def prepare_cached(
+    spec: NightSpec, workdir: Path, size: dict[str, Any], jobs: int
+) -> tuple[Path, Path]:
+    """`prepare`, skipping what ``workdir`` already holds from the same code and settings.
+
+    ``workdir/simulated`` and ``workdir/ready`` hold the keys (`code_key`) of the night and of
+    the repository: a change to the simulator re-simulates, one to ISR or the coadd rebuilds.
+    """
+    sim_key = code_key(spec, size, _SIMULATION_CODE)
+    repo_key = code_key(spec, size, _REPOSITORY_CODE)
+    ready, simulated = workdir / "ready", workdir / "simulated"
+    if not (ready.exists() and ready.read_text() == repo_key):
+        ready.unlink(missing_ok=True)
+        again = not (simulated.exists() and simulated.read_text() == sim_key)
+        prepare(spec, workdir, size, jobs, simulate=again)
+        simulated.write_text(sim_key)
+        ready.write_text(repo_key)
+    return workdir / "night", workdir / "repo"
+
+
+def prepare(
+    spec: NightSpec, workdir: Path, size: dict[str, Any], jobs: int, simulate: bool = True
+) -> tuple[Path, Path]:
     """Simulate ``spec`` and build its central repository; ``(night dir, repo dir)``.
 
-    ``size`` gives ``fields, detectors, visits, template_visits, nx, ny``.
+    ``size`` gives ``fields, detectors, visits, template_visits, nx, ny``; ``simulate=False``
+    rebuilds the repository from the night already in ``workdir``.
     """
     from shutterline.butler import ingest, repo
     from shutterline.calibs import build as calibs_build
@@ -105,7 +159,9 @@ def prepare(spec: NightSpec, workdir: Path, size: dict[str, Any], jobs: int) -> 
     from shutterline.templates import build as templates_build
 
     night, root = workdir / "night", workdir / "repo"
-    simulate_night(night, seed=spec.seed, jobs=jobs, **size, **spec.settings)
+    if simulate:
+        shutil.rmtree(night, ignore_errors=True)
+        simulate_night(night, seed=spec.seed, jobs=jobs, **size, **spec.settings)
     shutil.rmtree(root, ignore_errors=True)
     butler = repo.create_repo(str(root))
     ingest.ingest_raws(butler, sorted((night / "raw").rglob("*.fits")), progress=False)
