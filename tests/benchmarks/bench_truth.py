@@ -70,14 +70,42 @@ def _run_night(spec: Any, size: dict[str, Any], workdir: Path, jobs: int) -> tup
     acc = curves.Curves()
     scores = {"penalties": curves.ScoreCurves(), "classifier": curves.ScoreCurves()}
     old = {k: [0, 0] for k in truth.CHANGING} | {"not_covered": [0, 0]}
+    false: list[Any] = []
     for r in reports:
         if r.status == "succeeded":
             rows = changes.rows(r.visit, r.detector)
             _add_old_definition(old, r, rows)
+            false.append(truth.false_sources(r.dia_sources, rows))
+            false[-1]["visit"], false[-1]["detector"] = r.visit, r.detector
             acc.add(curves.detector_points(r.dia_sources, rows))
             scores["penalties"].add(r.dia_sources, _penalty_scores(r.dia_sources), rows)
             scores["classifier"].add(r.dia_sources, reliability.classify(r.dia_sources), rows)
-    return reports, (acc, scores, old)
+    return reports, (acc, scores, old, _false_summary(false, workdir / "false-sources.ecsv"))
+
+
+def _false_summary(tables: list[Any], path: Path) -> dict[str, int]:
+    """Write the night's false DIA sources to ``path``; how many lie on what.
+
+    "On" a star or galaxy: its centre within 1" (the match radius) of the source.
+    """
+    import numpy as np
+    from astropy.table import vstack
+
+    t = vstack(tables) if tables else None
+    if t is None or len(t) == 0:
+        return {"n": 0}
+    t.write(path, overwrite=True)
+    star = np.asarray(t["star_sep_arcsec"]) <= 1.0
+    galaxy = np.asarray(t["galaxy_sep_arcsec"]) <= 1.0
+    mag = np.asarray(t["star_mag"], float)
+    out = {"n": len(t), "on_galaxy": int(np.sum(galaxy & ~star)),
+           "on_neither": int(np.sum(~star & ~galaxy))}  # fmt: skip
+    for lo, hi in ((0, 17), (17, 19), (19, 21), (21, 99)):
+        out[f"on_star_{lo}_{hi}"] = int(np.sum(star & (mag >= lo) & (mag < hi)))
+    for flag in ("pixel_flags_cr", "pixel_flags_interpolated", "pixel_flags_bad"):
+        if flag in t.colnames:
+            out[flag.removeprefix("pixel_flags_")] = int(np.sum(np.asarray(t[flag], bool)))
+    return out
 
 
 def _add_old_definition(old: dict[str, list[int]], r: Any, rows: Any) -> None:
@@ -134,8 +162,9 @@ def _score_set(specs: Any, size: dict[str, Any], root: Path, jobs: int) -> dict[
     per_night = {}
     all_reports: list[Any] = []
     for spec in specs:
-        reports, (acc, scores, old) = _run_night(spec, size, root / spec.name, jobs)
+        reports, (acc, scores, old, false) = _run_night(spec, size, root / spec.name, jobs)
         per_night[spec.name] = report.score_night(root / spec.name / "night", reports)
+        per_night[spec.name]["false_sources"] = false
         per_night[spec.name]["completeness_by_kind_any_coverage"] = {
             k: {"found": f, "expected": e} for k, (f, e) in old.items() if k != "not_covered"
         }
@@ -291,6 +320,8 @@ def main() -> int:
         print(f"\n== {name} nights ({SET_LABELS[name]}): {', '.join(s.name for s in sets[name])}")
         for spec in sets[name]:
             print(_night_line(spec, res["nights"][spec.name]))
+            counts = res["nights"][spec.name]["false_sources"].items()
+            print("    false sources: " + ", ".join(f"{k} {v}" for k, v in counts))
         for check, value, target, passed in _checks(res["totals"], res["failed"]):
             verdict = "INFO" if target == "-" else ("PASS" if passed else "MISS")
             print(f"{verdict}  {check}: {value} (target {target})")
