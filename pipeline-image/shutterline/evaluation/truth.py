@@ -19,6 +19,7 @@ __all__ = [
     "astrometric_residuals",
     "expected_sigma",
     "expected_snr",
+    "false_sources",
     "load_truth",
     "score_detector",
     "wrong_attributions",
@@ -209,6 +210,40 @@ def score_detector(
         n_not_covered=int(np.sum(bright & ~covered)),
         completeness_by_kind_any_coverage=by_kind(bright),
     )
+
+
+#: DIA columns kept in `false_sources` (when the table has them).
+_FALSE_COLUMNS = ("x", "y", "snr", "psf_flux", "template_flux", "extendedness", "reliability",
+                  "pixel_flags_cr", "pixel_flags_interpolated", "pixel_flags_bad")  # fmt: skip
+
+
+def false_sources(dia: Table, truth_rows: Table, radius_arcsec: float = 1.0) -> Table:
+    """The DIA sources within ``radius_arcsec`` of no changing source, with what lies under them.
+
+    Beside the DIA columns of `_FALSE_COLUMNS`: the distance (arcsec) and AB magnitude of the
+    nearest star (static or variable, not extended) and galaxy of ``truth_rows`` (the
+    visit's and detector's rows of every kind): a false source on a star is a subtraction
+    residual, one on neither is noise or an artefact.
+    """
+    changing = truth_rows[np.isin(truth_rows["kind"], CHANGING)]
+    to_truth, _ = _separation_match(
+        np.asarray(dia["ra"], float), np.asarray(dia["dec"], float),
+        np.asarray(changing["ra"], float), np.asarray(changing["dec"], float), radius_arcsec,
+    )  # fmt: skip
+    false = dia[to_truth < 0]
+    out = Table({c: false[c] for c in _FALSE_COLUMNS if c in false.colnames})
+    still = np.isin(truth_rows["kind"], ("static", "variable"))
+    extended = np.asarray(truth_rows["extended"], int) == 1
+    for name, sel in (("star", still & ~extended), ("galaxy", still & extended)):
+        near = truth_rows[sel]
+        best, dist = _separation_match(
+            np.asarray(false["ra"], float), np.asarray(false["dec"], float),
+            np.asarray(near["ra"], float), np.asarray(near["dec"], float), np.inf,
+        )  # fmt: skip
+        out[f"{name}_sep_arcsec"] = dist
+        mags = np.asarray(near["mag"], float)
+        out[f"{name}_mag"] = mags[best] if len(near) else np.full(len(false), np.nan)
+    return out
 
 
 def _asteroid_score(dia: Table, changing: Table, to_truth: np.ndarray) -> tuple[int, int]:

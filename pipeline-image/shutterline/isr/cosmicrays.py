@@ -30,6 +30,8 @@ _CR = int(mask_mod.MaskBit.CR)
 _INTRP = int(mask_mod.MaskBit.INTRP)
 # Pixels that are never candidates and never serve as interpolation neighbours.
 _EXCLUDE = int(mask_mod.MaskBit.SAT | mask_mod.MaskBit.BAD | mask_mod.MaskBit.NO_DATA)
+# Neighbours whose value says nothing about the sky's sharpness there.
+_NO_EVIDENCE = _EXCLUDE | _CR | _INTRP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +81,7 @@ def _background_at(grid: np.ndarray, mesh: int, ys: np.ndarray, xs: np.ndarray) 
 def _is_sharp(
     image: np.ndarray,
     variance: np.ndarray,
-    mask: np.ndarray | None,
+    mask: np.ndarray,
     ys: np.ndarray,
     xs: np.ndarray,
     bkg: np.ndarray,
@@ -97,17 +99,17 @@ def _is_sharp(
     idx, v0, var0 = idx[test], v0[test], var0[test]
     k2 = np.float32(config.sharp_nsigma**2)
     hit = np.zeros(len(idx), bool)
+    flags = mask.ravel()
     for step, r in ((1, r_axis), (nx, r_axis), (nx + 1, r_diag), (nx - 1, r_diag)):
         r32 = np.float32(r)
         excess = v0 * r32 - (np.float32(0.5) * (img[idx + step] + img[idx - step]) - bkg[test])
         noise2 = r32 * r32 * var0 + np.float32(0.25) * (var[idx + step] + var[idx - step])
         sharp_here = (excess > 0) & (excess * excess > k2 * noise2)
-        if mask is not None:
-            # A neighbour already interpolated over is no evidence: on a star the
-            # interpolated value sits below the profile and would make the next pixel look
-            # sharp, eroding the star pixel by pixel.
-            flags = mask.ravel()
-            sharp_here &= ((flags[idx + step] | flags[idx - step]) & _CR) == 0
+        # A neighbour that is a defect, or was interpolated over (a bad column or row, an
+        # earlier cosmic ray), is no evidence: on a star the interpolated value sits below the
+        # profile and would make the pixel beside it look sharp, and growth would then spread
+        # the flag over the core.
+        sharp_here &= ((flags[idx + step] | flags[idx - step]) & _NO_EVIDENCE) == 0
         hit |= sharp_here
     sharp[test] = hit
     return sharp
@@ -171,11 +173,11 @@ def repair_cosmic_rays(
     grid = coarse_background(image, config.mesh)
     ys, xs = _candidates(image, variance, mask, grid, config.detect_nsigma)
     total = 0
-    for iteration in range(config.max_iterations):
+    for _ in range(config.max_iterations):
         if len(ys) == 0:
             break
         bkg = _background_at(grid, config.mesh, ys, xs)
-        sharp = _is_sharp(image, variance, mask if iteration else None, ys, xs, bkg, config)
+        sharp = _is_sharp(image, variance, mask, ys, xs, bkg, config)
         if not sharp.any():
             break
         cy, cx = _grow(image, variance, mask, ys[sharp], xs[sharp], grid, config)

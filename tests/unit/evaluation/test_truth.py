@@ -52,3 +52,25 @@ def test_a_noisier_pipeline_estimate_cannot_shrink_the_denominator(tmp_path: Pat
         score = truth.score_detector(dia, rows, claimed)
         # The 500 nJy transient is SNR ~ 9 by the model: not expected; the bright one is.
         assert (score.n_expected, score.n_found) == (1, 1)
+
+
+def test_false_sources_name_the_star_or_galaxy_under_them() -> None:
+    arcsec = 1.0 / 3600.0
+    rows = Table(
+        {
+            "kind": ["transient", "static", "static", "variable"],
+            "ra": [10.0, 10.0 + 20 * arcsec, 10.0 + 40 * arcsec, 10.0 + 60 * arcsec],
+            "dec": [0.0] * 4, "mag": [20.0, 16.5, 19.0, 22.0], "extended": [0, 0, 1, 0],
+        }
+    )  # fmt: skip
+    # On the transient (not false), 0.4" from the 16.5 mag star, on the galaxy, far from all.
+    offsets = np.array([0.2, 20.4, 40.0, 100.0]) * arcsec
+    dia = Table({"ra": 10.0 + offsets, "dec": np.zeros(4), "snr": [30.0, 12.0, 8.0, 6.0]})
+    out = truth.false_sources(dia, rows)
+    assert list(out["snr"]) == [12.0, 8.0, 6.0]
+    assert out["star_sep_arcsec"][0] == pytest.approx(0.4, abs=0.01)
+    assert out["star_mag"][0] == 16.5
+    assert out["galaxy_sep_arcsec"][1] == pytest.approx(0.0, abs=0.01)
+    assert out["galaxy_mag"][1] == 19.0
+    assert out["star_sep_arcsec"][2] == pytest.approx(40.0, abs=0.01)  # nearest: the variable
+    assert out["star_mag"][2] == 22.0

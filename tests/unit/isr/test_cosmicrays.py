@@ -149,3 +149,52 @@ def test_simulator_cosmic_rays_found() -> None:
     assert (flagged & hit).sum() / hit.sum() >= 0.97
     # Everything else flagged is growth around a track, never a star on its own.
     assert not (flagged & ~ndimage.binary_dilation(hit, np.ones((3, 3), bool))).any()
+
+
+def _star_beside_defect(defect: str, seeing_pix: float, offset: int) -> tuple[np.ndarray, ...]:
+    """A bright star at ``seeing_pix`` with a dead row or column ``offset`` px from its centre.
+
+    The defect is flagged ``BAD`` and interpolated first, as ISR does before the cosmic-ray
+    search: the interpolated values sit below the star's profile.
+    """
+    from shutterline.isr import interpolate
+
+    rng = np.random.default_rng(71 + offset)
+    shape = (80, 80)
+    truth = SKY + synth.gaussian_stars(shape, np.array([40.3]), np.array([39.8]),
+                                       np.array([4.0e5]), seeing_pix)  # fmt: skip
+    image = (rng.poisson(truth) + rng.normal(0, READ_NOISE, shape)).astype(np.float32)
+    variance = (np.maximum(image, 0) + READ_NOISE**2).astype(np.float32)
+    mask = np.zeros(shape, np.int32)
+    dead = (slice(40 + offset, 41 + offset), slice(None))
+    if defect == "column":
+        dead = dead[::-1]
+    image[dead] = rng.normal(0, READ_NOISE, shape[0]).reshape(image[dead].shape)
+    mask[dead] = MaskBit.BAD
+    ys, xs = np.nonzero(mask)
+    interpolate.interpolate_pixels(image, variance, mask, int(MaskBit.BAD), ys, xs)
+    mask[ys, xs] |= MaskBit.INTRP
+    return image, variance, mask
+
+
+@pytest.mark.parametrize("defect", ["row", "column"])
+@pytest.mark.parametrize("offset", [-1, 0, 1, 2])
+@pytest.mark.parametrize("seeing_pix", [SEEING_PIX, 4.4])
+def test_star_beside_an_interpolated_defect_is_not_flagged(
+    defect: str, offset: int, seeing_pix: float
+) -> None:
+    # Seed 13's star 9141: a BAD row through its core made the pixels beside it look sharp
+    # against the (low) interpolated row, and growth spread CR over the core.
+    image, variance, mask = _star_beside_defect(defect, seeing_pix, offset)
+    n = cosmicrays.repair_cosmic_rays(image, variance, mask, CONFIG)
+    assert n == 0, f"{n} star pixels flagged CR"
+
+
+def test_cosmic_ray_beside_a_defect_still_found() -> None:
+    # A neighbour that is a defect is no evidence along its direction; the others still are.
+    image, variance, mask = _star_beside_defect("column", SEEING_PIX, 0)
+    image[10, 41] += 3000.0  # beside the dead column, far from the star
+    image[60, 20] += 3000.0  # on sky
+    cosmicrays.repair_cosmic_rays(image, variance, mask, CONFIG)
+    flagged = (mask & MaskBit.CR) != 0
+    assert flagged[10, 41] and flagged[60, 20]
