@@ -8,10 +8,6 @@ Variance: ``sum(w**2 var)`` is approximated by the bilinear interpolation of the
 times ``sum(w_y**2) sum(w_x**2)`` (tabulated with the weights): exact where the variance is
 constant over the 6 x 6 taps, and it saves 36 multiply-adds per pixel.
 
-Walk: by output rows, or by output columns where the grid is turned near 90 degrees (the
-bench templates are), so that consecutive output pixels read neighbouring source pixels of
-one source row rather than one pixel from each of a column of rows (`walk_columns`).
-
 Pixel convention: ``(y, x)``, centre of the first pixel at 0.0.
 """
 
@@ -22,7 +18,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["BLOCK", "KERNELS", "dirty_blocks", "resample_into", "walk_columns", "weight_table"]
+__all__ = ["BLOCK", "KERNELS", "dirty_blocks", "resample_into", "weight_table"]
 
 #: Kernel name -> half-width in pixels (number of taps per axis is twice that).
 KERNELS: dict[str, int] = {"lanczos3": 3, "lanczos2": 2, "bilinear": 1}
@@ -133,45 +129,6 @@ def _bilinear(plane: np.ndarray, iu: int, iv: int, fu: float, fv: float) -> floa
     return top * (1.0 - fu) + bottom * fu
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
-def _resample_pixel(
-    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    src: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    u: float, v: float, y: int, x: int,
-    scale: tuple[float, float], table: np.ndarray, no_data: int,
-) -> None:  # fmt: skip
-    """Output pixel ``(y, x)`` from source position ``(u, v)``, if it betters its quality."""
-    image, variance, mask, quality = out
-    src_image, src_variance, src_mask, dirty = src
-    sny, snx = src_image.shape
-    n = table.shape[1] - 1
-    half, bins = n // 2, table.shape[0] - 1
-    iu, iv = math.floor(u), math.floor(v)
-    if iu < 0 or iv < 0 or iu + 1 >= sny or iv + 1 >= snx:
-        return
-    # The pixels bracketing the position decide the mask and whether there is data.
-    m = src_mask[iu, iv] | src_mask[iu + 1, iv] | src_mask[iu, iv + 1]
-    m |= src_mask[iu + 1, iv + 1]
-    if m & no_data:
-        return
-    fu, fv = u - iu, v - iv
-    # The nearest tabulated fraction: at most 1 / (2 * bins) pixel off.
-    ty, tx = int(fu * bins + 0.5), int(fv * bins + 0.5)
-    r0, c0 = iu + 1 - half, iv + 1 - half
-    if _window_clean(dirty, r0, c0, n, sny, snx):
-        acc, wsum, q = _taps_clean(src_image, r0, c0, table, ty, tx), 1.0, ALL_TAPS
-    else:
-        acc, wsum, complete = _taps_checked(src_image, src_mask, r0, c0, table, ty, tx, no_data)
-        q = ALL_TAPS if complete else SOME_TAPS
-    if q <= quality[y, x] or wsum < 0.5:
-        return
-    var = _bilinear(src_variance, iu, iv, fu, fv) * table[ty, n] * table[tx, n]
-    image[y, x] = acc / wsum * scale[0]
-    variance[y, x] = var / (wsum * wsum) * scale[1]
-    mask[y, x] = m
-    quality[y, x] = q
-
-
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _resample_row(
     out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -180,8 +137,12 @@ def _resample_row(
     scale: tuple[float, float], table: np.ndarray, no_data: int,
 ) -> None:  # fmt: skip
     """One output row of `resample_into`; ``row_u, row_v`` are the grid nodes along it."""
-    quality = out[3]
+    image, variance, mask, quality = out
+    src_image, src_variance, src_mask, dirty = src
     x0, x1, step = x_range
+    sny, snx = src_image.shape
+    n = table.shape[1] - 1
+    half, bins = n // 2, table.shape[0] - 1
     inv_step = 1.0 / step
     for x in range(x0, x1):
         if quality[y, x] == ALL_TAPS:
@@ -191,46 +152,30 @@ def _resample_row(
         f = gx - cell
         u = row_u[cell] + (row_u[cell + 1] - row_u[cell]) * f
         v = row_v[cell] + (row_v[cell + 1] - row_v[cell]) * f
-        _resample_pixel(out, src, u, v, y, x, scale, table, no_data)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _resample_column(
-    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    src: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    grid: tuple[np.ndarray, np.ndarray], x: int, origin: tuple[int, int, int, int, int],
-    scale: tuple[float, float], table: np.ndarray, no_data: int,
-) -> None:  # fmt: skip
-    """One output column of `resample_into`: the same positions as `_resample_row`'s (the
-    grid interpolated along y, then x), walked down the column."""
-    grid_u, grid_v = grid
-    quality = out[3]
-    y0, x0, y1, _, step = origin
-    gx = (x - x0) * (1.0 / step)
-    cell = int(gx)
-    fx = gx - cell
-    for y in range(y0, y1):
-        if quality[y, x] == ALL_TAPS:
+        iu, iv = math.floor(u), math.floor(v)
+        if iu < 0 or iv < 0 or iu + 1 >= sny or iv + 1 >= snx:
             continue
-        gy = (y - y0) / step
-        j = min(int(gy), grid_u.shape[0] - 2)
-        f = gy - j
-        a = grid_u[j, cell] * (1.0 - f) + grid_u[j + 1, cell] * f
-        b = grid_u[j, cell + 1] * (1.0 - f) + grid_u[j + 1, cell + 1] * f
-        u = a + (b - a) * fx
-        a = grid_v[j, cell] * (1.0 - f) + grid_v[j + 1, cell] * f
-        b = grid_v[j, cell + 1] * (1.0 - f) + grid_v[j + 1, cell + 1] * f
-        v = a + (b - a) * fx
-        _resample_pixel(out, src, u, v, y, x, scale, table, no_data)
-
-
-def walk_columns(grid_u: np.ndarray) -> bool:
-    """Whether `resample_into` walks the output by columns: when a step along an output row
-    moves further across source rows than a step down a column does (a grid turned near 90
-    degrees), so that the inner loop reads the source along its rows, not down its columns."""
-    if grid_u.shape[0] < 2 or grid_u.shape[1] < 2:
-        return False
-    return bool(abs(grid_u[0, 1] - grid_u[0, 0]) > abs(grid_u[1, 0] - grid_u[0, 0]))
+        # The pixels bracketing the position decide the mask and whether there is data.
+        m = src_mask[iu, iv] | src_mask[iu + 1, iv] | src_mask[iu, iv + 1]
+        m |= src_mask[iu + 1, iv + 1]
+        if m & no_data:
+            continue
+        fu, fv = u - iu, v - iv
+        # The nearest tabulated fraction: at most 1 / (2 * bins) pixel off.
+        ty, tx = int(fu * bins + 0.5), int(fv * bins + 0.5)
+        r0, c0 = iu + 1 - half, iv + 1 - half
+        if _window_clean(dirty, r0, c0, n, sny, snx):
+            acc, wsum, q = _taps_clean(src_image, r0, c0, table, ty, tx), 1.0, ALL_TAPS
+        else:
+            acc, wsum, complete = _taps_checked(src_image, src_mask, r0, c0, table, ty, tx, no_data)
+            q = ALL_TAPS if complete else SOME_TAPS
+        if q <= quality[y, x] or wsum < 0.5:
+            continue
+        var = _bilinear(src_variance, iu, iv, fu, fv) * table[ty, n] * table[tx, n]
+        image[y, x] = acc / wsum * scale[0]
+        variance[y, x] = var / (wsum * wsum) * scale[1]
+        mask[y, x] = m
+        quality[y, x] = q
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -249,7 +194,6 @@ def resample_into(
     scale: tuple[float, float],
     table: np.ndarray,
     no_data: int,
-    columns: bool = False,
 ) -> None:
     """Resample a source exposure into a region of the output planes, in place.
 
@@ -274,18 +218,12 @@ def resample_into(
         ``(bins + 1, 2 * half + 1)`` weights from `weight_table`.
     no_data : int
         The ``NO_DATA`` mask bit; source pixels with it are left out of the sums.
-    columns : bool
-        Walk the output column by column (`walk_columns`); the same pixels, in another order.
     """
     y0, x0, y1, x1, step = origin
     row_u = np.empty(grid_u.shape[1])
     row_v = np.empty(grid_v.shape[1])
     out = (image, variance, mask, quality)
     src = (src_image, src_variance, src_mask, dirty)
-    if columns:
-        for x in range(x0, x1):
-            _resample_column(out, src, (grid_u, grid_v), x, origin, scale, table, no_data)
-        return
     for y in range(y0, y1):
         # The grid, linear in y, at this row.
         gy = (y - y0) / step

@@ -227,7 +227,6 @@ def warp_patches(
             np.ascontiguousarray(patch.variance, np.float32),
             src_mask, _resample.dirty_blocks(src_mask, no_data),
             pmap.u, pmap.v, pmap.origin, (det, det * det), _table(half), no_data,
-            _resample.walk_columns(pmap.u),
         )  # fmt: skip
         if first is None:
             first = (patch, pmap.jacobian)

@@ -293,31 +293,3 @@ def test_sip_warp_matches_the_exact_reference_in_every_plane() -> None:
     # Map and weight-table errors (< 0.005 px) times the gradient: 1 % of the noise (5).
     np.testing.assert_allclose(out.image[y, x], ref[:, 0], atol=0.05, rtol=2e-3)
     np.testing.assert_allclose(out.variance[y, x], ref[:, 1], atol=1e-3, rtol=2e-3)
-
-
-@pytest.mark.parametrize("rot", [88.0, 3.0])
-def test_column_walk_gives_the_row_walks_bits(rot: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A grid turned near 90 degrees is walked by output columns (the source then read along
-    its rows); the row walk it replaced is the reference: the same planes bit for bit, with
-    overlapping patches (the first with full support wins), a no-data strip and a CR block."""
-    rng = np.random.default_rng(11)
-    field = synth.make_field(rng, SHAPE, n_stars=60)
-    patches = synth.make_template_patches(rng, field, 1.0, n_patches=3, overlap=30)
-    patches[1].mask[:, 40:46] |= int(MaskBit.NO_DATA)
-    patches[2].mask[100:110, 60:70] |= int(MaskBit.CR)
-    dst = synth.tan_wcs(150.0003, 2.0002, SHAPE, synth.SCI_SCALE, rot)
-    walks: list[bool] = []
-    real = warp._resample.walk_columns
-
-    def recorded(grid_u: np.ndarray) -> bool:
-        walks.append(real(grid_u))
-        return walks[-1]
-
-    monkeypatch.setattr(warp._resample, "walk_columns", recorded)
-    out = warp.warp_patches(patches, dst, SHAPE)
-    assert walks and set(walks) == {rot > 45.0}
-    monkeypatch.setattr(warp._resample, "walk_columns", lambda g: False)
-    ref = warp.warp_patches(patches, dst, SHAPE)
-    assert (out.mask & int(MaskBit.NO_DATA) == 0).mean() > 0.5
-    for plane in ("image", "variance", "mask"):
-        np.testing.assert_array_equal(getattr(out, plane), getattr(ref, plane))
