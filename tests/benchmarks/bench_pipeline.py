@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -33,6 +33,10 @@ from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _results
+
+if TYPE_CHECKING:  # the driver's types, for the signatures only
+    from shutterline.butler.inputs import DetectorInputs
+    from shutterline.pipeline.settings import Settings
 
 
 def _night_key() -> str:
@@ -83,7 +87,7 @@ def prepared_night() -> tuple[Path, dict]:
     return CACHE / "repo", schedule[0]
 
 
-def run_once(inputs: Any, settings: Any) -> tuple[float, dict[str, float], int]:
+def run_once(inputs: DetectorInputs, settings: Settings) -> tuple[float, dict[str, float], int]:
     """One pass from ISR to spooled alerts; (wall seconds, seconds per stage, alerts).
 
     Per-stage CPU seconds (every thread) are added under ``cpu:<stage>`` keys.
@@ -98,7 +102,7 @@ def run_once(inputs: Any, settings: Any) -> tuple[float, dict[str, float], int]:
     return time.perf_counter() - t0, seconds, len(paths)
 
 
-def _settings(root: Path, tmp: str) -> Any:
+def _settings(root: Path, tmp: str) -> Settings:
     from shutterline.association import apdb
     from shutterline.pipeline import settings as settings_mod
 
@@ -176,7 +180,9 @@ def _memory() -> tuple[float, float, list[str]]:
     return float(head[1]), float(head[3]), arrays
 
 
-def _measure(inputs: Any, root: Path, repeat: int) -> tuple[list[float], list[Any], Any, Any, int]:
+def _measure(
+    inputs: DetectorInputs, root: Path, repeat: int
+) -> tuple[list[float], list[Any], Any, Any, int]:
     """``repeat`` timed runs of the stages (after one untimed), each followed by three FFT
     convolutions: walls, per-stage seconds, median FFT wall and CPU, and the alert count."""
     walls, per_stage, ffts, fft_cpus, alerts = [], [], [], [], 0

@@ -415,16 +415,26 @@ def _cut(
     )
 
 
+#: Above this SVD rank a kernel's full-size spectrum is built by 1-D transforms (`_pruned`):
+#: on 4320 x 2160 the outer products cost about 1.1 ms per term (rank 11: 0.021 s CPU; the
+#: difference PSF, 105 px and rank 67: 0.075 s), the 1-D transforms 0.055 s whatever the rank.
+_PRUNED_RANK = 48
+
+
 def kernel_spectrum(kernel: np.ndarray, fy: int, fx: int) -> np.ndarray:
     """``rfft2`` of the kernel centred at the origin and zero-padded to ``(fy, fx)``.
 
     Built from the kernel's singular value decomposition as a sum of outer products of 1-D
     transforms: for our kernels (sums of separable Gaussian terms) a handful of terms is exact
     to float32 precision, and this is several times cheaper than a full-size 2-D transform.
+    A kernel of high rank (the difference image's PSF, for the matched filter) is transformed
+    along its rows and then along the columns instead (`_pruned`), the same spectrum.
     """
     kh, kw = kernel.shape[0] // 2, kernel.shape[1] // 2
     u, sv, vt = np.linalg.svd(kernel.astype(np.float64))
     rank = max(int(np.sum(sv > sv[0] * 1e-7)), 1)
+    if rank > _PRUNED_RANK:
+        return _pruned(kernel, fy, fx)
     qy = np.arange(-kh, kh + 1)
     qx = np.arange(-kw, kw + 1)
     ey = np.exp(-2j * np.pi * np.outer(np.fft.fftfreq(fy), qy))  # (fy, k)
@@ -432,6 +442,21 @@ def kernel_spectrum(kernel: np.ndarray, fy: int, fx: int) -> np.ndarray:
     left = (ey @ (u[:, :rank] * sv[:rank])).astype(np.complex64)  # (fy, r)
     right = (ex @ vt[:rank].T).astype(np.complex64)  # (fx // 2 + 1, r)
     return left @ right.T
+
+
+def _pruned(kernel: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """`kernel_spectrum` by a real transform of the kernel's rows wrapped to ``fx``, then a
+    complex one along ``fy`` of their spectra wrapped to ``fy`` (complex64): the full-size
+    zero-padded plane is never built."""
+    kh, kw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    rows = np.zeros((kernel.shape[0], fx), np.float32)
+    rows[:, : kw + 1] = kernel[:, kw:]
+    rows[:, fx - kw :] = kernel[:, :kw]
+    part = scipy.fft.rfft(rows, axis=1)  # (k, fx // 2 + 1) complex64
+    full = np.zeros((fy, part.shape[1]), np.complex64)
+    full[: kh + 1] = part[kh:]
+    full[fy - kh :] = part[:kh]
+    return scipy.fft.fft(full, axis=0, overwrite_x=True)
 
 
 def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

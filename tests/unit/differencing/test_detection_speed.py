@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, signal
 
-from shutterline.differencing import detection
+from shutterline.differencing import detection, psfmatch
 from shutterline.images import Exposure, MaskBit
 from tests.unit.differencing import synth
 
@@ -109,3 +109,44 @@ def test_compiled_masking_and_division_give_the_numpy_bits() -> None:
     detection._divide_by_noise(fast, variance, mask, norm)
     np.testing.assert_array_equal(fast, slow)
     assert (fast == 0).sum() > 0.2 * fast.size and (fast != 0).sum() > 0.2 * fast.size
+
+
+def _svd_spectrum(kernel: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """`psfmatch.kernel_spectrum` as it was for every rank: outer products of 1-D transforms."""
+    kh, kw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    u, sv, vt = np.linalg.svd(kernel.astype(np.float64))
+    rank = max(int(np.sum(sv > sv[0] * 1e-7)), 1)
+    ey = np.exp(-2j * np.pi * np.outer(np.fft.fftfreq(fy), np.arange(-kh, kh + 1)))
+    ex = np.exp(-2j * np.pi * np.outer(np.fft.rfftfreq(fx), np.arange(-kw, kw + 1)))
+    left = (ey @ (u[:, :rank] * sv[:rank])).astype(np.complex64)
+    return left @ (ex @ vt[:rank].T).astype(np.complex64).T
+
+
+def _padded_spectrum(kernel: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """The definition, in float64: the kernel centred at the origin of a zero plane, rfft2."""
+    kh = kernel.shape[0] // 2
+    plane = np.zeros((fy, fx))
+    plane[: kernel.shape[0], : kernel.shape[1]] = kernel
+    return np.fft.rfft2(np.roll(plane, (-kh, -kh), axis=(0, 1)))
+
+
+def test_high_rank_kernel_spectrum_matches_the_outer_products_and_the_definition() -> None:
+    # A circular, non-Gaussian profile with a faint wing (like the difference image's PSF,
+    # 105 px and rank 67 on the bench detector) goes the 1-D-transform way; a separable
+    # Gaussian keeps the outer products. Both within float32 rounding of the definition.
+    yy, xx = np.mgrid[-52:53, -52:53]
+    moffat = (1.0 + (yy**2 + 0.7 * xx**2 + 0.3 * xx * yy) / 9.0) ** -2.5
+    moffat += 1e-4 * np.random.default_rng(3).random(moffat.shape)
+    moffat /= moffat.sum()
+    sv = np.linalg.svd(moffat, compute_uv=False)
+    assert np.sum(sv > sv[0] * 1e-7) > psfmatch._PRUNED_RANK
+    gauss = synth.gaussian_psf(3.0, size=41).astype(np.float64)
+    for kernel, (fy, fx) in ((moffat, (480, 270)), (gauss, (450, 250))):
+        got = psfmatch.kernel_spectrum(kernel, fy, fx)
+        assert got.shape == (fy, fx // 2 + 1) and got.dtype == np.complex64
+        np.testing.assert_allclose(got, _padded_spectrum(kernel, fy, fx), rtol=0, atol=2e-6)
+        np.testing.assert_allclose(got, _svd_spectrum(kernel, fy, fx), rtol=0, atol=2e-6)
+    # Through the matched filter's convolution: the direct float64 convolution.
+    image = np.random.default_rng(4).normal(0.0, 10.0, (300, 200)).astype(np.float32)
+    want = signal.fftconvolve(image.astype(np.float64), moffat, mode="same")
+    np.testing.assert_allclose(psfmatch.convolve(image, moffat), want, rtol=0, atol=2e-4)
