@@ -116,7 +116,7 @@ class Reconciler:
         config = self._config(namespace, spec["instrument"])
         camera = CAMERAS.get(spec["instrument"])
         now = _utcnow()
-        rejection = validation.validate(visit, config, camera, self.cache.siblings(namespace), now)
+        rejection = validation.validate(visit, config, camera, self.cache.same_visit_id(visit), now)
         if rejection is not None or config is None or camera is None:
             self.reject(visit, rejection or validation.Rejection("Invalid", "invalid"))
             return
@@ -154,7 +154,7 @@ class Reconciler:
         if self.lean and env_map is None:
             return None
         now = _utcnow()
-        if validation.validate(visit, config, camera, self.cache.siblings(namespace), now):
+        if validation.validate(visit, config, camera, self.cache.same_visit_id(visit), now):
             return None
         return self._build(visit, config, camera, now, env_map)
 
