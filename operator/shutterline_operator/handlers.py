@@ -10,14 +10,16 @@ folds the rest into Visit statuses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pathlib
+import sys
 from typing import Any
 
 import kopf
 
-from shutterline_operator.adapters import kube, metrics, tracing
+from shutterline_operator.adapters import kube, kube_async, metrics, tracing
 from shutterline_operator.core import names
 from shutterline_operator.engine import creator, reconcile, statusloop
 
@@ -38,34 +40,56 @@ def _rec() -> reconcile.Reconciler:
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Fill the cache, resume unfinished Visits, start the loop and endpoints."""
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Fill the cache, resume unfinished Visits, start the loop and endpoints (the listing
+    in a thread: kopf's loop is the one the creator's coroutines will run on)."""
+    await asyncio.to_thread(_start, settings, asyncio.get_running_loop())
+
+
+def _start(settings: kopf.OperatorSettings, loop: asyncio.AbstractEventLoop) -> None:
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True
     # Resources are discovered once at start: no watch on CRDs or namespaces (least RBAC).
     settings.scanning.disabled = True
     workers = int(os.environ.get("SHUTTERLINE_OPERATOR_WORKERS", "16"))
+    if switch_s := os.environ.get("SHUTTERLINE_SWITCH_INTERVAL_S"):  # the GIL's (benchmarks)
+        sys.setswitchinterval(float(switch_s))
     detail_s = float(os.environ.get("SHUTTERLINE_STATUS_DETAIL_S", "3"))
     policy = os.environ.get("SHUTTERLINE_QUEUE_POSITION", "coarse")
-    api = kube.Api(kube.connect(workers + 16))
+    api_client = kube.connect(workers + 16)
+    api = kube.Api(api_client)
     shape = os.environ.get("SHUTTERLINE_STATUS_DETECTORS", "compact")
     step = int(os.environ.get("SHUTTERLINE_STATUS_PROGRESS_STEP", "25"))
     lean = os.environ.get("SHUTTERLINE_JOB_POST", "lean") == "lean"
     rec = reconcile.Reconciler(api, tracing.RootSpans(), detail_s, policy, shape, step, lean)
     rec.seed(namespaces() or None)
-    times = os.environ.get("SHUTTERLINE_OPERATOR_TIMES")
-    linger_s = float(os.environ.get("SHUTTERLINE_CREATE_LINGER_S", "0.5"))
-    path = pathlib.Path(times) if times else None
-    maker = creator.Creator(rec, workers, times=path, linger_s=linger_s)
+    maker = _creator(rec, workers, api_client, loop)
     maker.offer_all()
     interval = float(os.environ.get("SHUTTERLINE_STATUS_INTERVAL_S", "0.5"))
     status_workers = int(os.environ.get("SHUTTERLINE_STATUS_WORKERS", "4"))
     hold_s = float(os.environ.get("SHUTTERLINE_STATUS_HOLD_S", "2"))
-    loop = statusloop.StatusLoop(rec, interval, status_workers, maker.creating, hold_s)
-    loop.start()
+    folder = statusloop.StatusLoop(rec, interval, status_workers, maker.creating, hold_s)
+    folder.start()
     port = int(os.environ.get("SHUTTERLINE_OPERATOR_PORT", "8080"))
-    server = metrics.serve(port, loop.alive, lambda: rec.cache.seeded and loop.alive())
-    _state.update(rec=rec, loop=loop, server=server, creator=maker)
+    server = metrics.serve(port, folder.alive, lambda: rec.cache.seeded and folder.alive())
+    _state.update(rec=rec, loop=folder, server=server, creator=maker)
+
+
+def _creator(
+    rec: reconcile.Reconciler,
+    workers: int,
+    api_client: Any,
+    loop: asyncio.AbstractEventLoop,
+) -> creator.Creator:
+    """The Job creator: its POSTs on kopf's loop (``SHUTTERLINE_CREATOR=async``) or on a
+    pool of threads (``threads``, the operator before, for comparisons)."""
+    times = os.environ.get("SHUTTERLINE_OPERATOR_TIMES")
+    path = pathlib.Path(times) if times else None
+    linger_s = float(os.environ.get("SHUTTERLINE_CREATE_LINGER_S", "0.5"))
+    if os.environ.get("SHUTTERLINE_CREATOR", "threads") == "async":
+        aapi = kube_async.AsyncApi(api_client.configuration, workers + 4)
+        return creator.AsyncCreator(rec, aapi, loop, workers, times=path, linger_s=linger_s)
+    return creator.Creator(rec, workers, times=path, linger_s=linger_s)
 
 
 @kopf.on.cleanup()

@@ -72,12 +72,19 @@ PROBE_NS = "probe"
 #: validated and answered), ``after`` this session's (the shared env in a ConfigMap, the
 #: Visit spec once in the pod's annotations, no field validation, metadata answered);
 #: ``linger-0`` is ``after`` with status work let through whenever no Visit waits for its
-#: Job; ``creators-32`` is ``after`` with twice the creator threads.
+#: Job; ``creators-32`` is ``after`` with twice the creator threads; ``async`` and ``threads``
+#: post Jobs from kopf's loop (aiohttp) or from a pool of threads (the Kubernetes client's
+#: session), ``async-48`` with 48 POSTs in flight, not 16; ``switch-1ms`` is ``after`` with
+#: the GIL handed over every 1 ms, not 5.
 ARMS: dict[str, dict[str, str]] = {
     "before": {"SHUTTERLINE_JOB_POST": "inline"},
     "after": {},
     "linger-0": {"SHUTTERLINE_CREATE_LINGER_S": "0"},
     "creators-32": {"SHUTTERLINE_OPERATOR_WORKERS": "32"},
+    "async": {"SHUTTERLINE_CREATOR": "async"},
+    "async-48": {"SHUTTERLINE_CREATOR": "async", "SHUTTERLINE_OPERATOR_WORKERS": "48"},
+    "threads": {"SHUTTERLINE_CREATOR": "threads"},
+    "switch-1ms": {"SHUTTERLINE_SWITCH_INTERVAL_S": "0.001"},
 }
 PREFIX = "bench-op-"
 #: CPU layouts (``--cpus``): kube-apiserver and etcd's cores, and those of the rest.

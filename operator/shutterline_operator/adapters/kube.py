@@ -22,7 +22,7 @@ from kubernetes import client, config
 from shutterline_operator.adapters import metrics
 from shutterline_operator.core import names
 
-__all__ = ["MERGE_PATCH", "METADATA_ONLY", "Api", "ApiError", "connect"]
+__all__ = ["MERGE_PATCH", "METADATA_ONLY", "Api", "ApiError", "answer", "collection", "connect"]
 
 MERGE_PATCH = "application/merge-patch+json"
 #: Asks for a created object's metadata only (its uid, resourceVersion, creationTimestamp),
@@ -41,6 +41,27 @@ class ApiError(Exception):
         self.transient = status == 0 or status == 429 or status >= 500
 
 
+def answer(operation: str, status: int, data: bytes) -> Any:
+    """The decoded answer of a request, or None for 404; raises `ApiError` for the rest of
+    the failures (the one reading of an answer, for this module and `kube_async`)."""
+    if status == 404:
+        return None
+    if status >= 400:
+        metrics.API_ERRORS.labels(operation, str(status)).inc()
+        raise ApiError(operation, status, data.decode(errors="replace"))
+    return json.loads(data or b"null")
+
+
+def collection(kind: str, namespace: str | None) -> str:
+    """The URL of a collection: ``visits``, ``promptconfigs``, ``jobs``, ``pods``, ``events``,
+    ``configmaps``."""
+    core = "/api/v1"
+    prefix = {"jobs": "/apis/batch/v1", "pods": core, "events": core, "configmaps": core}.get(
+        kind, _CUSTOM
+    )
+    return f"{prefix}/namespaces/{namespace}/{kind}" if namespace else f"{prefix}/{kind}"
+
+
 def connect(connections: int = 32) -> client.ApiClient:
     """An API client from ``$KUBECONFIG`` (or ~/.kube/config), else the pod's service account.
 
@@ -53,16 +74,6 @@ def connect(connections: int = 32) -> client.ApiClient:
         config.load_kube_config(os.environ.get("KUBECONFIG"), client_configuration=configuration)
     configuration.connection_pool_maxsize = connections
     return client.ApiClient(configuration)
-
-
-def _collection(kind: str, namespace: str | None) -> str:
-    """The URL of a collection: ``visits``, ``promptconfigs``, ``jobs``, ``pods``, ``events``,
-    ``configmaps``."""
-    core = "/api/v1"
-    prefix = {"jobs": "/apis/batch/v1", "pods": core, "events": core, "configmaps": core}.get(
-        kind, _CUSTOM
-    )
-    return f"{prefix}/namespaces/{namespace}/{kind}" if namespace else f"{prefix}/{kind}"
 
 
 class Api:
@@ -102,12 +113,7 @@ class Api:
             raise ApiError(operation, 0, str(error)) from error
         finally:
             metrics.API_SECONDS.labels(operation).observe(time.perf_counter() - started)
-        if response.status == 404:
-            return None
-        if response.status >= 400:
-            metrics.API_ERRORS.labels(operation, str(response.status)).inc()
-            raise ApiError(operation, response.status, data.decode(errors="replace"))
-        return json.loads(data or b"null")
+        return answer(operation, response.status, data)
 
     # --- reads ----------------------------------------------------------------------------
     def list(
@@ -121,7 +127,7 @@ class Api:
                 query.append(("labelSelector", selector))
             if token:
                 query.append(("continue", token))
-            page = self.request(f"list {kind}", "GET", _collection(kind, namespace), query=query)
+            page = self.request(f"list {kind}", "GET", collection(kind, namespace), query=query)
             yield from (page or {}).get("items") or []
             token = ((page or {}).get("metadata") or {}).get("continue")
             if not token:
@@ -129,7 +135,7 @@ class Api:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object, None if it does not exist."""
-        result = self.request(f"get {kind}", "GET", f"{_collection(kind, namespace)}/{name}")
+        result = self.request(f"get {kind}", "GET", f"{collection(kind, namespace)}/{name}")
         return None if result is None else dict(result)
 
     # --- writes ---------------------------------------------------------------------------
@@ -147,7 +153,7 @@ class Api:
         shape the unit tests check against the API's schema, the strict decoding of every
         field is work the API server can skip). ``metadata_only``: the answer holds
         ``metadata`` only (`METADATA_ONLY`)."""
-        path = _collection(kind, body["metadata"]["namespace"])
+        path = collection(kind, body["metadata"]["namespace"])
         query = [("fieldValidation", "Ignore")] if skip_validation else None
         accept = METADATA_ONLY if metadata_only else "application/json"
         try:
@@ -161,14 +167,14 @@ class Api:
         self, kind: str, namespace: str, name: str, patch: dict[str, Any], status: bool = False
     ) -> dict[str, Any] | None:
         """Merge-patch an object (or its status subresource); None if it is gone."""
-        path = f"{_collection(kind, namespace)}/{name}" + ("/status" if status else "")
+        path = f"{collection(kind, namespace)}/{name}" + ("/status" if status else "")
         operation = f"patch {kind}" + (" status" if status else "")
         return self.request(operation, "PATCH", path, patch, content_type=MERGE_PATCH)
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete with background propagation (children follow); a missing object is fine."""
         body = {"propagationPolicy": "Background"}
-        self.request(f"delete {kind}", "DELETE", f"{_collection(kind, namespace)}/{name}", body)
+        self.request(f"delete {kind}", "DELETE", f"{collection(kind, namespace)}/{name}", body)
 
     def event(
         self, obj: dict[str, Any], kind: str, reason: str, message: str, warning: bool

@@ -81,9 +81,11 @@ def validate(
 
 
 def _earlier_duplicate(visit: dict[str, Any], siblings: Iterable[dict[str, Any]]) -> str | None:
-    """The name of an older, not rejected Visit with the same instrument and visit id."""
+    """The name of the oldest older, not rejected Visit with the same instrument and visit id
+    (the oldest, so that the answer does not depend on the order of ``siblings``)."""
     meta, spec = visit["metadata"], visit["spec"]
     mine = (str(meta.get("creationTimestamp", "")), str(meta["name"]))
+    oldest: tuple[str, str] | None = None
     for other in siblings:
         o_meta, o_spec = other["metadata"], other.get("spec") or {}
         if o_meta["name"] == meta["name"] or o_meta.get("deletionTimestamp"):
@@ -95,6 +97,7 @@ def _earlier_duplicate(visit: dict[str, Any], siblings: Iterable[dict[str, Any]]
             continue
         if (other.get("status") or {}).get("phase") == "Rejected":
             continue
-        if (str(o_meta.get("creationTimestamp", "")), str(o_meta["name"])) < mine:
-            return str(o_meta["name"])
-    return None
+        theirs = (str(o_meta.get("creationTimestamp", "")), str(o_meta["name"]))
+        if theirs < mine and (oldest is None or theirs < oldest):
+            oldest = theirs
+    return None if oldest is None else oldest[1]

@@ -37,6 +37,12 @@ def _newer(held: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
     return held is None or _version(incoming) >= _version(held)
 
 
+def _claim(visit: dict[str, Any]) -> tuple[str, str, str]:
+    spec = visit.get("spec") or {}
+    namespace = str(visit["metadata"]["namespace"])
+    return (namespace, str(spec.get("instrument")), str(spec.get("visitId")))
+
+
 def _owner_ref(job: dict[str, Any]) -> dict[str, Any]:
     for ref in job["metadata"].get("ownerReferences") or []:
         if ref.get("kind") == "Visit" and ref.get("apiVersion", "").startswith(names.GROUP):
@@ -77,6 +83,9 @@ class Cache:
         self.wake = threading.Event()
         self.seeded = False
         self.queue_dirty = True
+        #: (namespace, instrument, visit id) -> names of the Visits that claim it: a new
+        #: Visit's duplicate check reads these, not every Visit of a night.
+        self.by_visit_id: dict[tuple[str, str, str], set[str]] = {}
 
     # --- updates from events --------------------------------------------------------------
     def _mark(self, key: Key, queue: bool = False) -> None:
@@ -102,14 +111,30 @@ class Cache:
         """A Visit was added, changed or (``deleted``) removed."""
         key = _key(visit)
         with self.lock:
+            held = self.visits.get(key)
             if deleted:
                 self.visits.pop(key, None)
                 self.dirty.pop(key, None)
                 self.queue_dirty = True
+                self._index(held, drop=True)
                 return
-            if _newer(self.visits.get(key), visit):
+            if _newer(held, visit):
+                self._index(held, drop=True)
                 self.visits[key] = slim.slim_visit(visit)
+                self._index(self.visits[key])
                 self._mark(key, queue=True)
+
+    def _index(self, visit: dict[str, Any] | None, drop: bool = False) -> None:
+        if visit is None:
+            return
+        claim = _claim(visit)
+        names_ = self.by_visit_id.setdefault(claim, set())
+        if drop:
+            names_.discard(str(visit["metadata"]["name"]))
+            if not names_:
+                del self.by_visit_id[claim]
+        else:
+            names_.add(str(visit["metadata"]["name"]))
 
     def put_job(self, job: dict[str, Any], deleted: bool = False) -> None:
         """A Job of a Visit was added, changed or removed."""
@@ -218,10 +243,13 @@ class Cache:
         with self.lock:
             return str(visit["metadata"].get("uid")) in self.jobbed
 
-    def siblings(self, namespace: str) -> list[dict[str, Any]]:
-        """Every Visit of ``namespace``."""
+    def same_visit_id(self, visit: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Visits of ``visit``'s namespace with its instrument and visit id (itself too,
+        if held): all `validation.validate` needs of the siblings, found in the index."""
+        namespace = str(visit["metadata"]["namespace"])
         with self.lock:
-            return [v for (ns, _), v in self.visits.items() if ns == namespace]
+            held = self.by_visit_id.get(_claim(visit), ())
+            return [self.visits[(namespace, name)] for name in sorted(held)]
 
     def earliest_dirty(self, busy: AbstractSet[Key] = frozenset()) -> float | None:
         """When the longest-waiting dirty Visit not in ``busy`` was marked (monotonic)."""

@@ -108,8 +108,7 @@ class Reconciler:
         namespace, name = _key(visit)
         if (visit.get("status") or {}).get("phase") in vstatus.TERMINAL:
             return
-        job_name = names.job_name(name)
-        existing = self.cache.jobs.get((namespace, job_name))
+        existing = self.cache.jobs.get((namespace, names.job_name(name)))
         if existing is not None:
             self._adopt(visit, existing)
             return
@@ -117,26 +116,73 @@ class Reconciler:
         config = self._config(namespace, spec["instrument"])
         camera = CAMERAS.get(spec["instrument"])
         now = _utcnow()
-        rejection = validation.validate(visit, config, camera, self.cache.siblings(namespace), now)
+        rejection = validation.validate(visit, config, camera, self.cache.same_visit_id(visit), now)
         if rejection is not None or config is None or camera is None:
             self.reject(visit, rejection or validation.Rejection("Invalid", "invalid"))
             return
-        traceparent = tracecontext.traceparent_of(visit)
-        detectors = validation.detectors_of(spec, camera)
         env_map = self._env_map(config) if self.lean else None
-        job = builders.build_job(visit, config, detectors, traceparent, now, env_map)
+        job = self._build(visit, config, camera, now, env_map)
         # Not fieldValidation=Ignore: measured no cheaper (bench_job_post, docs/operator.md).
-        created = self.api.create("jobs", job, metadata_only=self.lean)
-        if created is not None and self.lean:  # metadata only: the rest is what was sent
-            created = {**job, "metadata": created["metadata"]}
-        if created is None:  # made by an earlier run of this step (or an older Visit's)
-            found = self.api.get("jobs", namespace, job_name)
+        self.created(visit, job, self.api.create("jobs", job, metadata_only=self.lean))
+
+    def _build(
+        self,
+        visit: dict[str, Any],
+        config: dict[str, Any],
+        camera: frozenset[int],
+        now: dt.datetime,
+        env_map: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        detectors = validation.detectors_of(visit["spec"], camera)
+        traceparent = tracecontext.traceparent_of(visit)
+        return builders.build_job(visit, config, detectors, traceparent, now, env_map)
+
+    def prepare(self, visit: dict[str, Any]) -> dict[str, Any] | None:
+        """The Job to create for ``visit`` when that needs no other API call first: its
+        PromptConfig is cached, its env ConfigMap exists, it is valid and no Job of its name
+        is held. None otherwise: `ensure` then takes every case (the rare ones)."""
+        namespace, name = _key(visit)
+        if (visit.get("status") or {}).get("phase") in vstatus.TERMINAL:
+            return None
+        if (namespace, names.job_name(name)) in self.cache.jobs:
+            return None
+        config = self.cache.config_for(namespace, visit["spec"]["instrument"])
+        camera = CAMERAS.get(visit["spec"]["instrument"])
+        if config is None or camera is None:
+            return None
+        env_map = self._known_env_map(config) if self.lean else None
+        if self.lean and env_map is None:
+            return None
+        now = _utcnow()
+        if validation.validate(visit, config, camera, self.cache.same_visit_id(visit), now):
+            return None
+        return self._build(visit, config, camera, now, env_map)
+
+    def created(
+        self, visit: dict[str, Any], job: dict[str, Any], answer: dict[str, Any] | None
+    ) -> None:
+        """``job`` was POSTed for ``visit`` and ``answer`` came back (None: 409, a Job of
+        that name exists: adopt it if it is this Visit's)."""
+        if answer is None:  # made by an earlier run of this step (or an older Visit's)
+            found = self.api.get("jobs", *_key(job))
             if found is not None:
                 self._adopt(visit, found)
             return
-        self.cache.put_job(created)
+        if self.lean:  # metadata only: the rest is what was sent
+            answer = {**job, "metadata": answer["metadata"]}
+        self.cache.put_job(answer)
         seen = timing.parse_time(visit["metadata"]["creationTimestamp"])
         metrics.VISIT_TO_JOB_SECONDS.observe(max((_utcnow() - seen).total_seconds(), 0.0))
+
+    def _known_env_map(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The env ConfigMap of ``config``'s current version if this process has it and it
+        exists; None if `_env_map` has work to do."""
+        meta = config["metadata"]
+        known = self.env_maps.get((meta["namespace"], meta["name"]))
+        version = meta.get("resourceVersion", "")
+        if known is None or not version or known[0] != version:
+            return None
+        return known[1] if _key(known[1]) in self.cache.maps else None
 
     def _env_map(self, config: dict[str, Any]) -> dict[str, Any]:
         """The env ConfigMap of ``config``, created on its generation's first Job and again

@@ -104,3 +104,35 @@ def test_take_dirty_takes_the_longest_waiting_first_up_to_a_limit() -> None:
     assert held.take_dirty(now, limit=2) == [("ns", "a"), ("ns", "b")]
     assert held.take_dirty(now, limit=0) == []
     assert held.take_dirty(now) == [("ns", "c")]
+
+
+def test_the_visit_id_index_finds_what_a_scan_of_the_namespace_would() -> None:
+    """The duplicate check reads `Cache.same_visit_id`; against the whole namespace (the
+    slow reference it replaced) it decides the same through adds, changes and deletes."""
+    import datetime as dt
+    import random
+
+    from shutterline_operator.core import validation
+
+    rng = random.Random(5)
+    store = cache.Cache()
+    config, camera = objects.config(), frozenset(range(1, 63))
+    now = dt.datetime(2026, 3, 1, 3, 12, 40, tzinfo=dt.UTC)
+    duplicates = 0
+    for step in range(400):
+        name = f"v{rng.randrange(40)}"
+        visit = objects.visit(name, visitId=rng.randrange(8), deadlineSeconds=86400)
+        visit["metadata"].update(
+            namespace=rng.choice(["a", "b"]),
+            resourceVersion=str(step),
+            creationTimestamp=f"2026-03-01T03:{rng.randrange(60):02d}:00Z",
+        )
+        if rng.random() < 0.2:
+            visit["spec"]["instrument"] = "Other"
+        store.put_visit(visit, deleted=rng.random() < 0.15)
+        namespace = visit["metadata"]["namespace"]
+        every = [v for (ns, _), v in store.visits.items() if ns == namespace]
+        fast = validation.validate(visit, config, camera, store.same_visit_id(visit), now)
+        assert fast == validation.validate(visit, config, camera, every, now)
+        duplicates += fast is not None and fast.reason == "DuplicateVisit"
+    assert duplicates > 50  # the check was exercised, not only passed
