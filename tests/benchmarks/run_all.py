@@ -125,6 +125,8 @@ def _truth_rows(path: Path, quick: bool) -> list[Row]:
     cmd = "python tests/benchmarks/bench_truth.py" + (" --small" if quick else "")
     rows: list[Row] = []
     for name, res in json.loads(path.read_text()).items():
+        if not isinstance(res, dict):  # the record's "commit"
+            continue
         t = res["totals"]
         correct, detected = t["asteroids"]
         rows += [

@@ -26,7 +26,8 @@ def _truth_record(cache: Path) -> None:
               "asteroids": [30, 30], "astrometry_median_arcsec": 0.04}  # fmt: skip
     path = cache / "truth-nights-v9" / "small" / "results.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"validation": {"totals": totals, "failed": 0}}))
+    record = {"commit": "0123abc", "validation": {"totals": totals, "failed": 0}}
+    path.write_text(json.dumps(record))
 
 
 def test_one_table_from_recorded_rows_json_records_and_printing_scripts(
@@ -57,7 +58,10 @@ def test_one_table_from_recorded_rows_json_records_and_printing_scripts(
     assert (tmp_path / ".bench" / "bench_p.txt").read_text() == "figures only printed\n"
 
 
-def test_a_stale_json_record_is_not_shown_as_this_run(tmp_path: Path) -> None:
+def test_a_stale_json_record_is_not_shown_as_this_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_all, "BENCH_CACHE", tmp_path)  # not the machine's own records
     _truth_record(tmp_path)
     assert run_all._newest("truth-nights-*/*/results.json", since=0) is not None
     future = (tmp_path / "truth-nights-v9" / "small" / "results.json").stat().st_mtime + 10
