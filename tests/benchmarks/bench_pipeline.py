@@ -40,15 +40,21 @@ if TYPE_CHECKING:  # the driver's types, for the signatures only
 
 
 def _night_key() -> str:
-    """A digest of the simulator's sources: a night the simulator made before a change of its
-    output (say, DECam's FILTER strings) is rebuilt, not read into a failing run."""
-    import hashlib
+    """A digest of the code that makes the bench night and its repository (calibrations and
+    templates, built through ISR): a night made before a change to any of it is made again.
 
-    pkg = Path(__file__).resolve().parents[2] / "pipeline-image" / "shutterline"
-    digest = hashlib.sha256()
-    for path in sorted((pkg / "simulate").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:10]
+    Read from this tree's `shutterline.evaluation.nights` by path, whatever ``PYTHONPATH``
+    puts first: a run against another revision's package shares this tree's night.
+    """
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "pipeline-image/shutterline/evaluation/nights.py"
+    spec = importlib.util.spec_from_file_location("_bench_nights", path)
+    assert spec is not None and spec.loader is not None
+    nights = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = nights  # its dataclass looks its module up there
+    spec.loader.exec_module(nights)
+    return str(nights.source_digest(nights.REPOSITORY_CODE))[:10]
 
 
 CACHE = Path.home() / ".cache" / "shutterline" / "bench" / f"pipeline-night-{_night_key()}"

@@ -26,11 +26,14 @@ from typing import Any
 __all__ = [
     "FITTING",
     "FRESH",
+    "REPOSITORY_CODE",
     "SEEDS_RUN_BEFORE",
+    "SIMULATION_CODE",
     "VALIDATION",
     "NightSpec",
     "prepare",
     "prepare_cached",
+    "source_digest",
 ]
 
 
@@ -126,27 +129,32 @@ FRESH = (
 
 #: Packages whose code makes a night's raws, and those (with it) that make its repository's
 #: calibrations and templates (templates are built through ISR and calibrate).
-_SIMULATION_CODE = ("simulate", "camera")
-_REPOSITORY_CODE = (
-    *_SIMULATION_CODE, "isr", "calibs", "templates", "processing", "images", "butler",
+SIMULATION_CODE = ("simulate", "camera")
+REPOSITORY_CODE = (
+    *SIMULATION_CODE, "isr", "calibs", "templates", "processing", "images", "butler",
     "skymap", "differencing/warp*.py", "differencing/_resample.py",
 )  # fmt: skip
 
 
-def code_key(spec: NightSpec, size: dict[str, Any], parts: tuple[str, ...]) -> str:
-    """A digest of the night's settings and of the source of ``parts``.
+def source_digest(parts: tuple[str, ...], salt: str = "") -> str:
+    """A digest of ``salt`` and of the source of ``parts``.
 
     ``parts`` are package directories or globs under ``shutterline``: a cached night made by
     other code gets another key, so it is made again.
     """
     package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256(repr((dataclasses.astuple(spec)[:3], sorted(size.items()))).encode())
+    digest = hashlib.sha256(salt.encode())
     for part in parts:
         found = package.glob(part) if "*" in part or part.endswith(".py") else None
         files = sorted(found) if found is not None else sorted((package / part).rglob("*.py"))
         for path in files:
             digest.update(str(path.relative_to(package)).encode() + path.read_bytes())
     return digest.hexdigest()
+
+
+def code_key(spec: NightSpec, size: dict[str, Any], parts: tuple[str, ...]) -> str:
+    """`source_digest` of ``parts``, salted with the night's settings and size."""
+    return source_digest(parts, repr((dataclasses.astuple(spec)[:3], sorted(size.items()))))
 
 
 def prepare_cached(
@@ -157,8 +165,8 @@ def prepare_cached(
     ``workdir/simulated`` and ``workdir/ready`` hold the keys (`code_key`) of the night and of
     the repository: a change to the simulator re-simulates, one to ISR or the coadd rebuilds.
     """
-    sim_key = code_key(spec, size, _SIMULATION_CODE)
-    repo_key = code_key(spec, size, _REPOSITORY_CODE)
+    sim_key = code_key(spec, size, SIMULATION_CODE)
+    repo_key = code_key(spec, size, REPOSITORY_CODE)
     ready, simulated = workdir / "ready", workdir / "simulated"
     if not (ready.exists() and ready.read_text() == repo_key):
         ready.unlink(missing_ok=True)
