@@ -363,9 +363,13 @@ def run_phase(
     profile = operator_profile.take(operator.metrics(), pid)
     probe = operator_profile.Probe(bed.api_client(), PROBE_NS)
     probe.start()
+    sampler = operator_profile.sampler(args.py_spy, pid, f"{namespace}-{first}")
     seconds, posted = create_visits(bed, namespace, first, count, args.detectors)
     print(f"  {count} Visits created in {seconds:.1f} s ({count / seconds:.0f}/s)", flush=True)
     took = wait_all(timeline, names, bound)
+    if sampler is not None:
+        for line in sampler.stop():
+            print(f"  {line}")
     with timeline.lock:
         seen, made = dict(timeline.visit_added), dict(timeline.job_added)
     span = [seen[n] for n in names if n in seen] + [made[n] for n in names if n in made]
@@ -477,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for development")
     parser.add_argument("--keep", type=Path, help="keep the test bed's state and logs here")
     parser.add_argument("--picture", type=Path, default=ROOT / ".bench" / "operator_scale.png")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="sample the operator with py-spy during each phase (flame graph and stacks in DIR)",
+    )
     args = parser.parse_args(argv)
     if unknown := set(args.arms.split(",")) - ARMS.keys():
         parser.error(f"--arms: no arm {sorted(unknown)}; the arms are {sorted(ARMS)}")

@@ -9,6 +9,8 @@ import collections
 import dataclasses
 import json
 import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import urllib3
 from kubernetes import client
 from prometheus_client import parser
 
-__all__ = ["PERSISTED", "Probe", "Sample", "lines", "steps", "take"]
+__all__ = ["PERSISTED", "Probe", "Sample", "Sampler", "lines", "sampler", "stacks", "steps", "take"]
 
 #: Visit -> Job without either watch's delay: from the answer to the Visit's create (the
 #: bench's) to the answer to its Job's (the operator's); each object is stored by then.
@@ -149,3 +151,75 @@ def steps(
         out["Job event reaches the bench's watch"].append(made[name] - line["done"])
         out[PERSISTED].append(line["done"] - posted[name])
     return dict(out)
+
+
+#: py-spy (`bench_operator_scale.py --py-spy`): fetched once into the project's cache.
+PY_SPY = Path.home() / ".cache" / "shutterline" / "tools" / "py-spy"
+PY_SPY_VERSION = "0.4.1"
+
+
+class Sampler:
+    """py-spy sampling process ``pid`` into ``out`` (collapsed stacks, one per thread) until
+    `stop`, which summarises where its CPU went."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 250) -> None:
+        self.out = out
+        command = [str(PY_SPY), "record", "--pid", str(pid), "--rate", str(rate)]
+        command += ["--nonblocking", "--threads", "--format", "raw", "--output", str(out)]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self, top: int = 12) -> list[str]:
+        """End the sampling; the ``top`` functions by samples in them and by own samples."""
+        self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=60)
+        if not self.out.exists():
+            return [f"py-spy wrote nothing: {err.decode(errors='replace').strip()[-300:]}"]
+        return [f"py-spy samples of the operator: {self.out}", *stacks(self.out, top)]
+
+
+def stacks(path: Path, top: int) -> list[str]:
+    """Lines: the samples per thread (named without their numbers), then the ``top``
+    functions with the share of samples they were on the stack (inclusive) and at its top
+    (own)."""
+    threads: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        if not frames or not count.isdigit():
+            continue
+        # "func (path/file.py:line)" -> "func (file.py)": a function, whatever its line
+        names = [_function(f) for f in frames]
+        threads[thread.split(": ", 1)[-1].rstrip("0123456789_")] += int(count)
+        own[names[-1]] += int(count)
+        for name in set(names):
+            inclusive[name] += int(count)
+    total = sum(threads.values())
+    if not total:
+        return ["no samples"]
+    out = [f"{total} samples; by thread: " + ", ".join(f"{t} {n}" for t, n in threads.items())]
+    out.append("on the stack (inclusive):")
+    out += [f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive.most_common(top)]
+    out.append("at the top of the stack (own):")
+    out += [f"  {100 * n / total:5.1f} %  {f}" for f, n in own.most_common(top)]
+    return out
+
+
+def _function(frame: str) -> str:
+    """py-spy's ``func (path/file.py:line)`` as ``func (file.py)``: a function, any line."""
+    func, _, where = frame.partition(" (")
+    return f"{func} ({where.rsplit('/', 1)[-1].split(':')[0]})"
+
+
+def sampler(directory: Path | None, pid: int, name: str) -> Sampler | None:
+    """A `Sampler` of ``pid`` writing ``directory/name.txt``; None without a directory."""
+    if directory is None:
+        return None
+    if not PY_SPY.exists():
+        raise SystemExit(
+            f"--py-spy needs {PY_SPY}: pip download py-spy=={PY_SPY_VERSION} --no-deps, "
+            "and copy the wheel's scripts/py-spy there"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    return Sampler(pid, directory / f"{name}.txt")
