@@ -487,7 +487,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="sample the operator with py-spy during each phase (flame graph and stacks in DIR)",
     )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        metavar="TREE",
+        help="add the arm 'base': the operator of another tree (e.g. `git archive REV`)",
+    )
     args = parser.parse_args(argv)
+    if args.base:
+        if not (args.base / "operator" / "shutterline_operator").is_dir():
+            parser.error(f"--base: no operator/shutterline_operator in {args.base}")
+        ARMS["base"] = {"PYTHONPATH": str(args.base.resolve() / "operator")}
     if unknown := set(args.arms.split(",")) - ARMS.keys():
         parser.error(f"--arms: no arm {sorted(unknown)}; the arms are {sorted(ARMS)}")
     if unknown := set(args.cpus.split(",")) - LAYOUTS.keys():

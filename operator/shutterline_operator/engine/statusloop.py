@@ -28,6 +28,9 @@ __all__ = ["StatusLoop"]
 log = logging.getLogger("shutterline.operator")
 _ADMIT_EVERY_S = 1.0
 _ADMIT_MIN_S = 0.1
+#: Passes take at most this share of the time: one costs O(Jobs) of the GIL, which kopf's
+#: event intake and the Job creators need most in a burst, when passes cost most.
+_ADMIT_SHARE = 0.1
 _TEND_EVERY_S = 5.0
 _ALIVE_S = 30.0
 _HELD_POLL_S = 0.05
@@ -54,6 +57,7 @@ class StatusLoop(threading.Thread):
         self.stopping = threading.Event()
         self.last_turn = time.monotonic()
         self.last_admit = 0.0
+        self.admit_gap = _ADMIT_MIN_S
         self.last_tend = 0.0
 
     def stop(self) -> None:
@@ -132,14 +136,16 @@ class StatusLoop(threading.Thread):
                     self.rec.cache.wake.set()
 
     def _admit_if_due(self) -> None:
-        # A pass costs O(Jobs) under the cache lock and the GIL: in a burst every new Job
-        # asks for one, so passes are at least _ADMIT_MIN_S apart (creators keep the CPU).
+        # In a burst every new Job asks for a pass: passes are spaced by what the last cost
+        # (`admit_gap`), at least _ADMIT_MIN_S and at most _ADMIT_EVERY_S apart.
         now = time.monotonic()
         since = now - self.last_admit
-        if (self.rec.cache.queue_dirty and since >= _ADMIT_MIN_S) or since >= _ADMIT_EVERY_S:
+        if (self.rec.cache.queue_dirty and since >= self.admit_gap) or since >= _ADMIT_EVERY_S:
             self.rec.cache.queue_dirty = False
             self.last_admit = now
             self._guarded(self._admit, None)
+            cost = time.monotonic() - now
+            self.admit_gap = min(_ADMIT_EVERY_S, max(_ADMIT_MIN_S, cost / _ADMIT_SHARE))
 
     def _tend_if_due(self) -> None:
         # A ConfigMap event (one deleted by hand) at once; Jobs gone (stale ConfigMaps) and

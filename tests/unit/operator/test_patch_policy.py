@@ -128,6 +128,31 @@ def test_admission_passes_are_spaced_in_a_burst() -> None:
     assert _admission_passes() == first + 2 and not loop.rec.cache.queue_dirty
 
 
+def test_a_costly_admission_pass_spaces_the_next_ten_times_its_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pass of 30 ms (a burst's many Jobs) holds the next one back 0.3 s: passes keep at
+    most a tenth of the GIL from kopf's event intake and the Job creators."""
+    real = admission.admit
+
+    def slow(rec: reconcile.Reconciler, now: dt.datetime) -> None:
+        real(rec, now)
+        time.sleep(0.03)
+
+    monkeypatch.setattr(admission, "admit", slow)
+    loop = _loop([False], hold_s=0)
+    first = _admission_passes()
+    loop._admit_if_due()
+    assert 0.3 <= loop.admit_gap < 0.5
+    time.sleep(0.15)
+    loop.rec.cache.queue_dirty = True
+    loop._admit_if_due()
+    assert _admission_passes() == first + 1 and loop.rec.cache.queue_dirty
+    time.sleep(0.2)
+    loop._admit_if_due()
+    assert _admission_passes() == first + 2 and not loop.rec.cache.queue_dirty
+
+
 def _admission_passes() -> float:
     """How many admission passes this process has timed (the operator's own metric)."""
     labels = {"step": "admit"}
