@@ -18,30 +18,53 @@ __all__ = ["block_medians"]
 
 @numba.njit(cache=True, nogil=True)
 def _select(buf: np.ndarray, n: int, k: int) -> None:
-    """Partition ``buf[:n]`` in place so ``buf[k]`` is its k-th smallest (Hoare, quickselect)."""
+    """Partition ``buf[:n]`` in place so ``buf[k]`` is its k-th smallest and every value left
+    of it is no larger (quickselect; a branch-free Lomuto partition, median-of-three pivot,
+    insertion sort for the last few)."""
     lo = 0
     hi = n - 1
-    while lo < hi:
-        pivot = buf[(lo + hi) // 2]
-        i = lo
-        j = hi
-        while i <= j:
-            while buf[i] < pivot:
-                i += 1
-            while buf[j] > pivot:
-                j -= 1
-            if i <= j:
-                t = buf[i]
-                buf[i] = buf[j]
-                buf[j] = t
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
+    while hi - lo > 8:
+        mid = (lo + hi) // 2
+        a, b, c = buf[lo], buf[mid], buf[hi]
+        if (a <= b) == (b <= c):
+            p = mid
+        elif (b <= a) == (a <= c):
+            p = lo
         else:
+            p = hi
+        pivot = buf[p]
+        buf[p] = buf[hi]
+        buf[hi] = pivot
+        store = lo
+        for i in range(lo, hi):
+            x = buf[i]
+            buf[i] = buf[store]
+            buf[store] = x
+            store += x < pivot
+        buf[hi] = buf[store]
+        buf[store] = pivot
+        if store == k:
             return
+        if k < store:
+            hi = store - 1
+            continue
+        # Values equal to the pivot next to it, so ties (a dead column's constant) stay O(n).
+        equal = store + 1
+        for i in range(store + 1, hi + 1):
+            x = buf[i]
+            buf[i] = buf[equal]
+            buf[equal] = x
+            equal += x == pivot
+        if k < equal:
+            return
+        lo = equal
+    for i in range(lo + 1, hi + 1):
+        x = buf[i]
+        j = i
+        while j > lo and buf[j - 1] > x:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = x
 
 
 @numba.njit(cache=True, nogil=True)
