@@ -94,3 +94,29 @@ def test_block_medians_match_the_slow_reference() -> None:
         slow = np.nanmedian(blocks, axis=1).astype(np.float64)
     np.testing.assert_allclose(fast, slow, rtol=1e-6, equal_nan=True)
     assert np.isnan(fast[0, 3]) and fast[1, 4] == image[130, 4]
+
+
+@pytest.mark.parametrize(
+    ("shape", "block", "dtype"),
+    [((1024, 200), 128, np.float32), ((300, 37), 128, np.float32), ((90, 20), 128, np.float32),
+     ((257, 16), 8, np.float64), ((64, 9), 7, np.float32)],
+)  # fmt: skip
+def test_block_medians_equal_the_sorting_reference(shape, block, dtype) -> None:
+    """The compiled selection gives the reference's bytes: odd and even counts, masked and NaN
+    pixels, blocks with no usable pixel (NaN), ties, rows past the last whole block."""
+    rng = np.random.default_rng(shape[0] * shape[1] + block)
+    image = rng.normal(SKY, 30.0, shape).astype(dtype)
+    image[rng.random(shape) < 0.2] = np.round(image[rng.random(shape) < 0.2].mean())  # ties
+    image[rng.random(shape) < 0.01] = np.nan
+    usable = rng.random(shape) > 0.3
+    usable[:, 3] = False  # a column with no usable pixel in any block
+    usable[: min(block, shape[0]), 5] = False  # one block of one column
+    usable[:, 7] = rng.random(shape[0]) > 0.97  # few usable: odd and even counts, some none
+    image[:, 8] = 0.0  # a dead column: every value tied
+    with np.errstate(invalid="ignore"):
+        expected = columns._block_medians_reference(image, usable, block)
+    got = columns._block_medians(image, usable, block)
+    assert got.dtype == expected.dtype == np.float64
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[:, 3]).all()
