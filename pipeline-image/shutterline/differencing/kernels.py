@@ -16,6 +16,7 @@ from astropy.wcs import WCS
 from shutterline.differencing import detection, streaks, subtract, warp
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
+from shutterline.isr import columns
 
 __all__ = ["warm"]
 
@@ -39,12 +40,14 @@ def _tiny_exposure(shape: tuple[int, int]) -> exposure_mod.Exposure:
 
 
 def warm() -> None:
-    """Call every compiled kernel of the warp, the subtraction and DIA detection once.
+    """Call every compiled kernel of the ISR's column search, the warp, the subtraction and
+    DIA detection once.
 
     The difference image comes from `subtract.subtract` itself (matched to the PSF images:
     too few stars here), so its planes have the memory layout the stages pass on.
     """
     science = _tiny_exposure((256, 192))
+    columns.misbehaving_columns(science.image, science.variance, science.mask)
     science.mask[:4] |= int(mask_mod.MaskBit.NO_DATA)  # the warp's and the masks' checked paths
     science.metadata["NJY_PER_UNIT"] = 1.0
     assert science.wcs is not None

@@ -20,6 +20,7 @@ _STAGES = textwrap.dedent(
     import json
     import numpy as np
     from shutterline.differencing import _resample, detection, dia, streaks, subtract, warp
+    from shutterline.isr import _blockmedian, columns
     from tests.unit.differencing import synth
 
     rng = np.random.default_rng(1)
@@ -29,7 +30,9 @@ _STAGES = textwrap.dedent(
     template = warp.warp_patches(synth.make_template_patches(rng, field, 0.8), field.wcs, shape)
     diff = subtract.subtract(science, template).difference
     dia.detect_and_measure(diff, science, template)
+    columns.misbehaving_columns(science.image, science.variance, science.mask)
     kernels = {
+        "block_medians": _blockmedian._medians,
         "resample_into": _resample.resample_into, "dirty_blocks": _resample.dirty_blocks,
         "snr_blocks": streaks._snr_blocks, "zero_no_signal": detection._zero_no_signal,
         "divide_by_noise": detection._divide_by_noise,
