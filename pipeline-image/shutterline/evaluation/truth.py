@@ -22,6 +22,7 @@ __all__ = [
     "false_sources",
     "load_truth",
     "score_detector",
+    "template_weights",
     "wrong_attributions",
 ]
 
@@ -33,7 +34,8 @@ class ChangeTruth:
     """Truth rows of one night, with the flux each changing source shows in a difference image.
 
     ``table`` has the simulator's columns plus ``diff_flux_nJy``: the visit's flux minus the
-    mean flux over the template-building visits (zero for a transient or asteroid there), and
+    coadd-weighted mean flux over the template-building visits (`template_weights`; zero
+    for a transient or asteroid there), and
     ``expected_sigma_nJy``: the PSF-flux noise the simulator's noise model gives that source
     in the visit's difference image (`expected_sigma`), so what a night is expected to find
     never depends on the pipeline's own noise estimate; and ``template_covered``: whether a
@@ -54,10 +56,19 @@ def load_truth(night_dir: Path, template_visits: set[int]) -> ChangeTruth:
     """Read ``truth/sources.csv`` and add the expected difference flux of every row."""
     table = Table.read(night_dir / "truth" / "sources.csv", format="ascii.csv")
     in_template = np.isin(table["visit"], sorted(template_visits))
-    values: dict[tuple[int, str], list[float]] = {}
+    record = night_dir / "night.yaml"
+    night = yaml.safe_load(record.read_text()) if record.exists() else None
+    weight = template_weights(night) if night is not None else {}
+    values: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for row in table[in_template & (table["kind"] == "variable")]:
-        values.setdefault((int(row["id"]), str(row["band"])), []).append(float(row["flux_nJy"]))
-    mean_template = {key: float(np.mean(v)) for key, v in values.items()}
+        w = weight.get(int(row["visit"]), 1.0)
+        values.setdefault((int(row["id"]), str(row["band"])), []).append(
+            (float(row["flux_nJy"]), w)
+        )
+    mean_template = {
+        key: float(np.average([f for f, _ in v], weights=[w for _, w in v]))
+        for key, v in values.items()
+    }
     diff = np.array(
         [
             float(r["flux_nJy"]) - mean_template.get((int(r["id"]), str(r["band"])), 0.0)
@@ -67,9 +78,7 @@ def load_truth(night_dir: Path, template_visits: set[int]) -> ChangeTruth:
         ]
     )
     table["diff_flux_nJy"] = diff
-    record = night_dir / "night.yaml"
-    if record.exists():
-        night = yaml.safe_load(record.read_text())
+    if night is not None:
         table["expected_sigma_nJy"] = expected_sigma(night, table)
         table["template_covered"] = _covered(night, table, in_template)
     return ChangeTruth(table)
@@ -87,6 +96,22 @@ def _covered(night: dict[str, Any], table: Table, in_template: np.ndarray) -> np
             night, np.asarray(table["ra"])[sel], np.asarray(table["dec"])[sel], str(band)
         )
     return out
+
+
+def template_weights(night: dict[str, Any], read_noise_e: float = 7.0) -> dict[int, float]:
+    """The coadd's weight of each template visit, from the simulator's record.
+
+    `templates.coadd` weights each input by the inverse of its median pixel variance
+    (nJy**2): sky and read noise, ``(sky_e_per_px + read_noise_e**2) * njy_per_electron**2``.
+    A variable's flux in the template is this weighted mean of its template-visit fluxes,
+    not their plain mean.
+    """
+    return {
+        int(v["visit"]): 1.0
+        / ((float(v["sky_e_per_px"]) + read_noise_e**2) * float(v["njy_per_electron"]) ** 2)
+        for v in night["visits"]
+        if v["role"] == "template" and "sky_e_per_px" in v
+    }
 
 
 def expected_sigma(night: dict[str, Any], rows: Table) -> np.ndarray:

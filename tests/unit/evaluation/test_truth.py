@@ -74,3 +74,29 @@ def test_false_sources_name_the_star_or_galaxy_under_them() -> None:
     assert out["galaxy_mag"][1] == 19.0
     assert out["star_sep_arcsec"][2] == pytest.approx(40.0, abs=0.01)  # nearest: the variable
     assert out["star_mag"][2] == 22.0
+
+
+def test_a_variables_template_flux_is_the_coadds_weighted_mean(tmp_path: Path) -> None:
+    # The coadd weights each template visit by 1 / its pixel variance (sky + read noise);
+    # a variable at 1000 nJy on the dark visit and 4000 nJy on the bright-sky one.
+    night = {
+        "exposures": {"template": [1, 2]},
+        "visits": [
+            {**v, "sky_e_per_px": sky}
+            for v, sky in zip(NIGHT["visits"], (51.0, 351.0, 100.0), strict=True)
+        ],
+    }
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "night.yaml").write_text(yaml.safe_dump(night))
+    Table(
+        {
+            "id": [5, 5, 5], "kind": ["variable"] * 3, "visit": [1, 2, 3], "detector": [1] * 3,
+            "band": ["r"] * 3, "ra": [10.0] * 3, "dec": [0.0] * 3,
+            "flux_nJy": [1000.0, 4000.0, 3000.0],
+        }
+    ).write(tmp_path / "truth" / "sources.csv", format="ascii.csv")  # fmt: skip
+    w1, w2 = 1.0 / (51.0 + 49.0), 1.0 / (351.0 + 49.0)  # njy_per_electron is the same
+    template = (w1 * 1000.0 + w2 * 4000.0) / (w1 + w2)  # 1600, not the plain mean 2500
+    row = truth.load_truth(tmp_path, {1, 2}).rows(3, 1)
+    assert row["diff_flux_nJy"][0] == pytest.approx(3000.0 - template)
+    assert truth.template_weights(night)[1] == pytest.approx(4 * truth.template_weights(night)[2])
