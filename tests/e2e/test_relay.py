@@ -91,7 +91,9 @@ def _assert_brokers_decode(
     bootstrap: str, registry_url: str, topic: str, alerts: list[dict]
 ) -> None:
     """The reading side: confluent-kafka's registry client and deserializer, lsst-alert-packet."""
-    with SchemaRegistryClient({"url": registry_url}) as registry:
+    # A timeout: the registry once held a keep-alive request unanswered (the client waits
+    # forever without one); a timed-out request is retried on a new connection.
+    with SchemaRegistryClient({"url": registry_url, "timeout": 10}) as registry:
         deserialize = AvroDeserializer(registry)
         major, minor = alert_packet.get_latest_schema_version()
         reference = alert_packet.Schema.from_uri(
