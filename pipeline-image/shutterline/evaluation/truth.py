@@ -12,6 +12,7 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 
 from shutterline.evaluation import coverage
+from shutterline.simulate import record as night_record
 
 __all__ = [
     "ChangeTruth",
@@ -98,7 +99,9 @@ def _covered(night: dict[str, Any], table: Table, in_template: np.ndarray) -> np
     return out
 
 
-def template_weights(night: dict[str, Any], read_noise_e: float = 7.0) -> dict[int, float]:
+def template_weights(
+    night: dict[str, Any], read_noise_e: float = night_record.READ_NOISE_E
+) -> dict[int, float]:
     """The coadd's weight of each template visit, from the simulator's record.
 
     `templates.coadd` weights each input by the inverse of its median pixel variance

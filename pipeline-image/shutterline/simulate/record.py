@@ -35,10 +35,15 @@ import yaml
 from shutterline.camera import layout
 from shutterline.simulate import artefacts, config, detector, render, schedule
 
-__all__ = ["point_source_sigma_njy", "write_night_record"]
+__all__ = ["READ_NOISE_E", "point_source_sigma_njy", "write_night_record"]
+
+#: The typical read noise (e-) the record's noise figures assume (detectors vary about it).
+READ_NOISE_E = 7.0
 
 
-def point_source_sigma_njy(plan: schedule.ExposurePlan, read_noise_e: float = 7.0) -> float:
+def point_source_sigma_njy(
+    plan: schedule.ExposurePlan, read_noise_e: float = READ_NOISE_E
+) -> float:
     """PSF-flux noise (nJy) of a faint point source: sqrt(NEA (sky + rn^2)) in nJy."""
     sigma = render.core_sigma(plan.seeing_arcsec / layout.CAMERA.pixel_scale_arcsec)
     w1, w2 = 1.0 - render.PSF_WING_WEIGHT, render.PSF_WING_WEIGHT
