@@ -62,6 +62,13 @@ _SECRET = "kueue-webhook-server-cert"
 _KEPT_GROUPS = {"kueue.x-k8s.io", "batch"}
 
 
+def _pods_holding_quota(workload: dict[str, Any]) -> int:
+    """An admitted Workload's pods less those whose quota Kueue has reclaimed."""
+    pods = sum(int(p.get("count", 1)) for p in workload["spec"]["podSets"])
+    reclaimed = workload.get("status", {}).get("reclaimablePods") or []
+    return pods - sum(int(r["count"]) for r in reclaimed)
+
+
 def ensure_built(version: str = KUEUE_VERSION) -> Path:
     """The ``kueue`` controller-manager binary of ``version``, built once (a few minutes)."""
     return builds.go_build("kueue", f"{KUEUE_MODULE}/cmd/kueue", version, "kueue")
@@ -257,8 +264,11 @@ class Kueue:
         """Poll until ``count`` Workloads in ``namespace`` have been admitted.
 
         Returns the owners' (Jobs') names in the order their admission was first seen, and
-        the most Workloads seen admitted and unfinished at once. Raises `procs.ComponentError`
-        after ``timeout``.
+        the most pods seen holding quota at once. Kueue reclaims a finished pod's quota
+        before its Workload is ``Finished`` (``status.reclaimablePods``, KEP-78), so the
+        next Workload may be admitted while the last one is still unfinished; counting
+        pods, not Workloads, is what the quota bounds. Raises `procs.ComponentError` after
+        ``timeout``.
         """
         order: list[str] = []
         most = 0
@@ -275,7 +285,8 @@ class Kueue:
                 }
                 if "Admitted" in states and owner not in order:
                     order.append(owner)
-                active += "Admitted" in states and "Finished" not in states
+                if "Admitted" in states and "Finished" not in states:
+                    active += _pods_holding_quota(workload)
             most = max(most, active)
             return len(order) >= count
 
