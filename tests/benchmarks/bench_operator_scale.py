@@ -363,7 +363,7 @@ def run_phase(
     profile = operator_profile.take(operator.metrics(), pid)
     probe = operator_profile.Probe(bed.api_client(), PROBE_NS)
     probe.start()
-    sampler = operator_profile.sampler(args.py_spy, pid, f"{namespace}-{first}")
+    sampler = operator_profile.sampler(args.py_spy, pid, f"{namespace}-{first}", args.py_spy_gil)
     seconds, posted = create_visits(bed, namespace, first, count, args.detectors)
     print(f"  {count} Visits created in {seconds:.1f} s ({count / seconds:.0f}/s)", flush=True)
     took = wait_all(timeline, names, bound)
@@ -486,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="sample the operator with py-spy during each phase (flame graph and stacks in DIR)",
+    )
+    parser.add_argument(
+        "--py-spy-gil",
+        action="store_true",
+        help="with --py-spy: sample only the thread holding the GIL (work, not waits for it)",
     )
     parser.add_argument(
         "--base",

@@ -160,12 +160,15 @@ PY_SPY_VERSION = "0.4.1"
 
 class Sampler:
     """py-spy sampling process ``pid`` into ``out`` (collapsed stacks, one per thread) until
-    `stop`, which summarises where its CPU went."""
+    `stop`, which summarises where its CPU went. With ``gil``, only the thread holding the
+    GIL is sampled: a thread waiting to take the GIL back shows in its last Python frame
+    otherwise, which counts a wait as work there."""
 
-    def __init__(self, pid: int, out: Path, rate: int = 250) -> None:
+    def __init__(self, pid: int, out: Path, rate: int = 250, gil: bool = False) -> None:
         self.out = out
         command = [str(PY_SPY), "record", "--pid", str(pid), "--rate", str(rate)]
         command += ["--nonblocking", "--threads", "--format", "raw", "--output", str(out)]
+        command += ["--gil"] if gil else []
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self, top: int = 12) -> list[str]:
@@ -212,7 +215,7 @@ def _function(frame: str) -> str:
     return f"{func} ({where.rsplit('/', 1)[-1].split(':')[0]})"
 
 
-def sampler(directory: Path | None, pid: int, name: str) -> Sampler | None:
+def sampler(directory: Path | None, pid: int, name: str, gil: bool = False) -> Sampler | None:
     """A `Sampler` of ``pid`` writing ``directory/name.txt``; None without a directory."""
     if directory is None:
         return None
@@ -222,4 +225,4 @@ def sampler(directory: Path | None, pid: int, name: str) -> Sampler | None:
             "and copy the wheel's scripts/py-spy there"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    return Sampler(pid, directory / f"{name}.txt")
+    return Sampler(pid, directory / f"{name}.txt", gil=gil)
