@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,9 @@ __all__ = ["MERGE_PATCH", "NodeApi", "now"]
 
 MERGE_PATCH = "application/merge-patch+json"
 _LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+# The node authorizer's refusal while its graph lacks a pod's edges, and how long it may lag.
+_NO_RELATIONSHIP = b"no relationship found between node"
+_GRAPH_LAG_S = 10.0
 
 
 def now() -> str:
@@ -56,15 +60,26 @@ class NodeApi:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self.client.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=timeout
-        )
-        if response.status >= 400:
-            data = response.read()
-            raise client.ApiException(
-                status=response.status, reason=response.reason, body=data.decode(errors="replace")
+        pause, deadline = 0.05, time.monotonic() + _GRAPH_LAG_S
+        while True:
+            response = self.client.call_api(
+                method, url, header_params=headers, body=body, _request_timeout=timeout
             )
-        return response
+            if response.status < 400:
+                return response
+            data = response.read()
+            # The node authorizer learns a new pod's edges (service account, Secrets,
+            # ConfigMaps) from its informers, a moment after the pod is bound: a kubelet
+            # asking at once is refused, and retries, as its volume manager does.
+            lagging = response.status == 403 and _NO_RELATIONSHIP in data
+            if not lagging or time.monotonic() + pause > deadline:
+                raise client.ApiException(
+                    status=response.status,
+                    reason=response.reason,
+                    body=data.decode(errors="replace"),
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, 0.5)
 
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         """One request; the decoded JSON answer."""
