@@ -283,9 +283,11 @@ class Kueue:
                     for c in workload.get("status", {}).get("conditions") or []
                     if c["status"] == "True"
                 }
-                if "Admitted" in states and owner not in order:
+                if "Admitted" not in states:
+                    continue
+                if owner not in order:
                     order.append(owner)
-                if "Admitted" in states and "Finished" not in states:
+                if "Finished" not in states:
                     active += _pods_holding_quota(workload)
             most = max(most, active)
             return len(order) >= count
