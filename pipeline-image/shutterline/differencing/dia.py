@@ -305,7 +305,7 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
         "psf_flux_flag_edge": fit.coverage < 0.9,
         "psf_flux_flag_no_good_pixels": fit.ndata == 0,
         "bbox_size": int(max(det.bbox[i, 2] - det.bbox[i, 0], det.bbox[i, 3] - det.bbox[i, 1])),
-        "_chi2": fit.chi2_z, "psf_chi2": fit.chi2, "psf_ln_l": fit.lnl,
+        "_chi2": _core_z(ctx, fit, tpl), "psf_chi2": fit.chi2, "psf_ln_l": fit.lnl,
         "ap_flux_flag": not np.isfinite(ap),
         "pixel_flags_offimage": not (
             0 <= fit.y < ctx.mask.shape[0] and 0 <= fit.x < ctx.mask.shape[1]
@@ -322,6 +322,18 @@ def _measure_one(ctx: _Context, det: detection.Detections, i: int) -> dict[str, 
     row.update(_flags(ctx.mask, det.bbox[i], y0, x0))
     row["_near_sat"] = _near_saturation(ctx.mask, y0, x0, round(NEAR_SATURATION_FWHM * ctx.fwhm))
     return row
+
+
+def _core_z(ctx: _Context, fit: measurement.PsfFit, tpl: measurement.PsfFit) -> float:
+    """The core residual's significance (the penalties' ``z``), allowing for the PSF-matching
+    residual of the static source under the change: `RESIDUAL_FRACTION` of its template flux,
+    the level static stars leave (a variable on a 17th-magnitude star was scored as badly
+    shaped by its star's residual, not its own)."""
+    if not (np.isfinite(tpl.flux) and tpl.flux > 0 and np.isfinite(fit.y)):
+        return fit.chi2_z
+    static = RESIDUAL_FRACTION * tpl.flux
+    forced = measurement.fit_psf(ctx.diff, ctx.psf, fit.y, fit.x, recentre=False, static=static)
+    return forced.chi2_z
 
 
 def _more_flags(

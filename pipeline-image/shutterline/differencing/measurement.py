@@ -155,8 +155,15 @@ def _linear(data: np.ndarray, var: np.ndarray, cols: np.ndarray) -> tuple[np.nda
     return coef, cov
 
 
-def fit_psf(cut: Cutter, psf: np.ndarray, y: float, x: float, *, recentre: bool) -> PsfFit:
-    """PSF flux at ``(y, x)``; with ``recentre`` the centroid is fitted too (two steps)."""
+def fit_psf(
+    cut: Cutter, psf: np.ndarray, y: float, x: float, *, recentre: bool, static: float = 0.0
+) -> PsfFit:
+    """PSF flux at ``(y, x)``; with ``recentre`` the centroid is fitted too (two steps).
+
+    ``static`` (image units) is a model error on the core chi-square in proportion to the PSF,
+    beside the fit's own 3 %: the PSF-matching residual a static source of that size leaves
+    in a difference image (`dia.STATIC_RESIDUAL` of its template flux).
+    """
     half = psf.shape[0] // 2
     yc, xc = round(y), round(x)
     img, var, msk, inner = cut.cut(yc, xc, half)
@@ -186,7 +193,8 @@ def fit_psf(cut: Cutter, psf: np.ndarray, y: float, x: float, *, recentre: bool)
     core = p > 0.2 * p.max()
     resid = img[ok][core] - flux * p[core]
     # Allow a 3 % PSF-model error so bright real sources are not called badly shaped.
-    chi2 = float(np.mean(resid**2 / (var[ok][core] + (0.03 * flux * p[core]) ** 2)))
+    model = (0.03 * flux) ** 2 + static**2
+    chi2 = float(np.mean(resid**2 / (var[ok][core] + model * p[core] ** 2)))
     chi2_z = (chi2 - 1.0) / np.sqrt(2.0 / max(int(core.sum()), 1))
     v_all = np.maximum(var[ok], 1e-30)
     chi2_all = float(((img[ok] - flux * p) ** 2 / v_all).sum())

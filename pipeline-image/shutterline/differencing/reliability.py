@@ -8,7 +8,9 @@ of `dia.rejections` drops (`shutterline.evaluation.fakes`); its coefficients are
 product of penalties, each for one documented way a difference
 image makes false sources. A clean, PSF-like, isolated detection scores 1. ``z`` is the
 significance of the core chi-square of the PSF fit (`measurement.PsfFit.chi2_z`), so noise
-alone rarely costs anything and a cosmic ray (far sharper than the PSF) costs nearly all.
+alone rarely costs anything and a cosmic ray (far sharper than the PSF) costs nearly all; it
+allows for the PSF-matching residual of a static source under the change (`dia._core_z`), so
+a variable on a bright star is not scored by its star's residual.
 
 ================================  =======  ===================================================
 condition                          factor   why
@@ -102,8 +104,8 @@ def classify(table: Any, version: str = MODEL_VERSION) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
 
 
-#: The alert schema's ``reliabilityVersion``: this table of penalties, revision 1.
-VERSION = "slpen-1"  # at most 7 characters: the APDB column is string(7)
+#: This table of penalties, revision 2 (``z`` allows for the static source's matching residual).
+VERSION = "slpen-2"  # at most 7 characters: the APDB column is string(7)
 
 
 def score(
