@@ -2,9 +2,9 @@
 
 The DIA selection and reliability were chosen on the *fitting* nights (the demo night, seed
 7, and seed 13; the classifier's bars in `dia` say which); the *validation* nights (seeds 101,
-202: looked at several times, "seen before"; 303, 404 and 505, 606: run once as the fresh
-nights of the stops that froze lrfak4 and lrfak5, "seen once") and the *fresh* nights (seeds
-707, 808, run once after the rules were frozen; `shutterline.evaluation.nights`) have other
+202: looked at several times, "seen before"; 303, 404, 505, 606 and 707, 808: the fresh
+nights of earlier stops, "seen once") and the *fresh* nights (seeds 909, 1010, run once
+after the rules were frozen; `shutterline.evaluation.nights`) have other
 seeds, seeing, densities, science-only defects and satellite trails. Each is run through
 every stage and reported beside the issue's targets, which apply to the nights not fitted on:
 completeness of transients, variables and asteroids at expected difference SNR >= 10
@@ -45,8 +45,8 @@ CACHE = Path.home() / ".cache" / "shutterline" / "bench" / "truth-nights-v3"
 FULL = {"fields": 3, "detectors": 2, "visits": 4, "template_visits": 3, "nx": 2048, "ny": 4096}
 SET_LABELS = {
     "fitting": "the rules and the classifier were chosen on these",
-    "validation": "seen before (101, 202: several times) or seen once (303, 404; 505, 606: "
-    "earlier stops' fresh nights)",
+    "validation": "seen before (101, 202: several times) or seen once (303, 404; 505, 606; "
+    "707, 808: earlier stops' fresh nights)",
     "fresh": "never run before the rules were frozen; run once",
 }
 SMALL = {"fields": 1, "detectors": 2, "visits": 3, "template_visits": 3, "nx": 1024, "ny": 2048}
@@ -245,18 +245,18 @@ def _checks(t: dict[str, Any], failed: int) -> list[tuple[str, Any, str, bool]]:
 
 def _old_definition_rows(t: dict[str, Any]) -> list[tuple[str, Any, str, bool]]:
     """The sources no template covers, and the definition before coverage; informative."""
-    from shutterline.evaluation import coverage, curves
+    from shutterline.evaluation import curves
 
     found, expected = t["any_coverage"]
     lo, hi = curves.binomial_interval(found, expected)
     value = f"{found / expected:.3f} ({found}/{expected}; 95% interval {lo:.3f}-{hi:.3f})"
     return [
-        (f"  not covered by any template (no template input pixel within "
-         f"{coverage.COVERAGE_PX:.0f} px; truth footprints), left out of the headline: found/count",
+        ("  not covered by any template (centre on no template input pixel, truth "
+         "footprints), left out of the headline: found/count",
          "{}/{}".format(*t["not_covered"]), "-", True),
         ("  beside it, the OLD definition (every source at SNR >= 10; the headline's denominator "
-         "now needs template coverage, a definition chosen on the fitting nights before the "
-         "fresh nights were run)", value if expected else None, "-", True),
+         "needs template coverage since stop 18, a centre on an input pixel since stop 23)",
+         value if expected else None, "-", True),
     ]  # fmt: skip
 
 

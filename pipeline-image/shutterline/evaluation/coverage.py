@@ -1,18 +1,20 @@
 """Which truth sources a template covers, from the simulator's side (its true footprints).
 
-A science pixel with no template input pixel within the matching kernel's half-width has no
-template to subtract: the difference image has no data there and no pipeline could find a
-change. Such a source has no *expected* difference, so `truth.score_detector` counts it
-apart ("not covered by any template") instead of in the completeness denominator. This is a
-scoring definition chosen on that physics, on the fitting nights and synthetic tests, before
-the fresh validation nights (seeds 303, 404) were run. It is computed from what the
-simulator placed (each template visit's true detector WCS, `simulate.geometry.detector_wcs`,
-at the visit's true boresight), never from the pipeline's masks, so a pipeline that masks
-too much cannot shrink its own denominator.
+A source whose centre falls on no template input pixel has no template flux at its place:
+whatever the kernel spreads in from inputs beside it, the difference there holds no measure
+of the change (for a variable star, of the star's template flux; for a transient, of the
+sky it appeared on), and no pipeline could find it. Such a source has no *expected*
+difference, so `truth.score_detector` counts it apart ("not covered by any template") instead
+of in the completeness denominator. It is computed from what the simulator placed (each
+template visit's true detector WCS, `simulate.geometry.detector_wcs`, at the visit's true
+boresight), never from the pipeline's masks, so a pipeline that masks too much cannot shrink
+its own denominator.
 
-The rule is the lenient one: a centre counts as covered when *any* template input pixel lies
-within `COVERAGE_PX`, even where the kernel's footprint is only partly covered (the pipeline
-marks such pixels ``NO_DATA`` today; that is its choice, and those sources stay counted).
+The rule is still the lenient one: a centre on an input pixel counts, even where most of its
+PSF falls off that input (the pipeline marks such pixels ``NO_DATA`` today; that is its
+choice, and those sources stay counted). Before stop 23 a centre counted up to the matching
+kernel's half-width (20 px) off every input: on the nights of seeds 707 and 808 (now seen) a
+variable 4 px past a coadd's edge was expected in four visits, only its wing covered.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from shutterline.differencing import psfmatch
-
 __all__ = ["COVERAGE_PX", "border_distance", "template_covered"]
 
-#: The matching kernel's half-width cap, in pixels.
-COVERAGE_PX = float(psfmatch.MAX_HALF_WIDTH)
+#: How far (px) past the last input pixel centre a source's centre still counts: that
+#: pixel's own half width.
+COVERAGE_PX = 0.5
 
 
 def border_distance(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -43,7 +44,7 @@ def border_distance(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> np.
 def template_covered(
     night: dict[str, Any], ra: np.ndarray, dec: np.ndarray, band: str
 ) -> np.ndarray:
-    """True where a template visit of ``band`` has an input pixel within `COVERAGE_PX`.
+    """True where a source's centre lies on an input pixel of a template visit of ``band``.
 
     ``night`` is the simulator's record (``night.yaml``): its ``config`` (shape, overscan),
     ``detectors`` and each template visit's true boresight; every detector of every template

@@ -39,8 +39,8 @@ class ChangeTruth:
     for a transient or asteroid there), and
     ``expected_sigma_nJy``: the PSF-flux noise the simulator's noise model gives that source
     in the visit's difference image (`expected_sigma`), so what a night is expected to find
-    never depends on the pipeline's own noise estimate; and ``template_covered``: whether a
-    template input pixel lies within the kernel half-width of the row's centre
+    never depends on the pipeline's own noise estimate; and ``template_covered``: whether the
+    row's centre lies on a template input pixel
     (`coverage.template_covered`, from the simulator's true footprints; True for rows of
     template visits and for nights whose record lacks the geometry).
     """
@@ -150,7 +150,7 @@ class DetectorScore:
     n_dia: int
     n_true_changing: int
     n_expected: int  # changing sources with expected difference SNR >= the threshold
-    # ... and a template input pixel within the kernel half-width (`coverage`)
+    # ... and its centre on a template input pixel (`coverage`)
     n_found: int  # of those, matched by a DIA source
     n_false: int  # DIA sources within the radius of no changing source
     n_asteroids_detected: int

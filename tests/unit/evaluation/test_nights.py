@@ -24,11 +24,13 @@ def test_fresh_nights_are_new_seeds_with_other_conditions() -> None:
 
 
 def test_nights_run_before_are_validation_and_say_how_often() -> None:
-    """Earlier stops' fresh nights (303, 404; 505, 606) moved to the validation set, labelled."""
+    """Earlier stops' fresh nights (303, 404; 505, 606; 707, 808) moved to the validation set,
+    labelled."""
     assert {s.seed for s in nights.FITTING} <= nights.SEEDS_RUN_BEFORE
     assert {s.seed for s in nights.VALIDATION} == nights.SEEDS_RUN_BEFORE - {7, 13}
     labels = {s.seed: s.seen for s in nights.VALIDATION}
     assert labels == {101: "seen before", 202: "seen before", 303: "seen once", 404: "seen once",
-                      505: "seen once", 606: "seen once"}  # fmt: skip
+                      505: "seen once", 606: "seen once", 707: "seen once",
+                      808: "seen once"}  # fmt: skip
     for spec in nights.VALIDATION:
         config.SimConfig(seed=spec.seed, **spec.settings)
