@@ -162,7 +162,7 @@ def fit_psf(
 
     ``static`` (image units) is a model error on the core chi-square in proportion to the PSF,
     beside the fit's own 3 %: the PSF-matching residual a static source of that size leaves
-    in a difference image (`dia.STATIC_RESIDUAL` of its template flux).
+    in a difference image (`dia.RESIDUAL_FRACTION` of its template flux, `dia._core_z`).
     """
     half = psf.shape[0] // 2
     yc, xc = round(y), round(x)
