@@ -72,7 +72,8 @@ PROBE_NS = "probe"
 #: validated and answered), ``after`` this session's (the shared env in a ConfigMap, the
 #: Visit spec once in the pod's annotations, no field validation, metadata answered);
 #: ``linger-0`` is ``after`` with status work let through whenever no Visit waits for its
-#: Job; ``creators-32`` is ``after`` with twice the creator threads; ``async`` and ``threads``
+#: Job; ``creators-16``, ``-32`` and ``-48`` are ``after`` with that many creator threads (32
+#: the default since stop 24, 16 before it); ``async`` and ``threads``
 #: post Jobs from kopf's loop (aiohttp) or from a pool of threads (the Kubernetes client's
 #: session), ``async-48`` with 48 POSTs in flight, not 16; ``switch-1ms`` is ``after`` with
 #: the GIL handed over every 1 ms, not 5.
@@ -80,7 +81,9 @@ ARMS: dict[str, dict[str, str]] = {
     "before": {"SHUTTERLINE_JOB_POST": "inline"},
     "after": {},
     "linger-0": {"SHUTTERLINE_CREATE_LINGER_S": "0"},
+    "creators-16": {"SHUTTERLINE_OPERATOR_WORKERS": "16"},
     "creators-32": {"SHUTTERLINE_OPERATOR_WORKERS": "32"},
+    "creators-48": {"SHUTTERLINE_OPERATOR_WORKERS": "48"},
     "async": {"SHUTTERLINE_CREATOR": "async"},
     "async-48": {"SHUTTERLINE_CREATOR": "async", "SHUTTERLINE_OPERATOR_WORKERS": "48"},
     "threads": {"SHUTTERLINE_CREATOR": "threads"},
@@ -337,11 +340,29 @@ def _server_lines(before: apicounts.Counts, after: apicounts.Counts) -> None:
         if key in timed:
             mean = spent.get(key, 0.0) / timed[key]
             print(f"    {' '.join(key):20s} mean {mean:.3f} s (n={timed[key]:.0f})")
+    _queue_wait_lines(apicounts.delta(before, after, "waits"))
     closed = apicounts.delta(before, after, "terminated")
     print(
         "  watchers the API server closed as too slow (each held back its resource's events "
         f"from every watcher first): {({k[0]: int(v) for k, v in closed.items()}) or 'none'}"
     )
+
+
+def _queue_wait_lines(waits: dict[tuple[str, ...], float]) -> None:
+    """Print API Priority and Fairness's queue wait of the operator's requests, by FlowSchema:
+    the time a request waited for a seat before the API server began on it."""
+    print("  APF queue wait of the operator's requests (before they ran), by FlowSchema:")
+    for schema in sorted({key[0] for key in waits}):
+        count = waits.get((schema, "_count"), 0.0)
+        if not count:
+            continue
+        mean = waits.get((schema, "_sum"), 0.0) / count
+        bounds = sorted(
+            (float(le), n) for (name, le), n in waits.items()
+            if name == schema and not le.startswith("_") and le != "+Inf"
+        )  # fmt: skip
+        p99 = next((le for le, n in bounds if n >= 0.99 * count), float("inf"))
+        print(f"    {schema:28s} mean {mean:.4f} s, p99 <= {p99:g} s (n={count:.0f})")
 
 
 def run_phase(

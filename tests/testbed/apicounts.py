@@ -31,6 +31,9 @@ _PER_REQUEST = {
     "apiserver_request_duration_seconds_sum": "seconds",
     "apiserver_request_duration_seconds_count": "timed",
 }
+# API Priority and Fairness's queue wait before a request runs: (schema suffix, "le" bound,
+# "_sum" or "_count") -> seconds or requests.
+_WAIT = "apiserver_flowcontrol_request_wait_duration_seconds"
 _PRECEDENCE = 500  # before every default FlowSchema a service account would match
 
 
@@ -48,7 +51,9 @@ def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
     ``terminated`` by (resource,): watchers the server closed as unresponsive (before closing
     one, it held back that resource's events from every watcher for a while); ``schema`` by
     (FlowSchema,): every dispatch, which tells clients apart (``exempt``: the admin's,
-    ``kube-system-service-accounts``: the controllers')."""
+    ``kube-system-service-accounts``: the controllers'); ``waits`` by (schema suffix, ``le``
+    bound or ``_sum`` or ``_count``): our FlowSchemas' queue waits in API Priority and
+    Fairness, before the request ran (a histogram)."""
     url = f"{bed.server}/metrics"
     with urllib.request.urlopen(url, timeout=30, context=_ssl_context(bed)) as answer:
         text = answer.read().decode()
@@ -56,6 +61,7 @@ def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
     ours: dict[tuple[str, ...], float] = collections.defaultdict(float)
     closed: dict[tuple[str, ...], float] = collections.defaultdict(float)
     who: dict[tuple[str, ...], float] = collections.defaultdict(float)
+    waits: dict[tuple[str, ...], float] = collections.defaultdict(float)
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if not match:
@@ -74,7 +80,11 @@ def scrape(bed: cluster.Cluster, prefix: str) -> Counts:
                 ours[(schema.removeprefix(prefix),)] += float(match[3])
         elif match[1] == "apiserver_terminated_watchers_total":
             closed[(labels.get("resource", ""),)] += float(match[3])
-    return {**counters, "client": ours, "terminated": closed, "schema": who}
+        elif match[1].startswith(_WAIT) and labels.get("flow_schema", "").startswith(prefix):
+            part = match[1].removeprefix(_WAIT)
+            key = (labels["flow_schema"].removeprefix(prefix), labels.get("le", part))
+            waits[key] += float(match[3])
+    return {**counters, "client": ours, "terminated": closed, "schema": who, "waits": waits}
 
 
 def delta(before: Counts, after: Counts, name: str) -> dict[tuple[str, ...], float]:

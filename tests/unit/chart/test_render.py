@@ -138,3 +138,16 @@ def test_alert_stream_switch_takes_kafka_out_of_every_promptconfig() -> None:
     assert all(
         "kafka" in c["spec"] for c in render.kinds(render.template("all-on"), "PromptConfig")
     )
+
+
+def test_operator_deployment_runs_the_measured_creator_count() -> None:
+    """A Helm install gets the creator threads the operator's bursts were measured with."""
+    from shutterline_operator import handlers
+
+    deployments = render.kinds(render.template(), "Deployment")
+    operator = next(d for d in deployments if d["metadata"]["name"].endswith("-operator"))
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SHUTTERLINE_OPERATOR_WORKERS"] == str(handlers.CREATORS)
+    refused = render.lint(**{"operator.workers": "0"})
+    assert refused.returncode != 0 and "schema" in refused.stdout + refused.stderr
