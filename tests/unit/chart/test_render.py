@@ -149,5 +149,3 @@ def test_operator_deployment_runs_the_measured_creator_count() -> None:
     container = operator["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["SHUTTERLINE_OPERATOR_WORKERS"] == str(handlers.CREATORS)
-    refused = render.lint(**{"operator.workers": "0"})
-    assert refused.returncode != 0 and "schema" in refused.stdout + refused.stderr

@@ -51,6 +51,7 @@ def test_schema_refuses_unknown_and_malformed_values() -> None:
         {"kafka.antiAffinity.mode": "maybe"},
         {"kafka.replicas": "0"},
         {"kafka.clusterId": "not-an-id"},
+        {"operator.workers": "0"},  # no thread would create Jobs
     ):
         result = render.lint(**sets)
         assert result.returncode != 0, sets
