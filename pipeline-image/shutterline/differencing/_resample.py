@@ -148,7 +148,7 @@ def _resample_row(
         if quality[y, x] == ALL_TAPS:
             continue
         gx = (x - x0) * inv_step
-        cell = int(gx)
+        cell = min(int(gx), row_u.size - 2)  # the last node may fall on x1 - 1
         f = gx - cell
         u = row_u[cell] + (row_u[cell + 1] - row_u[cell]) * f
         v = row_v[cell] + (row_v[cell + 1] - row_v[cell]) * f
