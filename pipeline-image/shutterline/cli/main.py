@@ -18,6 +18,7 @@ from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from shutterline import exceptions  # noqa: E402
+from shutterline.pipeline import heap  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 
@@ -86,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # For every subcommand and the worker processes it forks: building a template detector
+    # paid 0.5 s of system time in fresh pages for its large arrays (2.17 -> 1.89 s with it).
+    heap.keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except exceptions.ShutterlineError as exc:
