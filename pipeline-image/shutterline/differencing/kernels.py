@@ -16,7 +16,7 @@ from astropy.wcs import WCS
 from shutterline.differencing import detection, streaks, subtract, warp
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
-from shutterline.isr import columns
+from shutterline.isr import _amplifier, columns
 
 __all__ = ["warm"]
 
@@ -40,13 +40,16 @@ def _tiny_exposure(shape: tuple[int, int]) -> exposure_mod.Exposure:
 
 
 def warm() -> None:
-    """Call every compiled kernel of the ISR's column search, the warp, the subtraction and
-    DIA detection once.
+    """Call every compiled kernel of the ISR's amplifier assembly and column search, the warp,
+    the subtraction and DIA detection once.
 
     The difference image comes from `subtract.subtract` itself (matched to the PSF images:
     too few stars here), so its planes have the memory layout the stages pass on.
     """
     science = _tiny_exposure((256, 192))
+    # A 16-bit raw's data section and the output planes as the assembly passes them: views.
+    raw, planes, one = np.zeros((4, 8), np.uint16), np.zeros((2, 4, 8), np.float32), np.float32(1)
+    _amplifier.fill(raw[:, 2:6], np.zeros(4, np.float32), one, one, *planes[:, :, :4])
     columns.misbehaving_columns(science.image, science.variance, science.mask)
     science.mask[:4] |= int(mask_mod.MaskBit.NO_DATA)  # the warp's and the masks' checked paths
     science.metadata["NJY_PER_UNIT"] = 1.0

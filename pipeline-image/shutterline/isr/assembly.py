@@ -30,6 +30,7 @@ from shutterline import exceptions
 from shutterline.camera import filters, geometry, rawformat
 from shutterline.images import exposure as exposure_mod
 from shutterline.images import mask as mask_mod
+from shutterline.isr import _amplifier
 from shutterline.isr import header as hdr
 
 __all__ = [
@@ -206,15 +207,12 @@ def _fill_amp(raw: np.ndarray, amp: Amplifier, out: exposure_mod.Exposure) -> np
     rows, cols = amp.data.slices
     profile = overscan_profile(raw[amp.bias.slices], rows, amp.bias.slices[0])
     data = raw[rows, cols]
-    image = out.image[amp.out_slices]
-    # Cast once into the output, then work in float32 in place (faster than mixed-type ops).
-    np.copyto(image, data, casting="unsafe")
-    image -= profile[:, None]
-    image *= np.float32(amp.gain)
-    variance = out.variance[amp.out_slices]
-    np.maximum(image, 0.0, out=variance)  # Poisson: electrons, the variance of a count
-    variance += np.float32(amp.read_noise**2)
-    if data.max() < amp.saturation:  # a cheap pass saves the compare and nonzero passes
+    image, variance = out.image[amp.out_slices], out.variance[amp.out_slices]
+    # Poisson: electrons, the variance of a count; one compiled pass instead of six.
+    top = _amplifier.fill(
+        data, profile, np.float32(amp.gain), np.float32(amp.read_noise**2), image, variance
+    )
+    if top < amp.saturation:  # the maximum came free: saves the compare and nonzero passes
         return np.zeros(0, np.intp)
     local = np.flatnonzero(data >= amp.saturation)
     ly, lx = np.divmod(local, data.shape[1])

@@ -53,6 +53,13 @@ def _block_medians_reference(image: np.ndarray, usable: np.ndarray, block: int) 
     return stats.nanmedian(values.transpose(0, 2, 1), axis=-1).astype(np.float64)
 
 
+def _neighbour_medians_reference(values: np.ndarray, half: int) -> np.ndarray:
+    """The SciPy original of `_blockmedian.neighbour_medians`, kept as its tests' reference."""
+    footprint = np.ones((1, 2 * half + 1), bool)
+    footprint[0, half] = False
+    return ndimage.median_filter(values, footprint=footprint, mode="nearest")
+
+
 def misbehaving_columns(
     image: np.ndarray,
     variance: np.ndarray,
@@ -77,12 +84,9 @@ def misbehaving_columns(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-masked blocks give NaN
         med = _block_medians(image, usable, config.block)
         level = np.nanmedian(med)
-        size = 2 * config.half_width + 1
         # Neighbours' median, the column itself excluded (a median over the window minus it).
-        footprint = np.ones((1, size), bool)
-        footprint[0, config.half_width] = False
         filled = np.where(np.isfinite(med), med, level)
-        ref = ndimage.median_filter(filled, footprint=footprint, mode="nearest")
+        ref = _blockmedian.neighbour_medians(filled, config.half_width)
     rows = ny // max(ny // config.block, 1) if ny >= config.block else ny
     # The sky variance is smooth: every fourth row and column gives its median (0.05 s less).
     sub = (slice(None, None, 4), slice(None, None, 4))

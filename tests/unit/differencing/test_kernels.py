@@ -20,8 +20,9 @@ _STAGES = textwrap.dedent(
     import json
     import numpy as np
     from shutterline.differencing import _resample, detection, dia, streaks, subtract, warp
-    from shutterline.isr import _blockmedian, columns
+    from shutterline.isr import _amplifier, _blockmedian, assemble_raw, columns
     from tests.unit.differencing import synth
+    from tests.unit.isr import synth as isr_synth
 
     rng = np.random.default_rng(1)
     shape = (256, 192)
@@ -31,8 +32,10 @@ _STAGES = textwrap.dedent(
     diff = subtract.subtract(science, template).difference
     dia.detect_and_measure(diff, science, template)
     columns.misbehaving_columns(science.image, science.variance, science.mask)
+    assemble_raw(isr_synth.make_raw(np.full(shape, 500.0), isr_synth.default_layout(192), rng))
     kernels = {
-        "block_medians": _blockmedian._medians,
+        "block_medians": _blockmedian._medians, "neighbour_medians": _blockmedian._neighbours,
+        "fill_amplifier": _amplifier.fill,
         "resample_into": _resample.resample_into, "dirty_blocks": _resample.dirty_blocks,
         "snr_blocks": streaks._snr_blocks, "zero_no_signal": detection._zero_no_signal,
         "divide_by_noise": detection._divide_by_noise,

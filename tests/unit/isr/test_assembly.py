@@ -166,3 +166,31 @@ def test_overscan_not_covering_data_rows_uses_block_mean() -> None:
     assert profile.shape == (400,)
     assert float(profile[0]) == pytest.approx(700.0, abs=0.1)
     assert np.ptp(profile) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32, np.float64])
+def test_compiled_fill_gives_the_numpy_bytes(dtype: type) -> None:
+    """`_amplifier.fill` writes what the NumPy passes it replaced wrote, from strided views of
+    the raw and the planes: negative values (no variance below zero), a read noise of zero,
+    and for floating-point raws NaN (propagated to the maximum, as ``ndarray.max``)."""
+    from shutterline.isr import _amplifier
+
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 65535, (300, 260)).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        raw[17, 60] = np.nan  # inside the data section
+    data = raw[10:290, 50:250]
+    profile = rng.normal(1000.0, 5.0, data.shape[0]).astype(np.float32)
+    profile[::2] = np.round(profile[::2])  # some pixels exactly at the level: -0.0 below
+    for gain, read_var in ((np.float32(1.7), np.float32(36.0)), (np.float32(-0.9), np.float32(0))):
+        # Image and variance as views into one array, with margins that must stay untouched.
+        fast, slow = (np.full((2, 280, 430), np.float32(-1.0)) for _ in range(2))
+        top = _amplifier.fill(data, profile, gain, read_var, *fast[:, :, 30:230])
+        image, variance = slow[:, :, 30:230]
+        np.copyto(image, data, casting="unsafe")  # what `_fill_amp` did: cast, then in place
+        image -= profile[:, None]
+        image *= gain
+        np.maximum(image, 0.0, out=variance)
+        variance += read_var
+        assert fast.tobytes() == slow.tobytes()
+        np.testing.assert_array_equal(top, data.max())

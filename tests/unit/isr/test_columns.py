@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shutterline.images import MaskBit
-from shutterline.isr import columns, isr
+from shutterline.isr import _blockmedian, columns, isr
 from tests.unit.isr import synth
 
 SHAPE = (1024, 200)
@@ -120,3 +120,36 @@ def test_block_medians_equal_the_sorting_reference(shape, block, dtype) -> None:
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(got[:, 3]).all()
+
+
+def test_block_medians_bracketed_select_and_its_fallback_give_the_reference() -> None:
+    """Selecting near the column before's median, and the full select it falls back to when
+    the middle values are not there: level steps between columns, a run of tied (dead)
+    columns that shrinks the bracket, a hot column, a few-sigma gradient along the rows."""
+    rng = np.random.default_rng(11)
+    shape = (640, 900)
+    image = rng.normal(SKY, 30.0, shape) + np.linspace(0.0, 90.0, shape[0])[:, None]
+    image[:, 100:400] = 0.0  # dead columns: every value tied
+    image[:, 450] += 5e4  # hot
+    image[:, 600::7] -= 400.0  # steps to and from every seventh column
+    image = image.astype(np.float32)
+    usable = rng.random(shape) > 0.05
+    with np.errstate(invalid="ignore"):
+        expected = columns._block_medians_reference(image, usable, 128)
+    np.testing.assert_array_equal(columns._block_medians(image, usable, 128), expected)
+
+
+@pytest.mark.parametrize("nx", [9, 13, 200])
+def test_neighbour_medians_equal_scipys_median_filter(nx: int) -> None:
+    """The compiled neighbours' median gives `ndimage.median_filter`'s bytes (the upper of the
+    two middle values, edges repeated): ties, steps, rows narrower than the window."""
+    rng = np.random.default_rng(nx)
+    values = rng.normal(SKY, 2.0, (5, nx))
+    values[1] = np.round(values[1])  # ties
+    values[2, nx // 2 :] += 300.0  # a step
+    values[3] = 7.0  # all tied
+    got = _blockmedian.neighbour_medians(values, 6)
+    expected = columns._neighbour_medians_reference(values, 6)
+    assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    nan = np.full((2, nx), np.nan)  # all NaN: the fill level of an all-masked frame
+    assert np.isnan(_blockmedian.neighbour_medians(nan, 6)).all()
