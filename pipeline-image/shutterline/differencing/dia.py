@@ -183,6 +183,8 @@ _BOOL = [
     *(f"pixel_flags_{k}" for k in _FLAG_BITS), *(f"pixel_flags_{k}_center" for k in _CENTER_FLAGS),
 ]  # fmt: skip
 _INT = ["psf_ndata", "bbox_size", "trail_ndata", "dipole_ndata"]
+#: The `_FLOAT` columns kept in float64 (positions and the covariance); the rest are float32.
+_FLOAT64 = ("x", "y", "ra", "dec", "ra_dec_cov")
 _ERRORS = (
     "psf_flux_err", "ap_flux_err", "sci_flux_err", "template_flux_err", "x_err", "y_err",
     "dipole_mean_flux_err", "dipole_flux_diff_err",
@@ -512,13 +514,21 @@ def _table(
         np.logical_or.reduce([out[c] for c in flag_names]) if n else out["pixel_flags"]
     )
     out["reliability_version"] = np.full(n, reliability.MODEL_VERSION)
-    table = Table({c: out[c] for c in COLUMNS})
+    return _typed_table(out)
+
+
+def _typed_table(out: dict[str, np.ndarray]) -> Table:
+    """The `COLUMNS` of ``out`` as a table: the classifier's ``reliability`` added and the
+    `_FLOAT` columns but `_FLOAT64` narrowed to float32 (in ``out`` too)."""
     # The trained classifier beat the penalties on the validation nights (bench_truth.py).
-    table["reliability"] = reliability.classify(table)
+    # It reads the float64 values, before the narrowing below.
+    out["reliability"] = reliability.classify(out)
     for c in _FLOAT:
-        if c not in ("x", "y", "ra", "dec"):
-            table[c] = table[c].astype(np.float32) if c != "ra_dec_cov" else table[c]
-    return table
+        if c not in _FLOAT64:
+            out[c] = out[c].astype(np.float32)
+    # Built once from arrays in their final dtypes, not copied: astropy's per-column
+    # overhead, paid again for every replaced column, was most of this function's time.
+    return Table({c: out[c] for c in COLUMNS}, copy=False)
 
 
 def _sky(out: dict[str, np.ndarray], difference: exposure_mod.Exposure) -> None:

@@ -277,3 +277,31 @@ def test_unbalanced_dipole_is_kept_balanced_one_dropped() -> None:
         dipole_mean_flux=[5000.0, 4950.0],
     )
     assert dia.accept(table).tolist() == [True, False]
+
+
+def _typed_table_reference(out: dict[str, np.ndarray]) -> Table:
+    """How `dia._typed_table` made the table before it was built once from final arrays: a
+    copying table, the classifier read from it, then each narrowed column replaced."""
+    table = Table({c: out[c] for c in dia.COLUMNS})
+    table["reliability"] = reliability.classify(table)
+    for c in dia._FLOAT:
+        if c not in ("x", "y", "ra", "dec"):
+            table[c] = table[c].astype(np.float32) if c != "ra_dec_cov" else table[c]
+    return table
+
+
+@pytest.mark.parametrize("n", [0, 1, 9])
+def test_typed_table_equals_the_column_replacing_reference(n: int) -> None:
+    """Same columns in the same order, classes, dtypes, bytes (NaN too) and no metadata."""
+    rng = np.random.default_rng(n)
+    out = {c: rng.normal(0.0, 50.0, n) for c in dia._FLOAT}
+    out["psf_flux"][: n // 2] = np.nan
+    out |= {c: rng.random(n) < 0.3 for c in dia._BOOL}
+    out |= {c: rng.integers(0, 90, n).astype(np.int32) for c in dia._INT}
+    out["reliability_version"] = np.full(n, reliability.MODEL_VERSION)
+    expected = _typed_table_reference({c: v.copy() for c, v in out.items()})
+    got = dia._typed_table(out)
+    assert got.colnames == expected.colnames == dia.COLUMNS and got.meta == expected.meta
+    for c in dia.COLUMNS:
+        assert type(got[c]) is type(expected[c]) and got[c].dtype == expected[c].dtype, c
+        assert got[c].tobytes() == expected[c].tobytes(), c
