@@ -22,6 +22,7 @@ Pixel convention: ``(y, x)``, centre of the first pixel at 0.0.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import numba
 import numpy as np
@@ -151,16 +152,12 @@ def _footprints(snr: np.ndarray, threshold: float) -> list[_Row]:
     """``(y, x, peak, bbox, npix)`` per connected footprint of ``snr >= threshold``, then per
     footprint of ``snr <= -threshold``, each sign in raster order of its first pixel.
 
-    One labelling of ``|snr| >= threshold`` (a full pass over the image, where one per sign
-    took two): a footprint holding both signs, a positive lobe touching a negative one, is
-    split by labelling its box again per sign, so the footprints are those of each sign alone.
+    One labelling of ``|snr| >= threshold`` (`_hit_footprints`, where one per sign took two):
+    a footprint holding both signs, a positive lobe touching a negative one, is split by
+    labelling its box again per sign, so the footprints are those of each sign alone.
     """
-    labels, _ = ndimage.label(np.abs(snr) >= threshold)
     found: dict[int, list[tuple[int, _Row]]] = {1: [], -1: []}
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        own = labels[sl] == i
+    for sl, own in _hit_footprints(snr, threshold):
         positive = own & (snr[sl] > 0)
         for sign in (1, -1):
             part = positive if sign > 0 else own & ~positive
@@ -177,6 +174,81 @@ def _footprints(snr: np.ndarray, threshold: float) -> list[_Row]:
                 )
                 found[sign].append(_footprint_row(snr, box, sub[ssl] == j, sign))
     return [row for sign in (1, -1) for _, row in sorted(found[sign], key=lambda t: t[0])]
+
+
+def _hit_footprints(
+    snr: np.ndarray, threshold: float
+) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """Box and pixels (``(h, w)`` bool) of each 4-connected footprint of ``|snr| >= threshold``.
+
+    What ``ndimage.label`` (default structure) and ``find_objects`` gave, in another order,
+    found from the few pixels above the threshold: their label plane and its scan were about
+    70 ms of a 4096 x 2048 image. The threshold is compared in NumPy's promoted dtype (a
+    Python float in the map's float32).
+    """
+    hits = _hits(snr, np.result_type(snr.dtype, threshold).type(threshold))
+    nx = snr.shape[1]
+    root = _roots(hits, nx)
+    order = np.argsort(root, kind="stable")
+    starts = np.flatnonzero(np.diff(root[order]))
+    for group in np.split(order, starts + 1) if hits.size else []:
+        ys, xs = np.divmod(hits[group], nx)
+        y0, x0, y1, x1 = int(ys[0]), int(xs.min()), int(ys[-1]) + 1, int(xs.max()) + 1
+        own = np.zeros((y1 - y0, x1 - x0), bool)
+        own[ys - y0, xs - x0] = True
+        yield (slice(y0, y1), slice(x0, x1)), own
+
+
+@numba.njit(cache=True, nogil=True)
+def _hits(snr: np.ndarray, threshold: float) -> np.ndarray:
+    """Flat indices, ascending, of the pixels with ``|snr| >= threshold`` (NaN is not); by
+    row and column, as the map is a view (a copy or ``ravel`` would cost a full pass)."""
+    ny, nx = snr.shape
+    n = 0
+    for r in range(ny):
+        for c in range(nx):
+            n += abs(snr[r, c]) >= threshold
+    out = np.empty(n, np.int64)
+    k = 0
+    for r in range(ny):
+        for c in range(nx):
+            if abs(snr[r, c]) >= threshold:
+                out[k] = r * nx + c
+                k += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _root(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]  # path halving
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _link(parent: np.ndarray, i: int, j: int) -> None:
+    a, b = _root(parent, i), _root(parent, j)
+    parent[max(a, b)] = min(a, b)  # the smaller, the earlier pixel, stays the root
+
+
+@numba.njit(cache=True, nogil=True)
+def _roots(hits: np.ndarray, nx: int) -> np.ndarray:
+    """For each of ``hits`` (ascending flat indices, rows of ``nx``) the position in ``hits``
+    of its footprint's first pixel: union-find over left and upper neighbours."""
+    parent = np.arange(hits.size)
+    up = 0  # the first hit not before the pixel above: it only moves forward
+    for i in range(hits.size):
+        p = hits[i]
+        if i > 0 and hits[i - 1] == p - 1 and p % nx != 0:
+            _link(parent, i - 1, i)
+        while hits[up] < p - nx:
+            up += 1
+        if hits[up] == p - nx:
+            _link(parent, up, i)
+    for i in range(hits.size):
+        parent[i] = _root(parent, i)
+    return parent
 
 
 def _footprint_row(

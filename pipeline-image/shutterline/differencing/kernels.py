@@ -57,5 +57,5 @@ def warm() -> None:
     template = warp.warp_patches([science], science.wcs, science.shape)
     template.metadata["NJY_PER_UNIT"] = 1.0
     diff = subtract.subtract(science, template).difference
-    detection.snr_map(diff)
+    detection.detect(diff)  # the matched filter and the footprints' labelling
     streaks.find_streaks(diff.image, diff.variance, diff.mask, 3.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage, signal
 
 from shutterline.differencing import detection, psfmatch
@@ -82,6 +83,43 @@ def test_one_labelling_gives_the_footprints_of_two() -> None:
     mixed = ndimage.label(np.abs(snr) >= 5.0)[1]
     assert len(slow) >= mixed + 3  # three footprints of |snr| held both signs
     assert sum(1 for r in slow if r[2] > 0) >= 5 and sum(1 for r in slow if r[2] < 0) >= 5
+
+
+def _labelled(snr: np.ndarray, threshold: float) -> list[tuple]:
+    """The footprints of ``|snr| >= threshold`` as `ndimage` found them before
+    `detection._hit_footprints`: box and pixels per label."""
+    labels, _ = ndimage.label(np.abs(snr) >= threshold)
+    return [
+        ((sl[0].start, sl[0].stop, sl[1].start, sl[1].stop), (labels[sl] == i).tobytes())
+        for i, sl in enumerate(ndimage.find_objects(labels), start=1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "threshold"),
+    [(np.float32, 5.0), (np.float32, 4.7), (np.float32, np.float64(4.7)), (np.float64, 4.7)],
+)
+def test_footprints_from_the_hits_are_ndimages(dtype: type, threshold: float) -> None:
+    """The same footprints as ``ndimage.label`` and ``find_objects``: 4-connected (diagonal
+    neighbours apart, no wrap from a row's end to the next row's start), on the borders,
+    single pixels, NaN, a threshold compared as NumPy would (4.7 differs in float32)."""
+    rng = np.random.default_rng(14)
+    snr = ndimage.gaussian_filter(rng.normal(0.0, 1.0, (120, 90)), 1.0) * 9.0
+    snr[0, :5] = snr[-1, -5:] = snr[:, 0] = 6.0  # on every border
+    snr[40, -1] = snr[41, 0] = -6.0  # a row's end and the next row's start
+    snr[60, 60] = snr[61, 61] = 6.0  # diagonal only
+    snr[61, 60] = snr[60, 61] = 0.0
+    snr[80:83, 30] = [np.nan, 6.0, np.nan]
+    snr[90, 10] = 4.7  # at the threshold
+    snr = snr.astype(dtype)
+    got = [
+        ((sl[0].start, sl[0].stop, sl[1].start, sl[1].stop), own.tobytes())
+        for sl, own in detection._hit_footprints(snr, threshold)
+    ]
+    assert sorted(got) == sorted(_labelled(snr, threshold))
+    assert all(type(v) is int for box, _ in got for v in box)
+    assert detection._footprints(snr, 5.0) == _two_labellings(snr, 5.0)
+    assert list(detection._hit_footprints(np.zeros((4, 3), dtype), threshold)) == []
 
 
 def test_compiled_masking_and_division_give_the_numpy_bits() -> None:

@@ -39,6 +39,7 @@ _STAGES = textwrap.dedent(
         "resample_into": _resample.resample_into, "dirty_blocks": _resample.dirty_blocks,
         "snr_blocks": streaks._snr_blocks, "zero_no_signal": detection._zero_no_signal,
         "divide_by_noise": detection._divide_by_noise,
+        "hits": detection._hits, "footprint_roots": detection._roots,
     }
     print(json.dumps({k: [len(d.stats.cache_hits), len(d.stats.cache_misses)]
                       for k, d in kernels.items()}))
