@@ -107,10 +107,10 @@ def _phase_images(model: psf_mod.PsfModel, half: int) -> np.ndarray:
     k, nterm = model.size, model.coefficients.shape[0]
     lo, hi = k // 2 - half, k // 2 + half + 1
     phases = np.linspace(-0.5, 0.5, _PHASES)
-    py, px = (a.ravel() for a in np.meshgrid(phases, phases, indexing="ij"))
-    stack = np.broadcast_to(model.coefficients, (py.size, nterm, k, k)).reshape(-1, k, k)
-    shifted = stamps_mod.fourier_shift(stack, np.repeat(py, nterm), np.repeat(px, nterm))
-    return shifted[:, lo:hi, lo:hi].reshape(_PHASES, _PHASES, nterm, hi - lo, hi - lo)
+    py, px = (a.ravel()[:, None] for a in np.meshgrid(phases, phases, indexing="ij"))
+    # (P * P, nterm, k, k): each term transformed once, shifted to every phase.
+    shifted = stamps_mod.fourier_shift(model.coefficients, py, px)
+    return shifted[..., lo:hi, lo:hi].reshape(_PHASES, _PHASES, nterm, hi - lo, hi - lo)
 
 
 def psf_fluxes(

@@ -46,28 +46,30 @@ def cutouts(
 
 
 def fourier_shift(stack: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """Shift each ``(k, k)`` image of ``stack`` by ``(dy[i], dx[i])`` pixels (sinc interpolation).
+    """Shift each ``(k, k)`` image of ``stack`` by ``(dy, dx)`` pixels (sinc interpolation).
 
     One batched FFT instead of a spline fit per image: exact for band-limited images, and a
     well-sampled PSF is one; content leaving one side re-enters on the other, so callers crop
-    a margin.
+    a margin. The shifts broadcast against the stack, so images shifted many ways (a PSF
+    model's terms at every sub-pixel phase) are transformed once each.
 
     Parameters
     ----------
     stack : numpy.ndarray
-        ``(n, k, k)`` images, odd ``k``.
+        ``(..., k, k)`` images, odd ``k``.
     dy, dx : numpy.ndarray
-        ``(n,)`` shifts in pixels; positive moves content to larger indices.
+        Shifts in pixels, broadcastable against ``stack.shape[:-2]``; positive moves content
+        to larger indices.
 
     Returns
     -------
     numpy.ndarray
-        ``(n, k, k)`` float64 shifted images.
+        ``(..., k, k)`` float64 shifted images, of the broadcast leading shape.
     """
     k = stack.shape[-1]
-    fy = np.fft.fftfreq(k)[None, :, None]
-    fx = np.fft.rfftfreq(k)[None, None, :]
-    dy = np.asarray(dy, np.float64)[:, None, None]
-    dx = np.asarray(dx, np.float64)[:, None, None]
+    fy = np.fft.fftfreq(k)[:, None]
+    fx = np.fft.rfftfreq(k)[None, :]
+    dy = np.asarray(dy, np.float64)[..., None, None]
+    dx = np.asarray(dx, np.float64)[..., None, None]
     ramp = np.exp(-2j * np.pi * (fy * dy + fx * dx))
     return np.fft.irfft2(np.fft.rfft2(stack, axes=(-2, -1)) * ramp, s=(k, k), axes=(-2, -1))
