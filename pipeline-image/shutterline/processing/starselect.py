@@ -49,14 +49,18 @@ def stellar_locus(r50: np.ndarray) -> float:
     """Half-light radius (pixels) of point sources: the densest band of ``r50`` values.
 
     Stars pile up at one radius (the PSF's), galaxies spread above it; the densest window of
-    +-7 % in ``log r50`` finds the pile without assuming how many galaxies there are.
+    +-7 % in ``log r50`` finds the pile without assuming how many galaxies there are. In a
+    sparse field a group of galaxies can tie it; then the most compact of the tied bands wins,
+    since nothing real is smaller than the PSF.
     """
     logr = np.sort(np.log(r50[np.isfinite(r50) & (r50 > 0)]))
     if logr.size == 0:
         return float("nan")
     counts = np.searchsorted(logr, logr + 0.07) - np.searchsorted(logr, logr - 0.07)
-    best = np.flatnonzero(counts == counts.max())
-    centre = logr[best].mean()
+    best = logr[counts == counts.max()]
+    # Tied windows that overlap are one band; the first gap wider than a window ends the first.
+    gaps = np.flatnonzero(np.diff(best) > 0.14)
+    centre = best[: gaps[0] + 1 if gaps.size else best.size].mean()
     window = logr[np.abs(logr - centre) < 0.07]
     return float(np.exp(np.median(window)))
 

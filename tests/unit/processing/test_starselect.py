@@ -17,6 +17,16 @@ def test_stellar_locus_ignores_galaxies() -> None:
     )
 
 
+def test_tied_galaxy_group_loses_to_the_compact_stars() -> None:
+    # A sparse field: as many galaxies pile up at one size as there are stars. The stars are
+    # the most compact band, so they win the tie (averaging the tied bands lands on neither).
+    stars = np.array([2.58, 2.60, 2.61, 2.63, 2.64])
+    galaxies = np.array([3.86, 3.88, 3.90, 3.92, 3.95])
+    scattered = np.array([1.9, 3.2, 4.6, 5.5])
+    r50 = np.concatenate([galaxies, scattered, stars])
+    assert starselect.stellar_locus(r50) == pytest.approx(2.61, rel=0.01)
+
+
 def test_stamp_size_grows_with_psf() -> None:
     assert starselect.stamp_half_size(1.5) < starselect.stamp_half_size(4.0)
     assert starselect.stamp_half_size(0.1) == 7
