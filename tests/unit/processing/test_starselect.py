@@ -27,6 +27,16 @@ def test_tied_galaxy_group_loses_to_the_compact_stars() -> None:
     assert starselect.stellar_locus(r50) == pytest.approx(2.61, rel=0.01)
 
 
+def test_outnumbering_galaxy_group_loses_to_the_compact_stars() -> None:
+    # Fewer bright stars than galaxies of one size: the stars' band, the most compact of
+    # those at least half as dense as the densest, is still the locus.
+    stars = np.array([2.28, 2.30, 2.31, 2.33, 2.36])
+    galaxies = np.array([3.95, 3.99, 4.03, 4.05, 4.08, 4.10, 4.11])
+    scattered = np.array([1.7, 2.9, 3.3, 5.0])
+    r50 = np.concatenate([galaxies, scattered, stars])
+    assert starselect.stellar_locus(r50) == pytest.approx(2.31, rel=0.01)
+
+
 def test_stamp_size_grows_with_psf() -> None:
     assert starselect.stamp_half_size(1.5) < starselect.stamp_half_size(4.0)
     assert starselect.stamp_half_size(0.1) == 7
